@@ -1,0 +1,11 @@
+// ember: an embedded C++ tensor runtime. Include this one header.
+#pragma once
+
+#include "ops/ops.h"
+#include "runtime/device.h"
+#include "runtime/dtype.h"
+#include "runtime/error.h"
+#include "runtime/parallel.h"
+#include "runtime/rng.h"
+#include "runtime/tensor.h"
+#include "runtime/version.h"

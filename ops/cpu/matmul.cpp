@@ -1,0 +1,83 @@
+// CPU GEMM through Eigen. Each matrix of a batch is mapped in place, row- or column-major
+// by its strides, so transposed operands are not copied. Half types multiply in float.
+#include <Eigen/Core>
+
+#include "ops/copy.h"
+#include "ops/matmul.h"
+#include "runtime/dispatch.h"
+#include "runtime/parallel.h"
+
+namespace ember {
+
+namespace {
+
+using Eigen::Dynamic;
+template <typename T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::RowMajor>;
+template <typename T> using ColMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::ColMajor>;
+using OuterStride = Eigen::OuterStride<>;
+
+// Calls fn with an Eigen map of the rows x cols matrix at p with element strides (s0, s1).
+// The caller guarantees one of the strides is 1 (or the matrix is degenerate).
+template <typename T, typename Fn>
+void with_matrix(const T* p, int64_t rows, int64_t cols, int64_t s0, int64_t s1, Fn&& fn) {
+  if (s1 == 1 || cols == 1) {
+    fn(Eigen::Map<const RowMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(std::max<int64_t>(s0, cols))));
+  } else {
+    fn(Eigen::Map<const ColMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(std::max<int64_t>(s1, rows))));
+  }
+}
+
+// A 3-D operand whose matrices have a unit stride in one of their two dims (else a copy).
+Tensor gemm_ready(const Tensor& t) {
+  int64_t s1 = t.strides()[1], s2 = t.strides()[2];
+  bool ok = s2 == 1 || s1 == 1 || t.sizes()[1] <= 1 || t.sizes()[2] <= 1;
+  return ok ? t : t.contiguous();
+}
+
+}  // namespace
+
+void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor a = gemm_ready(inputs[0]);
+  const Tensor b = gemm_ready(inputs[1]);
+  const Tensor& out = outputs[0];
+  if (has_bias) copy_(out, inputs[2]);
+  const int64_t B = a.sizes()[0], n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
+  if (out.numel() == 0) return;
+  dispatch<kNumericSet>(a.dtype(), "matmul", [&]<typename T>() {
+    using C = opmath_t<T>;  // half types compute in float
+    auto one = [&](int64_t i) {
+      const T* pa = a.data_ptr<T>() + i * a.strides()[0];
+      const T* pb = b.data_ptr<T>() + i * b.strides()[0];
+      Eigen::Map<RowMat<T>> o(out.data_ptr<T>() + i * n * m, n, m);
+      with_matrix(pa, n, k, a.strides()[1], a.strides()[2], [&](const auto& A) {
+        with_matrix(pb, k, m, b.strides()[1], b.strides()[2], [&](const auto& Bm) {
+          if constexpr (std::is_same_v<C, T>) {
+            if (has_bias) {
+              o *= static_cast<T>(beta);
+              o.noalias() += static_cast<T>(alpha) * (A * Bm);
+            } else if (k == 0) {
+              o.setZero();
+            } else {
+              o.noalias() = static_cast<T>(alpha) * (A * Bm);
+            }
+          } else {
+            RowMat<C> prod = k == 0 ? RowMat<C>::Zero(n, m) : RowMat<C>(A.template cast<C>() * Bm.template cast<C>());
+            prod *= static_cast<C>(alpha);
+            if (has_bias) prod += static_cast<C>(beta) * o.template cast<C>();
+            o = prod.template cast<T>();
+          }
+        });
+      });
+    };
+    // Many matrices: one per thread. Few: Eigen parallelises each product itself.
+    if (B >= get_num_threads() && B > 1) {
+      parallel_for(0, B, 1, [&](int64_t b0, int64_t b1) {
+        for (int64_t i = b0; i < b1; ++i) one(i);
+      });
+    } else {
+      for (int64_t i = 0; i < B; ++i) one(i);
+    }
+  });
+}
+
+}  // namespace ember

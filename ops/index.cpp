@@ -1,0 +1,134 @@
+#include "ops/index.h"
+
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "ops/reduce.h"
+#include "ops/register.h"
+#include "ops/view.h"
+#include "runtime/error.h"
+
+namespace ember {
+
+namespace {
+
+Tensor as_index(const Tensor& index, const char* op) {
+  EMBER_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32, DTypeMismatch, "[", op,
+              "] expected an int64 or int32 index, got ", index.dtype());
+  return index.to(kInt64);
+}
+
+// Every index must address an element: [0, size).
+void check_index_range(const Tensor& index, int64_t size, int64_t dim, const char* op) {
+  if (index.numel() == 0) return;
+  int64_t lo = amin(index).item<int64_t>(), hi = amax(index).item<int64_t>();
+  int64_t bad = lo < 0 ? lo : hi;
+  EMBER_CHECK(lo >= 0 && hi < size, InvalidArgument, "[", op, "] index ", bad,
+              " is out of bounds for dim ", dim, " with size ", size);
+}
+
+void check_scatter_shapes(const Tensor& t, int64_t d, const Tensor& index, const Tensor* src, const char* op) {
+  EMBER_CHECK(index.dim() == t.dim(), ShapeMismatch, "[", op, "] index must have as many dims as the input (",
+              t.dim(), "), got shape ", shape_str(index.sizes()));
+  for (int64_t i = 0; i < t.dim(); ++i) {
+    EMBER_CHECK(i == d || index.sizes()[i] <= t.sizes()[i], ShapeMismatch, "[", op, "] index of shape ",
+                shape_str(index.sizes()), " is larger than the input of shape ", shape_str(t.sizes()),
+                " in dim ", i);
+    if (src && src->dim() > 0)
+      EMBER_CHECK(index.sizes()[i] <= src->sizes()[i], ShapeMismatch, "[", op, "] index of shape ",
+                  shape_str(index.sizes()), " is larger than src of shape ", shape_str(src->sizes()), " in dim ", i);
+  }
+  if (src && src->dim() > 0)
+    EMBER_CHECK(src->dim() == t.dim(), ShapeMismatch, "[", op, "] src must have as many dims as the input (",
+                t.dim(), "), got shape ", shape_str(src->sizes()));
+}
+
+const Tensor& scatter_into(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate) {
+  const char* op = accumulate ? "scatter_add" : "scatter";
+  Tensor idx = as_index(index, op);
+  int64_t d = wrap_dim(dim, t.dim(), op);
+  check_scatter_shapes(t, d, idx, &src, op);
+  if (t.dim() > 0) check_index_range(idx, t.sizes()[d], d, op);
+  Tensor s = src.to(t.dtype());
+  if (s.dim() > 0) {
+    // Only the part of src that index covers is read.
+    for (int64_t i = 0; i < s.dim(); ++i) s = narrow(s, i, 0, idx.sizes()[i]);
+  }
+  if (s.shares_storage(t)) s = s.clone();
+  apply_into(std::make_shared<ScatterOp>(d, accumulate), {idx, s}, {t});
+  return t;
+}
+
+}  // namespace
+
+Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
+  Tensor idx = as_index(index, "index_select");
+  EMBER_CHECK(idx.dim() <= 1, InvalidArgument, "[index_select] expected a 1-D index, got shape ",
+              shape_str(idx.sizes()));
+  int64_t d = wrap_dim(dim, t.dim(), "index_select");
+  int64_t size = t.dim() == 0 ? 1 : t.sizes()[d];
+  check_index_range(idx, size, d, "index_select");
+  if (t.dim() == 0) return t.clone().reshape(idx.dim() == 0 ? Shape{} : Shape{idx.numel()});
+  Shape shape = t.sizes();
+  shape[d] = idx.numel();
+  return apply1(std::make_shared<IndexSelectOp>(d), {t, idx.reshape({-1})}, {shape, t.dtype()});
+}
+
+Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
+  Tensor idx = as_index(index, "gather");
+  int64_t d = wrap_dim(dim, t.dim(), "gather");
+  check_scatter_shapes(t, d, idx, nullptr, "gather");
+  if (t.dim() == 0) {
+    check_index_range(idx, 1, 0, "gather");
+    return t.clone();
+  }
+  check_index_range(idx, t.sizes()[d], d, "gather");
+  return apply1(std::make_shared<GatherOp>(d), {t, idx}, {idx.sizes(), t.dtype()});
+}
+
+const Tensor& scatter_(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_into(t, dim, index, src, false);
+}
+const Tensor& scatter_add_(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  EMBER_CHECK(t.dtype() != kBool, Unsupported, "[scatter_add] not supported for dtype bool");
+  return scatter_into(t, dim, index, src, true);
+}
+
+Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  Tensor out = t.clone();
+  scatter_(out, dim, index, src);
+  return out;
+}
+
+Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Scalar& value) {
+  return scatter(t, dim, index, full({}, value, {t.dtype(), t.device()}));
+}
+
+Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  Tensor out = t.clone();
+  scatter_add_(out, dim, index, src);
+  return out;
+}
+
+Tensor masked_fill(const Tensor& t, const Tensor& mask, const Operand& value) {
+  EMBER_CHECK(mask.dtype() == kBool, DTypeMismatch, "[masked_fill] expected a bool mask, got ", mask.dtype());
+  const Tensor& v = value.tensor();
+  EMBER_CHECK(v.dim() == 0, InvalidArgument, "[masked_fill] expected a number or a 0-d value, got shape ",
+              shape_str(v.sizes()));
+  Shape shape = broadcast_shapes(t.sizes(), mask.sizes(), "masked_fill");
+  EMBER_CHECK(shape == t.sizes(), ShapeMismatch, "[masked_fill] mask of shape ", shape_str(mask.sizes()),
+              " does not broadcast to the input's shape ", shape_str(t.sizes()));
+  // The value takes the input's dtype (a 0-d tensor, not a wrapped number, so no promotion).
+  Tensor fill = cast(v, t.dtype());
+  return where(mask, fill, t);
+}
+
+void register_index_ops(OpRegistry& r) {
+  OpSupport s{.cuda_kernel = true};
+  r.add("index", "index_select", kAllSet, s);
+  r.add("index", "gather", kAllSet, s);
+  r.add("index", "scatter", kAllSet, s);
+  r.add("index", "scatter_add", kNumericSet, s);
+  r.add("index", "masked_fill", kAllSet, s);
+}
+
+}  // namespace ember

@@ -1,0 +1,44 @@
+// Forwards on CUDA for a build without the CUDA backend: unreachable in practice (no tensor
+// can live on a CUDA device), but each still fails with a clear error naming the op.
+#include "ops/binary.h"
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "ops/index.h"
+#include "ops/matmul.h"
+#include "ops/random.h"
+#include "ops/reduce.h"
+#include "ops/unary.h"
+#include "runtime/cuda_hooks.h"
+
+namespace ember {
+
+#define EMBER_NO_CUDA(Class) \
+  void Class::forward_cuda(const TensorList&, const TensorList&) { check_cuda_device(Device::cuda(0), name()); }
+
+EMBER_NO_CUDA(FillOp)
+EMBER_NO_CUDA(ArangeOp)
+EMBER_NO_CUDA(LinspaceOp)
+EMBER_NO_CUDA(EyeOp)
+EMBER_NO_CUDA(CopyOp)
+EMBER_NO_CUDA(WhereOp)
+EMBER_NO_CUDA(ReduceOp)
+EMBER_NO_CUDA(ArgReduceOp)
+EMBER_NO_CUDA(GemmOp)
+EMBER_NO_CUDA(IndexSelectOp)
+EMBER_NO_CUDA(GatherOp)
+EMBER_NO_CUDA(ScatterOp)
+EMBER_NO_CUDA(RandomOp)
+
+template <typename F>
+void UnaryOp<F>::forward_cuda(const TensorList&, const TensorList&) { check_cuda_device(Device::cuda(0), name()); }
+template <typename F>
+void BinaryOp<F>::forward_cuda(const TensorList&, const TensorList&) { check_cuda_device(Device::cuda(0), name()); }
+
+#define X(F) template void UnaryOp<unary::F>::forward_cuda(const TensorList&, const TensorList&);
+EMBER_FOR_EACH_UNARY(X)
+#undef X
+#define X(F) template void BinaryOp<binary::F>::forward_cuda(const TensorList&, const TensorList&);
+EMBER_FOR_EACH_BINARY(X)
+#undef X
+
+}  // namespace ember

@@ -1,0 +1,113 @@
+#include "ops/op.h"
+
+#include "runtime/cuda_hooks.h"
+#include "runtime/error.h"
+
+namespace ember {
+
+Device common_device(const TensorList& inputs, const char* op) {
+  std::optional<Device> device;
+  for (const Tensor& t : inputs) {
+    if (!t.defined() || (t.is_cpu() && t.dim() == 0)) continue;
+    if (!device) {
+      device = t.device();
+    } else {
+      EMBER_CHECK(*device == t.device(), DeviceMismatch, "[", op,
+                  "] expected all tensors on the same device, got ", *device, " and ", t.device());
+    }
+  }
+  return device ? *device : Device::cpu();
+}
+
+namespace {
+
+void run_forward(Op& op, Device device, TensorList& inputs, const TensorList& outputs) {
+  if (device.is_cpu()) {
+    op.forward_cpu(inputs, outputs);
+    return;
+  }
+  // 0-d CPU tensors (scalars) follow the other operands onto the GPU.
+  for (Tensor& t : inputs)
+    if (t.defined() && t.is_cpu()) t = t.to(device);
+  op.forward_cuda(inputs, outputs);
+}
+
+}  // namespace
+
+TensorList apply(const std::shared_ptr<Op>& op, TensorList inputs,
+                 const std::vector<OutputSpec>& specs, std::optional<Device> device) {
+  Device d = device ? *device : common_device(inputs, op->name());
+  if (d.is_cuda()) check_cuda_device(d, op->name());
+  TensorList outputs;
+  outputs.reserve(specs.size());
+  for (const OutputSpec& s : specs) outputs.push_back(empty_tensor(s.shape, s.dtype, d, op->name()));
+  run_forward(*op, d, inputs, outputs);
+  return outputs;
+}
+
+Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec& spec,
+              std::optional<Device> device) {
+  return apply(op, std::move(inputs), {spec}, device)[0];
+}
+
+void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorList& outputs) {
+  TensorList all = inputs;
+  all.insert(all.end(), outputs.begin(), outputs.end());
+  Device d = common_device(all, op->name());
+  for (const Tensor& out : outputs) {
+    EMBER_CHECK(out.device() == d, DeviceMismatch, "[", op->name(), "] output is on ", out.device(),
+                " but the inputs are on ", d);
+    check_no_internal_overlap(out, op->name());
+  }
+  if (d.is_cuda()) check_cuda_device(d, op->name());
+  run_forward(*op, d, inputs, outputs);
+  for (const Tensor& out : outputs) out.bump_version();
+}
+
+namespace {
+
+enum class Category { Bool, Integral, Floating };
+
+Category category_of(DType t) {
+  return t == kBool ? Category::Bool : is_integral(t) ? Category::Integral : Category::Floating;
+}
+
+// PyTorch's combine_categories: the higher-priority result wins unless the lower-priority one
+// is of a higher category.
+std::optional<DType> combine(std::optional<DType> higher, std::optional<DType> lower) {
+  if (!higher) return lower;
+  if (!lower) return higher;
+  if (category_of(*higher) == Category::Floating) return higher;
+  if (*higher == kBool || category_of(*lower) == Category::Floating) return promote_types(*higher, *lower);
+  return higher;
+}
+
+void update(std::optional<DType>& state, DType t) { state = state ? promote_types(*state, t) : t; }
+
+}  // namespace
+
+DType result_type(const TensorList& operands) {
+  std::optional<DType> dim_result, zero_result, wrapped_result;
+  for (const Tensor& t : operands) {
+    if (!t.defined()) continue;
+    if (t.is_wrapped_number()) {
+      // A Python float counts as the default float dtype, not float64.
+      update(wrapped_result, is_floating(t.dtype()) ? kDefaultFloat : t.dtype());
+    } else if (t.dim() == 0) {
+      update(zero_result, t.dtype());
+    } else {
+      update(dim_result, t.dtype());
+    }
+  }
+  std::optional<DType> r = combine(dim_result, combine(zero_result, wrapped_result));
+  return r ? *r : kDefaultFloat;
+}
+
+void check_no_internal_overlap(const Tensor& out, const char* op) {
+  for (int64_t d = 0; d < out.dim(); ++d)
+    EMBER_CHECK(out.sizes()[d] <= 1 || out.strides()[d] != 0, InvalidArgument, "[", op,
+                "] cannot write in place into a tensor whose elements overlap (an expanded "
+                "tensor); call contiguous() first");
+}
+
+}  // namespace ember

@@ -1,0 +1,58 @@
+// One op, defined once. An Op subclass holds the op's attributes and declares one forward per
+// device; `apply` is the only device switch in ember.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include "runtime/tensor.h"
+
+namespace ember {
+
+class Op {
+ public:
+  virtual ~Op() = default;
+  /// The op's registry name, e.g. "add".
+  virtual const char* name() const = 0;
+  /// Computes outputs (already allocated, on the CPU) from inputs.
+  virtual void forward_cpu(const TensorList& inputs, const TensorList& outputs) = 0;
+  /// Same on a CUDA device; builds without a kernel for the op throw Unsupported.
+  virtual void forward_cuda(const TensorList& inputs, const TensorList& outputs) = 0;
+};
+
+/// Shape and dtype of one output to allocate.
+struct OutputSpec {
+  Shape shape;
+  DType dtype;
+};
+
+/// The device shared by the defined inputs; a 0-d CPU tensor may join tensors of any device,
+/// as in PyTorch. Throws DeviceMismatch naming `op`.
+Device common_device(const TensorList& inputs, const char* op);
+
+/// Runs `op`: allocates outputs of `specs` on the inputs' device (or on `device` for ops
+/// without inputs, e.g. factories) and calls that device's forward.
+TensorList apply(const std::shared_ptr<Op>& op, TensorList inputs,
+                 const std::vector<OutputSpec>& specs, std::optional<Device> device = std::nullopt);
+/// `apply` for single-output ops.
+Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec& spec,
+              std::optional<Device> device = std::nullopt);
+/// Runs `op` writing into existing outputs (in-place forms); bumps their version counters.
+void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorList& outputs);
+
+/// PyTorch's torch.result_type: tensors with dims win over 0-d tensors, which win over
+/// wrapped numbers (Scalars), except that a higher category (bool < integer < float) always
+/// promotes.
+DType result_type(const TensorList& operands);
+
+/// Throws InvalidArgument naming `op` unless the output may be written in place: no element of
+/// it is reachable by two indices (an expanded tensor).
+void check_no_internal_overlap(const Tensor& out, const char* op);
+
+}  // namespace ember
+
+/// Declares an op class's two forwards (defined in ops/cpu/ and ops/cuda/ or ops/no_cuda.cpp).
+#define EMBER_OP_FORWARDS                                                            \
+  void forward_cpu(const TensorList& inputs, const TensorList& outputs) override; \
+  void forward_cuda(const TensorList& inputs, const TensorList& outputs) override;

@@ -1,0 +1,38 @@
+// Random tensors from the Philox generators (runtime/rng.h). Element i of a draw always reads
+// the same Philox words (runtime/philox.h), so a seed gives the same numbers on CPU and CUDA.
+#pragma once
+
+#include "ops/op.h"
+#include "runtime/rng.h"
+
+namespace ember {
+
+enum class RandomKind { Uniform, Normal, Randint, Bernoulli, Randperm };
+
+/// Fills its (contiguous) output from Philox blocks [offset, ...) under `seed`.
+struct RandomOp final : Op {
+  RandomKind kind;
+  uint64_t seed = 0, offset = 0;
+  int64_t low = 0, high = 0;  // randint
+  double p = 0.5;             // bernoulli with a scalar probability (no input)
+  explicit RandomOp(RandomKind k) : kind(k) {}
+  const char* name() const override;
+  EMBER_OP_FORWARDS
+};
+
+/// Uniform in [0, 1) (floating dtypes; float32 by default).
+Tensor rand(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);
+/// Standard normal (Box-Muller).
+Tensor randn(const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);
+/// Integers uniform in [low, high) (int64 by default).
+Tensor randint(int64_t low, int64_t high, const Shape& shape, TensorOptions options = {}, Generator* gen = nullptr);
+/// A random permutation of 0..n-1 (int64 by default).
+Tensor randperm(int64_t n, TensorOptions options = {}, Generator* gen = nullptr);
+/// 0/1 draws with the probabilities in `probs` (a floating tensor); same dtype and shape.
+Tensor bernoulli(const Tensor& probs, Generator* gen = nullptr);
+/// 0/1 draws with probability p, shaped and typed like t.
+Tensor bernoulli(const Tensor& t, double p, Generator* gen = nullptr);
+Tensor rand_like(const Tensor& t, Generator* gen = nullptr);
+Tensor randn_like(const Tensor& t, Generator* gen = nullptr);
+
+}  // namespace ember

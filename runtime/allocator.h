@@ -1,0 +1,25 @@
+// Device memory allocation. Each device type has one Allocator; CUDA registers its own
+// stream-ordered allocator when the CUDA backend is built.
+#pragma once
+
+#include <cstddef>
+#include <memory>
+
+#include "runtime/device.h"
+
+namespace ember {
+
+class Allocator {
+ public:
+  virtual ~Allocator() = default;
+  /// Returns memory owned by the shared_ptr (its deleter frees it); throws OutOfMemory.
+  virtual std::shared_ptr<void> allocate(size_t nbytes, Device device) = 0;
+};
+
+/// The allocator for a device; throws Unsupported for CUDA in a build without CUDA.
+Allocator& allocator_for(Device device);
+
+/// Alignment of every CPU allocation: a cache line, enough for any SIMD load.
+inline constexpr size_t kCpuAlignment = 64;
+
+}  // namespace ember

@@ -1,0 +1,54 @@
+// The `ember` command line tool.
+#include <CLI/CLI.hpp>
+#include <cstdio>
+#include <iostream>
+
+#include "ember.h"
+#include "tools/demo.h"
+
+namespace {
+
+void print_ops_table() {
+  const auto& ops = ember::OpRegistry::get().ops();
+  std::printf("%-16s %-10s %-4s %-5s %-8s %s\n", "op", "family", "cpu", "cuda", "backward", "dtypes");
+  for (const auto& op : ops) {
+    std::string dtypes;
+    for (size_t i = 0; i < op.dtypes.size(); ++i) dtypes += (i ? "," : "") + std::string(ember::dtype_name(op.dtypes[i]));
+    std::printf("%-16s %-10s %-4s %-5s %-8s %s\n", op.name.c_str(), op.family.c_str(), op.cpu ? "yes" : "no",
+                op.cuda ? "yes" : "no", op.backward ? "yes" : "no", dtypes.c_str());
+  }
+  std::printf("%zu ops\n", ops.size());
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"ember: an embedded C++ tensor runtime"};
+  app.set_version_flag("--version", std::string("ember ") + ember::version() +
+                                        (ember::cuda_built() ? " (CUDA)" : " (CPU only)"));
+  app.require_subcommand(0, 1);
+
+  auto* ops = app.add_subcommand("ops", "List every op with its devices, backward and dtypes");
+  bool json = false;
+  ops->add_flag("--json", json, "Print a JSON array (one object per op)");
+
+  auto* demo = app.add_subcommand("demo", "A short tour of tensors and ops (the README's main job)");
+  std::string device = "best";
+  demo->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
+
+  CLI11_PARSE(app, argc, argv);
+  try {
+    if (*ops) {
+      if (json) std::cout << ember::registry_json(ember::OpRegistry::get());
+      else print_ops_table();
+    } else if (*demo) {
+      return ember::tools::run_demo(device);
+    } else {
+      std::cout << app.help();
+    }
+  } catch (const ember::Error& e) {
+    std::cerr << "ember: error (" << ember::error_code_name(e.code()) << "): " << e.what() << "\n";
+    return 1;
+  }
+  return 0;
+}
