@@ -147,14 +147,16 @@ Tensor std(const Tensor& t, const DimList& dims, double correction, bool keepdim
 }
 
 Tensor logsumexp(const Tensor& t, const DimList& dims, bool keepdim) {
-  Tensor x = is_floating(t.dtype()) ? t : t.to(kDefaultFloat);
+  DType out = is_floating(t.dtype()) ? t.dtype() : kDefaultFloat;
+  // Half types go through float32: their exp terms would otherwise round before the sum.
+  Tensor x = t.to(is_reduced_float(out) ? kFloat32 : out);
   DimList d = reduction_dims(dims, x.dim(), "logsumexp");
-  if (x.numel() == 0) return log(sum(exp(x), d, keepdim));
+  if (x.numel() == 0) return log(sum(exp(x), d, keepdim)).to(out);
   // Shift by the max so exp never overflows; an infinite max shifts by 0 instead.
   Tensor m = amax(x, d, true);
   Tensor shift = where(isinf(m), 0.0, m);
   Tensor r = add(log(sum(exp(sub(x, shift)), d, true)), shift);
-  return keepdim ? r : reshape(r, reduced_shape(x.sizes(), d, false));
+  return (keepdim ? r : reshape(r, reduced_shape(x.sizes(), d, false))).to(out);
 }
 
 Tensor any(const Tensor& t, const DimList& dims, bool keepdim) {

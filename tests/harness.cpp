@@ -78,16 +78,16 @@ double at_broadcast(const Ref& r, const std::vector<int64_t>& idx) {
 }  // namespace
 
 Ref round_to(const Ref& r, DType dtype) {
-  return map(r, [dtype](double x) { return round_value(x, dtype); });
+  return map_ref(r, [dtype](double x) { return round_value(x, dtype); });
 }
 
-Ref map(const Ref& a, const std::function<double(double)>& f) {
+Ref map_ref(const Ref& a, const std::function<double(double)>& f) {
   Ref out{a.shape, a.v};
   for (double& x : out.v) x = f(x);
   return out;
 }
 
-Ref zip(const Ref& a, const Ref& b, const std::function<double(double, double)>& f) {
+Ref zip_ref(const Ref& a, const Ref& b, const std::function<double(double, double)>& f) {
   Ref out{broadcast(a.shape, b.shape), {}};
   int64_t n = numel_of(out.shape);
   out.v.resize(n);
@@ -98,7 +98,7 @@ Ref zip(const Ref& a, const Ref& b, const std::function<double(double, double)>&
   return out;
 }
 
-Ref reduce(const Ref& a, std::vector<int64_t> dims, bool keepdim,
+Ref reduce_ref(const Ref& a, std::vector<int64_t> dims, bool keepdim,
            const std::function<double(const std::vector<double>&)>& f) {
   const int64_t nd = static_cast<int64_t>(a.shape.size());
   if (dims.empty())

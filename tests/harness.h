@@ -35,12 +35,12 @@ Tensor from_ref(const Ref& r, DType dtype, Device device);
 Ref round_to(const Ref& r, DType dtype);
 
 /// Element-wise f over a Ref.
-Ref map(const Ref& a, const std::function<double(double)>& f);
+Ref map_ref(const Ref& a, const std::function<double(double)>& f);
 /// Element-wise f over two Refs with NumPy broadcasting.
-Ref zip(const Ref& a, const Ref& b, const std::function<double(double, double)>& f);
+Ref zip_ref(const Ref& a, const Ref& b, const std::function<double(double, double)>& f);
 /// Reduces over sorted dims (empty: all), calling f on the values of each output element in
 /// row-major order.
-Ref reduce(const Ref& a, std::vector<int64_t> dims, bool keepdim,
+Ref reduce_ref(const Ref& a, std::vector<int64_t> dims, bool keepdim,
            const std::function<double(const std::vector<double>&)>& f);
 
 /// Random values uniform in [lo, hi), from a fixed seed per call site.

@@ -88,7 +88,7 @@ double wrap_int(double x, DType dtype) {
 const std::vector<Shape> kShapes = {{}, {0}, {7}, {3, 5}, {2, 3, 4}, {2, 0, 3}, {1, 6}, {5, 1, 3}};
 
 void run_case(const UnaryCase& c, DType dtype, Device device, const Shape& shape, Layout layout, uint64_t seed) {
-  INFO(c.name, " dtype ", dtype_name(dtype), " shape ", shape_str(shape), " ", layout_name(layout), " on ",
+  INFO(std::string(c.name), " dtype ", std::string(dtype_name(dtype)), " shape ", shape_str(shape), " ", std::string(layout_name(layout)), " on ",
        device.str());
   const bool is_int = !is_floating(dtype);
   Ref in = dtype == kBool     ? random_int_ref(shape, 0, 1, seed)
@@ -96,7 +96,8 @@ void run_case(const UnaryCase& c, DType dtype, Device device, const Shape& shape
            : is_int           ? random_int_ref(shape, -5, 5, seed)
                               : random_ref(shape, c.lo, c.hi, seed);
   Tensor x = make_input(in, dtype, device, layout);
-  const std::string op_name = "[" + std::string(c.name).substr(0, std::string(c.name).find('('));
+  std::string op_name("[");
+  op_name.append(std::string(c.name).substr(0, std::string(c.name).find('(')));
   if ((c.kind == Kind::FloatOnly && !is_floating(dtype)) || (c.kind == Kind::Numeric && dtype == kBool)) {
     check_error([&] { c.op(x); }, ErrorCode::Unsupported, op_name);
     return;
@@ -110,8 +111,8 @@ void run_case(const UnaryCase& c, DType dtype, Device device, const Shape& shape
               : c.kind == Kind::Math && !is_floating(dtype)    ? kFloat32
               : c.kind == Kind::Promote && dtype == kBool      ? kInt64
                                                                : dtype;
-  Ref expected = map(in, c.ref);
-  if (is_int && c.kind != Kind::Math) expected = map(expected, [dtype](double v) { return wrap_int(v, dtype); });
+  Ref expected = map_ref(in, c.ref);
+  if (is_int && c.kind != Kind::Math) expected = map_ref(expected, [dtype](double v) { return wrap_int(v, dtype); });
   check_close(y, expected, out);
   CHECK(y.device() == device);
 }

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include "runtime/parallel.h"
@@ -38,6 +39,7 @@ inline int64_t kept_offset(const ReduceGeometry& g, int64_t o) {
 template <typename T, typename Reducer>
 typename Reducer::Acc reduce_span(const ReduceGeometry& g, const char* base, int64_t begin,
                                   int64_t end, const Reducer& r, typename Reducer::Acc acc) {
+  if (begin >= end) return acc;  // also covers reductions over a size-0 dim
   const size_t nd = g.red_sizes.size();
   const int64_t inner = g.red_sizes[nd - 1], inner_stride = g.red_strides[nd - 1];
   std::vector<int64_t> idx(nd);
@@ -97,7 +99,8 @@ void reduce(const Tensor& in, const std::vector<int64_t>& dims, const Reducer& r
     return;
   }
   // Few outputs, long reductions: parallel over the chunks of each output.
-  std::vector<Acc> parts(chunks);
+  // Not std::vector: vector<bool> packs bits, and threads write neighbouring parts.
+  std::unique_ptr<Acc[]> parts(new Acc[chunks]);
   for (int64_t o = 0; o < g.numel_out; ++o) {
     const char* base = data + kept_offset(g, o);
     parallel_for(0, chunks, 1, [&](int64_t b, int64_t e) {
