@@ -5,13 +5,14 @@
 #include <cmath>
 #include <cstdint>
 
+#include "runtime/dtype.h"
 #include "runtime/philox.h"
 
 namespace ember::random {
 
 /// Random mantissa bits of a uniform draw, so rounding never reaches 1: float16 has 11
 /// significant bits, bfloat16 8, float32 24.
-template <typename T> constexpr int uniform_bits() { return sizeof(T) == 2 ? 11 : 24; }
+constexpr int uniform_bits(DType dtype) { return dtype == kFloat16 ? 11 : dtype == kBFloat16 ? 8 : 24; }
 
 /// Box-Muller from two words: r * cos(theta) for even i, r * sin(theta) for odd i.
 EMBER_HD inline float normal_from(uint32_t w_u1, uint32_t w_u2, bool odd) {

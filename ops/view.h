@@ -27,8 +27,8 @@ Tensor unsqueeze(const Tensor& t, int64_t dim);
 Tensor expand(const Tensor& t, const Shape& shape);
 Tensor expand_as(const Tensor& t, const Tensor& other);
 /// Python slicing t[start:end:step] along dim (step > 0; start/end clamp like Python).
-Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start, std::optional<int64_t> end,
-             int64_t step = 1);
+Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start = std::nullopt,
+             std::optional<int64_t> end = std::nullopt, int64_t step = 1);
 /// t[index] along dim; the dim is removed.
 Tensor select(const Tensor& t, int64_t dim, int64_t index);
 /// `length` elements of dim from `start`.

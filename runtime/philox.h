@@ -23,10 +23,9 @@ EMBER_HD inline uint32_t mulhilo(uint32_t a, uint32_t b, uint32_t* hi) {
   return static_cast<uint32_t>(p);
 }
 
-/// Ten rounds of Philox4x32 on a 128-bit counter (the block index) under a 64-bit key (seed).
-EMBER_HD inline Block generate(uint64_t seed, uint64_t block) {
-  uint32_t c0 = static_cast<uint32_t>(block), c1 = static_cast<uint32_t>(block >> 32), c2 = 0, c3 = 0;
-  uint32_t k0 = static_cast<uint32_t>(seed), k1 = static_cast<uint32_t>(seed >> 32);
+/// Ten rounds of Philox4x32 on the counter (c0, c1, c2, c3) under the key (k0, k1), exactly as
+/// Random123's philox4x32_10 (its known-answer vectors are in the tests).
+EMBER_HD inline Block philox4x32_10(uint32_t c0, uint32_t c1, uint32_t c2, uint32_t c3, uint32_t k0, uint32_t k1) {
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, hi1;
     uint32_t lo0 = mulhilo(0xD2511F53u, c0, &hi0);
@@ -39,6 +38,12 @@ EMBER_HD inline Block generate(uint64_t seed, uint64_t block) {
     k1 += 0xBB67AE85u;
   }
   return {{c0, c1, c2, c3}};
+}
+
+/// The block at index `block` of the stream keyed by `seed`: counter (block, 0), key seed.
+EMBER_HD inline Block generate(uint64_t seed, uint64_t block) {
+  return philox4x32_10(static_cast<uint32_t>(block), static_cast<uint32_t>(block >> 32), 0, 0,
+                       static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32));
 }
 
 // Element i of a draw that starts at block `offset` uses these words. Each function documents

@@ -257,10 +257,10 @@ void check_error(const std::function<void()>& fn, ErrorCode code, const std::str
     fn();
     FAIL_CHECK("expected an ember::Error containing \"", text, "\", but nothing was thrown");
   } catch (const Error& e) {
-    CHECK_MESSAGE(e.code() == code, "code ", error_code_name(e.code()), ", expected ", error_code_name(code),
-                  " (message: ", e.what(), ")");
-    CHECK_MESSAGE(std::string(e.what()).find(text) != std::string::npos, "message \"", e.what(),
-                  "\" does not contain \"", text, "\"");
+    const std::string message = e.what();
+    CHECK_MESSAGE(e.code() == code, "code ", std::string(error_code_name(e.code())), ", expected ",
+                  std::string(error_code_name(code)), " (message: ", message, ")");
+    CHECK_MESSAGE(message.find(text) != std::string::npos, "message \"", message, "\" does not contain \"", text, "\"");
   }
 }
 

@@ -16,22 +16,29 @@ template <typename T> using RowMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::R
 template <typename T> using ColMat = Eigen::Matrix<T, Dynamic, Dynamic, Eigen::ColMajor>;
 using OuterStride = Eigen::OuterStride<>;
 
-// Calls fn with an Eigen map of the rows x cols matrix at p with element strides (s0, s1).
-// The caller guarantees one of the strides is 1 (or the matrix is degenerate).
+// A rows x cols matrix with element strides (s0, s1) maps onto Eigen row-major when its rows
+// are unit-stride and do not overlap, or column-major likewise; otherwise (broadcast strides
+// of 0, general strides) it must be copied first.
+bool row_major_ok(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
+  return (cols <= 1 || s1 == 1) && (rows <= 1 || s0 >= cols);
+}
+bool col_major_ok(int64_t rows, int64_t cols, int64_t s0, int64_t s1) {
+  return (rows <= 1 || s0 == 1) && (cols <= 1 || s1 >= rows);
+}
+
 template <typename T, typename Fn>
 void with_matrix(const T* p, int64_t rows, int64_t cols, int64_t s0, int64_t s1, Fn&& fn) {
-  if (s1 == 1 || cols == 1) {
-    fn(Eigen::Map<const RowMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(std::max<int64_t>(s0, cols))));
+  if (row_major_ok(rows, cols, s0, s1)) {
+    fn(Eigen::Map<const RowMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(rows <= 1 ? cols : s0)));
   } else {
-    fn(Eigen::Map<const ColMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(std::max<int64_t>(s1, rows))));
+    fn(Eigen::Map<const ColMat<T>, 0, OuterStride>(p, rows, cols, OuterStride(cols <= 1 ? rows : s1)));
   }
 }
 
-// A 3-D operand whose matrices have a unit stride in one of their two dims (else a copy).
+// A 3-D operand whose matrices Eigen can map in place (else a contiguous copy).
 Tensor gemm_ready(const Tensor& t) {
-  int64_t s1 = t.strides()[1], s2 = t.strides()[2];
-  bool ok = s2 == 1 || s1 == 1 || t.sizes()[1] <= 1 || t.sizes()[2] <= 1;
-  return ok ? t : t.contiguous();
+  const int64_t r = t.sizes()[1], c = t.sizes()[2], s0 = t.strides()[1], s1 = t.strides()[2];
+  return row_major_ok(r, c, s0, s1) || col_major_ok(r, c, s0, s1) ? t : t.contiguous();
 }
 
 }  // namespace

@@ -39,8 +39,9 @@ void RandomOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) 
             o[i] = philox::uniform_double(random::word64_of(b, j));
           });
         } else {
+          const int bits = random::uniform_bits(out.dtype());
           for_each_block(seed, offset, n, 4, [&](int64_t i, const philox::Block& b, int j) {
-            o[i] = static_cast<T>(philox::uniform_float(b.w[j], random::uniform_bits<T>()));
+            o[i] = static_cast<T>(philox::uniform_float(b.w[j], bits));
           });
         }
       });

@@ -1,0 +1,133 @@
+// mm, bmm, matmul (every broadcasting case), addmm and linear against a float64 triple loop.
+#include "tests/harness.h"
+
+using namespace ember;
+using namespace ember::test;
+
+namespace {
+
+// Naive batched product with NumPy/PyTorch matmul semantics on Refs.
+Ref ref_matmul(const Ref& a, const Ref& b) {
+  Ref a2 = a, b2 = b;
+  if (a.shape.size() == 1) a2.shape.insert(a2.shape.begin(), 1);
+  if (b.shape.size() == 1) b2.shape.push_back(1);
+  const int64_t n = a2.shape[a2.shape.size() - 2], k = a2.shape.back(), m = b2.shape.back();
+  Shape ba(a2.shape.begin(), a2.shape.end() - 2), bb(b2.shape.begin(), b2.shape.end() - 2);
+  // Broadcast batch shapes.
+  size_t nd = std::max(ba.size(), bb.size());
+  Shape batch(nd);
+  for (size_t i = 0; i < nd; ++i) {
+    int64_t sa = i < nd - ba.size() ? 1 : ba[i - (nd - ba.size())];
+    int64_t sb = i < nd - bb.size() ? 1 : bb[i - (nd - bb.size())];
+    batch[i] = std::max(sa, sb);
+  }
+  const int64_t B = numel_of(batch);
+  auto batch_index = [&](int64_t flat, const Shape& own) {
+    std::vector<int64_t> idx(nd);
+    for (size_t d = nd; d-- > 0;) {
+      idx[d] = flat % batch[d];
+      flat /= batch[d];
+    }
+    int64_t off = 0;
+    for (size_t d = 0; d < own.size(); ++d) {
+      int64_t i = idx[d + nd - own.size()];
+      off = off * own[d] + (own[d] == 1 ? 0 : i);
+    }
+    return off;
+  };
+  Shape out_shape = batch;
+  if (a.shape.size() > 1) out_shape.push_back(n);
+  if (b.shape.size() > 1) out_shape.push_back(m);
+  Ref out{out_shape, std::vector<double>(B * n * m)};
+  for (int64_t bi = 0; bi < B; ++bi) {
+    int64_t oa = batch_index(bi, ba) * n * k, ob = batch_index(bi, bb) * k * m;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < m; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < k; ++p) s += a2.v[oa + i * k + p] * b2.v[ob + p * m + j];
+        out.v[bi * n * m + i * m + j] = s;
+      }
+  }
+  return out;
+}
+
+// Matrix products sum k terms, so their rounding grows with k (PyTorch's tests scale the same way).
+double matmul_scale(int64_t k) { return std::max<double>(1, k / 4.0); }
+
+}  // namespace
+
+DEVICE_TEST("matmul covers dot, matrix-vector, matrix-matrix and broadcast batches") {
+  const std::vector<std::pair<Shape, Shape>> cases = {
+      {{5}, {5}},          {{3, 5}, {5}},          {{5}, {5, 4}},          {{3, 5}, {5, 4}},
+      {{2, 3, 5}, {5, 4}}, {{2, 3, 5}, {2, 5, 4}}, {{2, 1, 3, 5}, {4, 5, 2}}, {{5}, {2, 5, 4}},
+      {{2, 3, 5}, {5}},    {{3, 0}, {0, 4}},       {{0, 5}, {5, 4}},       {{1, 3, 5}, {2, 5, 4}},
+      {{64, 33}, {33, 70}},
+  };
+  uint64_t seed = 1;
+  for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16, kInt64, kInt32}) {
+    for (const auto& [sa, sb] : cases) {
+      for (Layout la : layouts_for(sa)) {
+        for (Layout lb : {Layout::Contiguous, Layout::Transposed}) {
+          if (lb == Layout::Transposed && sb.size() < 2) continue;
+          INFO("dtype ", std::string(dtype_name(dtype)), " ", shape_str(sa), " @ ", shape_str(sb), " layouts ",
+               std::string(layout_name(la)), "/", std::string(layout_name(lb)), " on ", device.str());
+          Ref ra = is_floating(dtype) ? random_ref(sa, -1, 1, seed) : random_int_ref(sa, -3, 3, seed);
+          Ref rb = is_floating(dtype) ? random_ref(sb, -1, 1, seed + 1) : random_int_ref(sb, -3, 3, seed + 1);
+          seed += 2;
+          Tensor a = make_input(ra, dtype, device, la), b = make_input(rb, dtype, device, lb);
+          check_close(matmul(a, b), ref_matmul(ra, rb), dtype, matmul_scale(sa.back()));
+        }
+      }
+    }
+  }
+}
+
+DEVICE_TEST("mm, bmm, addmm, linear") {
+  uint64_t seed = 50;
+  for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    INFO("dtype ", std::string(dtype_name(dtype)));
+    Ref ra = random_ref({4, 6}, -1, 1, seed++), rb = random_ref({6, 3}, -1, 1, seed++);
+    Tensor a = make_input(ra, dtype, device, Layout::Transposed), b = make_input(rb, dtype, device, Layout::Stepped);
+    check_close(mm(a, b), ref_matmul(ra, rb), dtype, 2);
+    Ref ba = random_ref({3, 4, 6}, -1, 1, seed++), bb = random_ref({3, 6, 5}, -1, 1, seed++);
+    // make_input rounds the Refs in place: build the tensors before the references.
+    Tensor ta = make_input(ba, dtype, device, Layout::Contiguous), tb = make_input(bb, dtype, device, Layout::Transposed);
+    check_close(bmm(ta, tb), ref_matmul(ba, bb), dtype, 2);
+    // addmm with a broadcast bias, beta and alpha.
+    Ref bias = random_ref({3}, -1, 1, seed++);
+    Tensor tbias = make_input(bias, dtype, device, Layout::Contiguous);
+    Tensor r = addmm(tbias, a, b, 0.5, 2.0);
+    Ref prod = ref_matmul(ra, rb);
+    check_close(r, zip_ref(prod, bias, [](double p, double c) { return 0.5 * c + 2 * p; }), dtype, 4);
+    // beta = 0 ignores the bias entirely (even NaN), as PyTorch does.
+    Tensor nan_bias = full({4, 3}, NAN, {dtype, device});
+    check_close(addmm(nan_bias, a, b, 0.0, 1.0), prod, dtype, 2);
+    // linear: x [2, 3, 6] @ w[5, 6]^T + b[5].
+    Ref rx = random_ref({2, 3, 6}, -1, 1, seed++), rw = random_ref({5, 6}, -1, 1, seed++), rbias = random_ref({5}, -1, 1, seed++);
+    Tensor x = make_input(rx, dtype, device, Layout::Contiguous), w = make_input(rw, dtype, device, Layout::Contiguous);
+    Tensor lb = make_input(rbias, dtype, device, Layout::Contiguous);
+    Tensor y = linear(x, w, lb);
+    Ref wt{{6, 5}, std::vector<double>(30)};
+    for (int i = 0; i < 5; ++i)
+      for (int j = 0; j < 6; ++j) wt.v[j * 5 + i] = rw.v[i * 6 + j];
+    check_close(y, zip_ref(ref_matmul(rx, wt), rbias, [](double p, double c) { return p + c; }), dtype, 2);
+    check_close(linear(x, w), ref_matmul(rx, wt), dtype, 2);
+  }
+}
+
+DEVICE_TEST("matmul: errors name the op and what was expected") {
+  Tensor a = zeros({2, 3}, {kFloat32, device});
+  check_error([&] { matmul(a, zeros({4, 2}, {kFloat32, device})); }, ErrorCode::ShapeMismatch,
+              "[matmul] shapes [2, 3] and [4, 2] cannot be multiplied (inner dimensions 3 and 4 differ)");
+  check_error([&] { matmul(a, zeros({3, 2}, {kFloat64, device})); }, ErrorCode::DTypeMismatch,
+              "[matmul] expected both inputs to have the same dtype, got float32 and float64");
+  check_error([&] { mm(zeros({3}, {kFloat32, device}), a); }, ErrorCode::InvalidArgument, "[mm] expected 2-D inputs");
+  check_error([&] { bmm(zeros({2, 2, 3}, {kFloat32, device}), zeros({3, 3, 2}, {kFloat32, device})); },
+              ErrorCode::ShapeMismatch, "[bmm] batch sizes differ");
+  check_error([&] { matmul(zeros({}, {kFloat32, device}), a); }, ErrorCode::InvalidArgument,
+              "[matmul] both inputs need at least one dimension");
+  check_error([&] { linear(a, zeros({4, 5}, {kFloat32, device})); }, ErrorCode::ShapeMismatch,
+              "[linear] input of shape [2, 3] does not end in the weight's in_features 5");
+  check_error([&] { matmul(ones({2, 2}, {kBool, device}), ones({2, 2}, {kBool, device})); }, ErrorCode::Unsupported,
+              "[matmul] not supported for dtype bool");
+}
