@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ops/ops.h"
+#include "runtime/allocator.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/error.h"

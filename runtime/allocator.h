@@ -19,6 +19,11 @@ class Allocator {
 /// The allocator for a device; throws Unsupported for CUDA in a build without CUDA.
 Allocator& allocator_for(Device device);
 
+/// Returns the host memory ember keeps for reuse to the system.
+void cpu_empty_cache();
+/// Bytes of host memory ember keeps for reuse (large blocks released by tensors).
+size_t cpu_cached_bytes();
+
 /// Alignment of every CPU allocation: a cache line, enough for any SIMD load.
 inline constexpr size_t kCpuAlignment = 64;
 

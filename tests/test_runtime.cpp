@@ -233,3 +233,23 @@ TEST_CASE("the registry lists every op with cpu support") {
   CHECK(json.find("{\"name\": \"add\", \"family\": \"binary\", \"cpu\": true") != std::string::npos);
   CHECK(json.front() == '[');
 }
+
+TEST_CASE("the CPU allocator reuses large blocks and gives them back on request") {
+  cpu_empty_cache();
+  CHECK(cpu_cached_bytes() == 0);
+  void* first = nullptr;
+  {
+    Tensor big = empty({1 << 20});  // 4 MiB
+    first = big.data();
+  }
+  CHECK(cpu_cached_bytes() >= (size_t{4} << 20));
+  Tensor again = empty({(1 << 20) - 7});  // a nearby size shares the block
+  CHECK(again.data() == first);
+  CHECK(cpu_cached_bytes() == 0);
+  again = Tensor();
+  cpu_empty_cache();
+  CHECK(cpu_cached_bytes() == 0);
+  // Small blocks are malloc's business and never cached.
+  { Tensor small = empty({16}); }
+  CHECK(cpu_cached_bytes() == 0);
+}

@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs what ember's build needs (Debian packages; idempotent), then configures and builds
+# ember in build/. Usage: tools/setup.sh [extra meson options...]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(g++ meson ninja-build pkg-config python3 libeigen3-dev doctest-dev libcli11-dev)
+missing=()
+for p in "${packages[@]}"; do
+  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+  echo "installing: ${missing[*]}"
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# nvcc lives outside PATH on Debian's CUDA toolkit install.
+[ -d /usr/local/cuda/bin ] && export PATH="/usr/local/cuda/bin:$PATH"
+
+build_dir=${EMBER_BUILD_DIR:-build}
+if [ ! -f "$build_dir/build.ninja" ]; then
+  meson setup "$build_dir" --buildtype=release "$@"
+elif [ $# -gt 0 ]; then
+  meson configure "$build_dir" "$@"
+fi
+ninja -C "$build_dir"

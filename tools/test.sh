@@ -1,0 +1,73 @@
+#!/usr/bin/env bash
+# The README's second command: installs what is missing, builds, runs every test, and ends
+# with one line of totals: "N passed, N failed, N skipped".
+set -uo pipefail
+cd "$(dirname "$0")/.."
+tools/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+build=${EMBER_BUILD_DIR:-build}
+log_dir=${EMBER_TEST_LOGS:-$build/test-logs}
+mkdir -p "$log_dir"
+
+passed=0 failed=0 skipped=0
+
+# doctest suites: their summary line "test cases: T | P passed | F failed | S skipped".
+run_doctest() {
+  local name=$1; shift
+  local log="$log_dir/$name.log"
+  "$@" >"$log" 2>&1
+  local rc=$?
+  local line
+  line=$(grep -E '^\[doctest\] test cases:' "$log" | tail -1)
+  if [ -z "$line" ]; then
+    echo "$name: crashed (exit $rc); see $log"
+    tail -20 "$log"
+    failed=$((failed + 1))
+    return
+  fi
+  local p f s
+  p=$(sed -E 's/.*\| *([0-9]+) passed.*/\1/' <<<"$line")
+  f=$(sed -E 's/.*\| *([0-9]+) failed.*/\1/' <<<"$line")
+  s=$(sed -E 's/.*\| *([0-9]+) skipped.*/\1/' <<<"$line")
+  passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+  echo "$name: $p passed, $f failed, $s skipped"
+  if [ "$f" -ne 0 ] || [ "$rc" -ne 0 ]; then
+    grep -E -A6 'ERROR|FATAL' "$log" | head -60
+    [ "$f" -eq 0 ] && failed=$((failed + 1))
+  fi
+}
+
+# A shell check: a name and a command that must succeed.
+check() {
+  local name=$1; shift
+  if "$@" >"$log_dir/check.log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAILED: $name"
+    tail -20 "$log_dir/check.log"
+  fi
+}
+
+run_doctest ember_tests "$build/tests/ember_tests"
+
+cli="$build/tools/ember"
+check "ember --help" "$cli" --help
+check "ember --version" bash -c "'$cli' --version | grep -q '^ember [0-9]'"
+check "ember ops --json is valid and complete" python3 - "$cli" <<'PY'
+import json, subprocess, sys
+ops = json.loads(subprocess.run([sys.argv[1], "ops", "--json"], check=True, capture_output=True, text=True).stdout)
+assert len(ops) >= 100, len(ops)
+for op in ops:
+    assert set(op) >= {"name", "cpu", "cuda", "backward", "dtypes"}, op
+    assert op["cpu"] is True, op
+    assert op["dtypes"], op
+names = {op["name"] for op in ops}
+for required in ["add", "matmul", "sum", "gather", "randn", "pad"]:
+    assert required in names, required
+PY
+check "ember ops prints a table" bash -c "'$cli' ops | tail -1 | grep -q ' ops$'"
+check "ember demo runs" bash -c "'$cli' demo --device cpu | grep -q 'ops registered'"
+check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo --device tpu 2>&1); [ \$? -eq 1 ] && grep -q 'InvalidArgument' <<<\"\$out\""
+
+echo "$passed passed, $failed failed, $skipped skipped"
+[ "$failed" -eq 0 ]
