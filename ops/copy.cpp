@@ -13,9 +13,14 @@ namespace {
 // Moves a whole tensor to another device as contiguous bytes.
 Tensor transfer(const Tensor& t, Device device, bool non_blocking) {
   Tensor src = t.contiguous();
-  Tensor out = empty_tensor(src.sizes(), src.dtype(), device, "to");
+  // An asynchronous copy to the host needs page-locked memory to land in.
+  Tensor out = non_blocking && device.is_cpu()
+                   ? make_tensor(cuda_hooks().pinned_storage(src.nbytes()), src.sizes(),
+                                 contiguous_strides(src.sizes()), 0, src.dtype())
+                   : empty_tensor(src.sizes(), src.dtype(), device, "to");
   if (src.nbytes() > 0)
-    cuda_hooks().copy_bytes(out.data(), device, src.data(), src.device(), src.nbytes(), non_blocking);
+    cuda_hooks().copy_bytes(out.data(), device, src.data(), src.device(), src.nbytes(), non_blocking,
+                            src.is_cpu() ? src.storage() : out.storage());
   return out;
 }
 
@@ -35,7 +40,8 @@ const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
     if (dst.is_contiguous() && s.sizes() == dst.sizes() && s.dtype() == dst.dtype()) {
       Tensor c = s.contiguous();  // straight byte copy into the destination
       if (c.nbytes() > 0)
-        cuda_hooks().copy_bytes(dst.data(), dst.device(), c.data(), c.device(), c.nbytes(), non_blocking);
+        cuda_hooks().copy_bytes(dst.data(), dst.device(), c.data(), c.device(), c.nbytes(), non_blocking,
+                                c.is_cpu() ? c.storage() : dst.storage());
       dst.bump_version();
       return dst;
     }

@@ -51,7 +51,7 @@ struct Extreme {
   }
 };
 
-/// The first index of the max (or min); NaN wins. Chunks combine in order, so "first" holds.
+/// The first index of the max (or min); NaN wins.
 template <typename A, bool kMax>
 struct ArgExtreme {
   struct Acc {
@@ -67,10 +67,14 @@ struct ArgExtreme {
   EMBER_HD Acc step(Acc a, A x, int64_t i) const {
     return (a.index < 0 || better(x, a.value)) ? Acc{x, i} : a;
   }
+  // Ties (and two NaNs) keep the smaller index, so the result does not depend on how the
+  // elements were split among threads.
   EMBER_HD Acc combine(Acc a, Acc b) const {
     if (a.index < 0) return b;
     if (b.index < 0) return a;
-    return better(b.value, a.value) ? b : a;
+    if (better(b.value, a.value)) return b;
+    if (better(a.value, b.value)) return a;
+    return b.index < a.index ? b : a;
   }
 };
 

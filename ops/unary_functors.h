@@ -69,7 +69,10 @@ struct Relu { EMBER_UNARY(Relu, "relu", Numeric)
   template <typename T> EMBER_HD T operator()(T x) const { return x != x ? x : (x > T(0) ? x : T(0)); } };
 struct Sign { EMBER_UNARY(Sign, "sign", Numeric)
   // NaN gives 0, as in PyTorch.
-  template <typename T> EMBER_HD T operator()(T x) const { return static_cast<T>((T(0) < x) - (x < T(0))); } };
+  template <typename T> EMBER_HD T operator()(T x) const {
+    if constexpr (std::is_unsigned_v<T>) return static_cast<T>(x > T(0));
+    else return static_cast<T>((T(0) < x) - (x < T(0)));
+  } };
 struct Gelu { EMBER_UNARY(Gelu, "gelu", FloatOnly)
   template <typename T> EMBER_HD T operator()(T x) const {
     return T(0.5) * x * (T(1) + std::erf(x * T(0.70710678118654752440)));

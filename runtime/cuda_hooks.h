@@ -4,8 +4,10 @@
 #pragma once
 
 #include <cstddef>
+#include <memory>
 
 #include "runtime/device.h"
+#include "runtime/storage.h"
 
 namespace ember {
 
@@ -21,9 +23,12 @@ class CudaHooks {
   /// The stream-ordered allocator of a CUDA device.
   virtual Allocator& allocator(Device device) const = 0;
   /// Copies `nbytes` contiguous bytes between any two devices (at least one CUDA) on ember's
-  /// stream; blocks until done unless `non_blocking`.
-  virtual void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device,
-                          size_t nbytes, bool non_blocking) const = 0;
+  /// current stream; blocks until done unless `non_blocking`. `keep_alive` (the host memory
+  /// involved) is held until an asynchronous copy has finished.
+  virtual void copy_bytes(void* dst, Device dst_device, const void* src, Device src_device, size_t nbytes,
+                          bool non_blocking, std::shared_ptr<void> keep_alive = nullptr) const = 0;
+  /// Page-locked host memory of `nbytes` (for asynchronous device-to-host copies).
+  virtual Storage pinned_storage(size_t nbytes) const = 0;
   /// Waits for all work ember queued on the device.
   virtual void synchronize(Device device) const = 0;
 };

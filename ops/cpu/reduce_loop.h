@@ -10,20 +10,15 @@
 #include <memory>
 #include <vector>
 
+#include "ops/geometry.h"
 #include "runtime/parallel.h"
-#include "runtime/tensor.h"
 
 namespace ember::cpu {
 
 inline constexpr int64_t kReduceChunk = 16384;
 
-struct ReduceGeometry {
-  std::vector<int64_t> kept_sizes, kept_strides;  // strides in bytes
-  std::vector<int64_t> red_sizes, red_strides;    // coalesced where possible; never empty
-  int64_t numel_out = 1, numel_red = 1;
-};
-
-ReduceGeometry make_reduce_geometry(const Tensor& in, const std::vector<int64_t>& dims);
+using ember::ReduceGeometry;
+using ember::make_reduce_geometry;
 
 /// Byte offset of output element `o` (row-major over the kept dims).
 inline int64_t kept_offset(const ReduceGeometry& g, int64_t o) {

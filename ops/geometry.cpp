@@ -1,8 +1,8 @@
-#include "ops/cpu/reduce_loop.h"
+#include "ops/geometry.h"
 
 #include <algorithm>
 
-namespace ember::cpu {
+namespace ember {
 
 ReduceGeometry make_reduce_geometry(const Tensor& in, const std::vector<int64_t>& dims) {
   ReduceGeometry g;
@@ -33,4 +33,4 @@ ReduceGeometry make_reduce_geometry(const Tensor& in, const std::vector<int64_t>
   return g;
 }
 
-}  // namespace ember::cpu
+}  // namespace ember

@@ -1,0 +1,125 @@
+// The public CUDA API: devices, streams, events, memory statistics, pinned memory and math
+// switches. No CUDA headers here: handles are opaque, so any app can include it. In a build
+// without CUDA every function throws Unsupported (device_count() returns 0).
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "runtime/tensor.h"
+
+namespace ember::cuda {
+
+/// Number of visible CUDA devices (0 without a driver, a GPU, or CUDA in this build).
+int device_count();
+/// True when cuda:0 exists.
+inline bool is_available() { return device_count() > 0; }
+
+struct DeviceProperties {
+  std::string name;
+  int major = 0, minor = 0;     // compute capability
+  int multiprocessors = 0;
+  size_t total_memory = 0;      // bytes
+  size_t l2_cache_bytes = 0;
+};
+DeviceProperties properties(int device);
+
+/// Waits for all work ember queued on the device (its streams included).
+void synchronize(int device);
+
+/// Makes `device` current for the guard's lifetime.
+class DeviceGuard {
+ public:
+  explicit DeviceGuard(int device);
+  ~DeviceGuard();
+  DeviceGuard(const DeviceGuard&) = delete;
+  DeviceGuard& operator=(const DeviceGuard&) = delete;
+
+ private:
+  int previous_;
+};
+
+/// A CUDA stream (shared handle). Every device has ember's own non-blocking stream, which ops
+/// use unless a thread sets another as current.
+class Stream {
+ public:
+  /// A new non-blocking stream on `device`.
+  static Stream create(int device);
+  /// The stream ops on `device` use from this thread.
+  static Stream current(int device);
+  /// Wraps a stream the app owns (e.g. its own renderer's); ember does not destroy it.
+  static Stream wrap(void* cuda_stream, int device);
+
+  int device() const { return device_; }
+  /// The cudaStream_t.
+  void* handle() const { return handle_.get(); }
+  void synchronize() const;
+  friend bool operator==(const Stream& a, const Stream& b) { return a.handle() == b.handle(); }
+
+ private:
+  Stream(std::shared_ptr<void> h, int device) : handle_(std::move(h)), device_(device) {}
+  std::shared_ptr<void> handle_;
+  int device_ = 0;
+};
+
+/// Makes `stream` current for its device on this thread for the guard's lifetime.
+class StreamGuard {
+ public:
+  explicit StreamGuard(const Stream& stream);
+  ~StreamGuard();
+  StreamGuard(const StreamGuard&) = delete;
+  StreamGuard& operator=(const StreamGuard&) = delete;
+
+ private:
+  std::optional<Stream> previous_;
+  int device_;
+};
+
+/// A CUDA event, for ordering streams and timing.
+class Event {
+ public:
+  explicit Event(int device, bool timing = true);
+  /// Records on `stream` (default: the current stream of the event's device).
+  void record(const std::optional<Stream>& stream = std::nullopt);
+  /// Makes `stream` wait for this event without blocking the host.
+  void wait(const Stream& stream) const;
+  void synchronize() const;
+  /// Milliseconds between two recorded timing events.
+  static float elapsed_ms(const Event& start, const Event& end);
+  void* handle() const { return handle_.get(); }
+
+ private:
+  std::shared_ptr<void> handle_;
+  int device_;
+};
+
+struct MemoryStats {
+  size_t allocated = 0;       // bytes held by live tensors
+  size_t peak_allocated = 0;  // since the last reset
+  size_t reserved = 0;        // bytes the memory pool holds from the driver
+  size_t allocations = 0;     // live blocks
+};
+MemoryStats memory_stats(int device);
+void reset_peak_memory_stats(int device);
+/// Returns the pool's unused memory to the driver (after waiting for the device).
+void empty_cache(int device);
+/// Caps the bytes live tensors may hold on the device (nullopt: no cap). Allocations past it
+/// throw OutOfMemory.
+void set_memory_cap(int device, std::optional<size_t> bytes);
+
+/// float32 matrix products may use TF32 tensor cores (off by default, like PyTorch's
+/// torch.backends.cuda.matmul.allow_tf32).
+void set_allow_tf32(bool allow);
+bool allow_tf32();
+
+/// A copy of a CPU tensor in page-locked memory, so transfers to the GPU can be asynchronous.
+Tensor pin_memory(const Tensor& t);
+/// A new uninitialised page-locked CPU tensor.
+Tensor empty_pinned(const Shape& shape, DType dtype);
+/// True for CPU tensors in page-locked memory.
+bool is_pinned(const Tensor& t);
+
+}  // namespace ember::cuda
