@@ -3,6 +3,7 @@
 
 #include "ops/ops.h"
 #include "runtime/allocator.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/device.h"
 #include "runtime/dtype.h"
 #include "runtime/error.h"

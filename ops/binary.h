@@ -28,12 +28,14 @@ struct BinaryOp final : Op {
   F fn;
   explicit BinaryOp(F f = {}) : fn(f) {}
   const char* name() const override { return F::kName; }
+  bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
 };
 
 /// out = cond ? a : b, element-wise with broadcasting.
 struct WhereOp final : Op {
   const char* name() const override { return "where"; }
+  bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
 };
 

@@ -36,7 +36,9 @@ const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
   EMBER_CHECK(b == dst.sizes(), ShapeMismatch, "[copy_] source of shape ", shape_str(src.sizes()),
               " cannot be broadcast to the destination's shape ", shape_str(dst.sizes()));
   Tensor s = src;
-  if (s.device() != dst.device()) {
+  // A 0-d CPU source is a scalar: CopyOp's kernels read it on the host, no transfer needed.
+  const bool cpu_scalar = s.is_cpu() && s.dim() == 0;
+  if (s.device() != dst.device() && !cpu_scalar) {
     if (dst.is_contiguous() && s.sizes() == dst.sizes() && s.dtype() == dst.dtype()) {
       Tensor c = s.contiguous();  // straight byte copy into the destination
       if (c.nbytes() > 0)

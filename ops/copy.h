@@ -18,6 +18,7 @@ const Tensor& zero_(const Tensor& t);
 /// Element-wise copy with dtype conversion into a same-device output (src broadcasts).
 struct CopyOp final : Op {
   const char* name() const override { return "copy_"; }
+  bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
 };
 

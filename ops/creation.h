@@ -2,6 +2,7 @@
 // tensors from host data.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "ops/op.h"

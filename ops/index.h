@@ -1,6 +1,8 @@
 // Indexing ops: index_select, gather, scatter, scatter_add, masked_fill.
 #pragma once
 
+#include <cstdint>
+
 #include "ops/binary.h"
 #include "ops/op.h"
 

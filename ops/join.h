@@ -1,6 +1,7 @@
 // Joining tensors: cat and stack.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "ops/op.h"

@@ -1,6 +1,7 @@
 // Rearranging ops: tril, triu, flip, roll, repeat, constant pad.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "ops/op.h"

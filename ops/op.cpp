@@ -26,9 +26,11 @@ void run_forward(Op& op, Device device, TensorList& inputs, const TensorList& ou
     op.forward_cpu(inputs, outputs);
     return;
   }
-  // 0-d CPU tensors (scalars) follow the other operands onto the GPU.
-  for (Tensor& t : inputs)
-    if (t.defined() && t.is_cpu()) t = t.to(device);
+  // 0-d CPU tensors (scalars) follow the other operands onto the GPU, unless the kernel reads
+  // them on the host.
+  if (!op.reads_cpu_scalars())
+    for (Tensor& t : inputs)
+      if (t.defined() && t.is_cpu()) t = t.to(device);
   op.forward_cuda(inputs, outputs);
 }
 

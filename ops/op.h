@@ -19,6 +19,10 @@ class Op {
   virtual void forward_cpu(const TensorList& inputs, const TensorList& outputs) = 0;
   /// Same on a CUDA device; builds without a kernel for the op throw Unsupported.
   virtual void forward_cuda(const TensorList& inputs, const TensorList& outputs) = 0;
+  /// True when forward_cuda reads 0-d CPU inputs itself (element-wise kernels take them by
+  /// value), so apply() need not copy them to the device first: a copy per scalar would cost
+  /// a host-to-device transfer on every `x * 2.0`.
+  virtual bool reads_cpu_scalars() const { return false; }
 };
 
 /// Shape and dtype of one output to allocate.

@@ -2,6 +2,8 @@
 // the same Philox words (runtime/philox.h), so a seed gives the same numbers on CPU and CUDA.
 #pragma once
 
+#include <cstdint>
+
 #include "ops/op.h"
 #include "runtime/rng.h"
 

@@ -1,6 +1,7 @@
 // Reductions over any set of dims (empty dims = all), with keepdim.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 

@@ -44,11 +44,8 @@ struct Extreme {
   using Acc = A;
   EMBER_HD Acc identity() const { return kMax ? lowest<A>() : highest<A>(); }
   EMBER_HD Acc step(Acc a, A x, int64_t) const { return combine(a, x); }
-  EMBER_HD Acc combine(Acc a, Acc b) const {
-    if (is_nan(a)) return a;
-    if (is_nan(b)) return b;
-    return kMax ? (b > a ? b : a) : (b < a ? b : a);
-  }
+  // One select: a NaN in a is kept (no comparison with it is true), a NaN in b is taken.
+  EMBER_HD Acc combine(Acc a, Acc b) const { return ((kMax ? b > a : b < a) || is_nan(b)) ? b : a; }
 };
 
 /// The first index of the max (or min); NaN wins.

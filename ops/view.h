@@ -2,6 +2,7 @@
 // device because they never touch the data.
 #pragma once
 
+#include <cstdint>
 #include <optional>
 #include <vector>
 

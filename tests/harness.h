@@ -4,6 +4,7 @@
 // where no GPU is present).
 #pragma once
 
+#include <cstdint>
 #include <doctest/doctest.h>
 
 #include <functional>

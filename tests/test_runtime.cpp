@@ -176,8 +176,10 @@ TEST_CASE("threads: the count is settable and kernels agree across counts") {
   set_num_threads(3);
   CHECK(get_num_threads() == 3);
   check_close(exp(a), to_ref(e1), kFloat32, 0);
-  // Eigen sizes its GEMM blocks by thread count, so products may differ in the last bits.
-  check_close(matmul(a, b), to_ref(m1), kFloat32, 100);
+  // Eigen sizes its GEMM blocks by thread count, so products may differ in rounding: bound the
+  // difference by the size of the terms (500 products of magnitude ~1), not by the result,
+  // which cancellation can make small.
+  CHECK(amax(abs(sub(matmul(a, b), m1))).item<double>() < 500 * 1.2e-7 * 4);
   set_num_threads(saved);
   // Ops run concurrently from several threads.
   std::vector<std::thread> workers;

@@ -3,7 +3,10 @@
 # with one line of totals: "N passed, N failed, N skipped".
 set -uo pipefail
 cd "$(dirname "$0")/.."
-tools/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+# EMBER_SKIP_SETUP=1: the build directory is already built (tools/gpu-check.sh does that).
+if [ "${EMBER_SKIP_SETUP:-0}" != 1 ]; then
+  tools/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+fi
 build=${EMBER_BUILD_DIR:-build}
 log_dir=${EMBER_TEST_LOGS:-$build/test-logs}
 mkdir -p "$log_dir"
@@ -67,6 +70,15 @@ for required in ["add", "matmul", "sum", "gather", "randn", "pad"]:
 PY
 check "ember ops prints a table" bash -c "'$cli' ops | tail -1 | grep -q ' ops$'"
 check "ember demo runs" bash -c "'$cli' demo --device cpu | grep -q 'ops registered'"
+if [ -n "${EMBER_EXPECT_CUDA:-}" ]; then
+  check "ember ops --json: cuda true wherever cpu is" python3 - "$cli" <<'PY'
+import json, subprocess, sys
+ops = json.loads(subprocess.run([sys.argv[1], "ops", "--json"], check=True, capture_output=True, text=True).stdout)
+missing = [op["name"] for op in ops if op["cpu"] and not op["cuda"]]
+assert not missing, missing
+PY
+  check "ember demo runs on cuda" bash -c "'$cli' demo --device cuda | grep -q 'ops registered'"
+fi
 check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo --device tpu 2>&1); [ \$? -eq 1 ] && grep -q 'InvalidArgument' <<<\"\$out\""
 
 echo "$passed passed, $failed failed, $skipped skipped"

@@ -7,6 +7,7 @@
 //    never copied to the device.
 #pragma once
 
+#include <cstdint>
 #include <array>
 #include <cstring>
 #include <cuda/std/tuple>
@@ -95,6 +96,28 @@ struct Sig {
     apply(ops, off, f, std::index_sequence_for<In...>{});
   }
 
+  // Loads and stores apart, so a thread can have several elements' loads in flight.
+  using Inputs = ::cuda::std::tuple<In...>;
+  template <typename IndexT, size_t... I>
+  __device__ __forceinline__ static Inputs load(const Operands<N>& ops, const IndexT (&off)[N],
+                                                std::index_sequence<I...>) {
+    return Inputs(load_input<In>(ops, static_cast<int>(I), off[I + 1])...);
+  }
+  template <typename IndexT>
+  __device__ __forceinline__ static Inputs load(const Operands<N>& ops, const IndexT (&off)[N]) {
+    return load(ops, off, std::index_sequence_for<In...>{});
+  }
+  template <typename IndexT, typename F, size_t... I>
+  __device__ __forceinline__ static void store(const Operands<N>& ops, const IndexT (&off)[N], const F& f,
+                                               const Inputs& in, std::index_sequence<I...>) {
+    *reinterpret_cast<Out*>(ops.ptr[0] + off[0]) = f(::cuda::std::get<I>(in)...);
+  }
+  template <typename IndexT, typename F>
+  __device__ __forceinline__ static void store(const Operands<N>& ops, const IndexT (&off)[N], const F& f,
+                                               const Inputs& in) {
+    store(ops, off, f, in, std::index_sequence_for<In...>{});
+  }
+
   template <int V, typename F, size_t... I>
   __device__ __forceinline__ static void apply_vec(const Operands<N>& ops, int64_t v, const F& f,
                                                    std::index_sequence<I...>) {
@@ -117,13 +140,31 @@ struct Sig {
   }
 };
 
+/// Elements per thread per step of the strided kernel (int32 offsets): their loads are issued
+/// together. The rare int64 form (past 2^31 elements) is not unrolled, to keep compile times and
+/// binary size down.
+constexpr int kStridedUnroll = 4;
+
 template <typename IndexT, typename S, typename F>
 __global__ void __launch_bounds__(kBlock) strided_kernel(Operands<S::N> ops, OffsetCalc<S::N, IndexT> calc, IndexT n, F f) {
-  const IndexT step = static_cast<IndexT>(gridDim.x) * kBlock;
-  for (IndexT i = static_cast<IndexT>(blockIdx.x) * kBlock + threadIdx.x; i < n; i += step) {
-    IndexT off[S::N];
-    calc.get(i, off);
-    S::apply(ops, off, f);
+  constexpr int U = sizeof(IndexT) == 4 ? kStridedUnroll : 1;
+  // The element counter is 64-bit even for int32 offsets: base + step may pass 2^31.
+  const int64_t tile = int64_t{kBlock} * U;
+  const int64_t step = static_cast<int64_t>(gridDim.x) * tile;
+  for (int64_t base = static_cast<int64_t>(blockIdx.x) * tile + threadIdx.x; base < n; base += step) {
+    IndexT off[U][S::N];
+    typename S::Inputs in[U];
+#pragma unroll
+    for (int u = 0; u < U; ++u) {
+      const int64_t i = base + u * kBlock;
+      if (i < n) {
+        calc.get(static_cast<IndexT>(i), off[u]);
+        in[u] = S::load(ops, off[u]);
+      }
+    }
+#pragma unroll
+    for (int u = 0; u < U; ++u)
+      if (base + u * kBlock < n) S::store(ops, off[u], f, in[u]);
   }
 }
 
@@ -216,7 +257,7 @@ void launch_elementwise(const Tensor& out, const std::array<Tensor, sizeof...(In
     EMBER_CHECK(static_cast<int>(g.sizes.size()) <= kMaxDims, Unsupported, "[cuda] element-wise op over ",
                 g.sizes.size(), " non-mergeable dims (at most ", kMaxDims, ")");
     if (fits_int32(g)) {
-      strided_kernel<int32_t, Sig<Out, In...>><<<grid_for(g.numel, device), kBlock, 0, s>>>(
+      strided_kernel<int32_t, Sig<Out, In...>><<<grid_for(g.numel / kStridedUnroll + 1, device), kBlock, 0, s>>>(
           ops, make_calc<N, int32_t>(g), static_cast<int32_t>(g.numel), f);
     } else {
       strided_kernel<int64_t, Sig<Out, In...>><<<grid_for(g.numel, device), kBlock, 0, s>>>(

@@ -77,7 +77,27 @@ __device__ Acc group_reduce(Acc acc, int G, const R& r) {
   return acc;
 }
 
-template <typename T, typename R, typename Emit>
+// Steps four accumulators over [i, end) of a row, G elements apart, so each thread has four
+// loads in flight; `at(i)` reads element i.
+template <typename R, typename A, typename At>
+__device__ __forceinline__ typename R::Acc reduce_range(const R& r, int64_t i, int64_t end, int G, const At& at) {
+  using Acc = typename R::Acc;
+  Acc a0 = r.identity(), a1 = r.identity(), a2 = r.identity(), a3 = r.identity();
+  for (; i + 3 * G < end; i += 4 * G) {
+    const A x0 = at(i), x1 = at(i + G), x2 = at(i + 2 * G), x3 = at(i + 3 * G);
+    a0 = r.step(a0, x0, i);
+    a1 = r.step(a1, x1, i + G);
+    a2 = r.step(a2, x2, i + 2 * G);
+    a3 = r.step(a3, x3, i + 3 * G);
+  }
+  for (; i < end; i += G) a0 = r.step(a0, at(i), i);
+  return r.combine(r.combine(a0, a1), r.combine(a2, a3));
+}
+
+// One output element per group of G threads, over slice blockIdx.y of the reduced range.
+// kContiguous: the reduced elements are one contiguous run per output (a row), read with
+// 16-byte loads where the slice start is aligned.
+template <typename T, bool kContiguous, typename R, typename Emit>
 __global__ void __launch_bounds__(kBlock)
     reduce_kernel(const char* in, ReduceCalc c, int64_t numel_out, int64_t numel_red, int G, int64_t slice_len,
                   R r, Emit emit, typename R::Acc* partial) {
@@ -90,17 +110,41 @@ __global__ void __launch_bounds__(kBlock)
   Acc acc = r.identity();
   if (o < numel_out) {
     const char* base = in + c.kept_offset(o);
-    // Four independent accumulators keep four loads in flight per thread.
-    Acc a1 = r.identity(), a2 = r.identity(), a3 = r.identity();
-    int64_t i = begin + lane;
-    for (; i + 3 * G < end; i += 4 * G) {
-      acc = r.step(acc, convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(i))), i);
-      a1 = r.step(a1, convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(i + G))), i + G);
-      a2 = r.step(a2, convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(i + 2 * G))), i + 2 * G);
-      a3 = r.step(a3, convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(i + 3 * G))), i + 3 * G);
+    if constexpr (kContiguous) {
+      const T* row = reinterpret_cast<const T*>(base);
+      constexpr int V = 16 / sizeof(T) > 0 ? 16 / sizeof(T) : 1;
+      using Vec = cuda_ops::Vec<T, V>;
+      int64_t i = begin;
+      if (V > 1 && G > 1 && reinterpret_cast<uintptr_t>(row + begin) % 16 == 0) {
+        // Vector j holds elements begin + j*V .. begin + j*V + V-1; lanes take vectors G apart.
+        const Vec* vec = reinterpret_cast<const Vec*>(row + begin);
+        const int64_t nvec = (end - begin) / V;
+        Acc a[V];
+#pragma unroll
+        for (int k = 0; k < V; ++k) a[k] = r.identity();
+        int64_t j = lane;
+        for (; j + G < nvec; j += 2 * G) {
+          const Vec v0 = vec[j], v1 = vec[j + G];
+#pragma unroll
+          for (int k = 0; k < V; ++k) a[k] = r.step(a[k], convert<A>(v0.v[k]), begin + j * V + k);
+#pragma unroll
+          for (int k = 0; k < V; ++k) a[k] = r.step(a[k], convert<A>(v1.v[k]), begin + (j + G) * V + k);
+        }
+        if (j < nvec) {
+          const Vec v0 = vec[j];
+#pragma unroll
+          for (int k = 0; k < V; ++k) a[k] = r.step(a[k], convert<A>(v0.v[k]), begin + j * V + k);
+        }
+#pragma unroll
+        for (int k = 0; k < V; ++k) acc = r.combine(acc, a[k]);
+        i = begin + nvec * V;
+      }
+      acc = r.combine(acc, reduce_range<R, A>(r, i + lane, end, G, [&](int64_t e) { return convert<A>(row[e]); }));
+    } else {
+      acc = reduce_range<R, A>(r, begin + lane, end, G, [&](int64_t e) {
+        return convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(e)));
+      });
     }
-    for (; i < end; i += G) acc = r.step(acc, convert<A>(*reinterpret_cast<const T*>(base + c.red_offset(i))), i);
-    acc = r.combine(r.combine(acc, a1), r.combine(a2, a3));
   }
   acc = group_reduce(acc, G, r);
   if (lane == 0 && o < numel_out) {
@@ -109,13 +153,18 @@ __global__ void __launch_bounds__(kBlock)
   }
 }
 
+// Combines the slice partials of each output: one warp per output, lanes take slices 32 apart,
+// then a shuffle tree (a fixed order, and a shallow one, for accuracy).
 template <typename R, typename Emit>
-__global__ void combine_kernel(const typename R::Acc* partial, int64_t numel_out, int slices, R r, Emit emit) {
-  for (int64_t o = blockIdx.x * static_cast<int64_t>(blockDim.x) + threadIdx.x; o < numel_out;
-       o += static_cast<int64_t>(gridDim.x) * blockDim.x) {
-    typename R::Acc acc = partial[o];
-    for (int s = 1; s < slices; ++s) acc = r.combine(acc, partial[s * numel_out + o]);
-    emit(o, acc);
+__global__ void __launch_bounds__(kBlock)
+    combine_kernel(const typename R::Acc* partial, int64_t numel_out, int slices, R r, Emit emit) {
+  const int lane = threadIdx.x % 32;
+  const int64_t warps = static_cast<int64_t>(gridDim.x) * (kBlock / 32);
+  for (int64_t o = static_cast<int64_t>(blockIdx.x) * (kBlock / 32) + threadIdx.x / 32; o < numel_out; o += warps) {
+    typename R::Acc acc = r.identity();
+    for (int s = lane; s < slices; s += 32) acc = r.combine(acc, partial[s * numel_out + o]);
+    acc = group_reduce(acc, 32, r);
+    if (lane == 0) emit(o, acc);
   }
 }
 
@@ -192,17 +241,23 @@ void run_reduce(const Tensor& input, const DimList& dims, const R& r, const Emit
     c.red_strides[d] = g.red_strides[c.red_ndim - 1 - d];
   }
   const int64_t L = g.numel_red;
-  const bool contiguous_reduction = c.red_strides[0] == static_cast<int64_t>(sizeof(T));
+  const bool contiguous_reduction = c.red_ndim == 1 && c.red_strides[0] == static_cast<int64_t>(sizeof(T));
   const int G = contiguous_reduction ? (L >= 1024 ? kBlock : 32) : 1;
   const int64_t blocks_x = (g.numel_out + kBlock / G - 1) / (kBlock / G);
   const int device = x.device().index;
   const int64_t sms = cuda_detail::device_prop(device).multiProcessorCount;
+  // Too few outputs to fill the GPU (8 blocks per multiprocessor): split the reduced range into
+  // slices of at least 16 elements per thread.
   int64_t slices = 1;
-  if (blocks_x < 2 * sms && L >= 8192)
-    slices = std::min<int64_t>({(4 * sms + blocks_x - 1) / blocks_x, L / 2048, 65535});
-  slices = std::max<int64_t>(slices, 1);
-  const int64_t slice_len = (L + slices - 1) / slices;
-  slices = std::max<int64_t>(1, (L + slice_len - 1) / slice_len);
+  const int64_t min_slice = std::max<int64_t>(16 * G, 256);
+  if (blocks_x < 8 * sms && L >= 2 * min_slice)
+    slices = std::min<int64_t>({(8 * sms + blocks_x - 1) / blocks_x, L / min_slice, 65535});
+  int64_t slice_len = L;
+  if (slices > 1) {
+    slice_len = (L + slices - 1) / slices;
+    slice_len = (slice_len + 15) / 16 * 16;  // slices start 16-element aligned for vector loads
+    slices = (L + slice_len - 1) / slice_len;
+  }
   EMBER_CHECK(blocks_x <= INT32_MAX, Unsupported, "[cuda] reduction with ", g.numel_out, " outputs");
 
   cuda::DeviceGuard guard(device);
@@ -215,11 +270,15 @@ void run_reduce(const Tensor& input, const DimList& dims, const R& r, const Emit
     partial = static_cast<Acc*>(workspace.data());
   }
   dim3 grid(static_cast<unsigned>(blocks_x), static_cast<unsigned>(slices));
-  reduce_kernel<T><<<grid, kBlock, 0, s>>>(static_cast<const char*>(x.data()), c, g.numel_out, L, G, slice_len, r,
-                                            emit, partial);
+  if (contiguous_reduction)
+    reduce_kernel<T, true><<<grid, kBlock, 0, s>>>(static_cast<const char*>(x.data()), c, g.numel_out, L, G,
+                                                    slice_len, r, emit, partial);
+  else
+    reduce_kernel<T, false><<<grid, kBlock, 0, s>>>(static_cast<const char*>(x.data()), c, g.numel_out, L, G,
+                                                     slice_len, r, emit, partial);
   EMBER_CUDA_CHECK_LAUNCH();
   if (slices > 1) {
-    combine_kernel<<<cuda_ops::grid_for(g.numel_out, device), kBlock, 0, s>>>(partial, g.numel_out,
+    combine_kernel<<<cuda_ops::grid_for(g.numel_out * 32, device), kBlock, 0, s>>>(partial, g.numel_out,
                                                                                static_cast<int>(slices), r, emit);
     EMBER_CUDA_CHECK_LAUNCH();
   }

@@ -65,11 +65,17 @@ std::shared_ptr<void> owned_stream(int device) {
 // ember's own stream per device, created on first use and kept for the process.
 const Stream& default_stream(int device) {
   static std::mutex mutex;
-  static std::vector<std::unique_ptr<Stream>> streams(device_count());
+  static std::vector<std::atomic<Stream*>> streams(device_count());
   check_index(device, "stream");
+  Stream* s = streams[device].load(std::memory_order_acquire);
+  if (s) return *s;
   std::lock_guard<std::mutex> lock(mutex);
-  if (!streams[device]) streams[device] = std::make_unique<Stream>(Stream::create(device));
-  return *streams[device];
+  s = streams[device].load(std::memory_order_relaxed);
+  if (!s) {
+    s = new Stream(Stream::create(device));  // kept for the process: kernels may run at exit
+    streams[device].store(s, std::memory_order_release);
+  }
+  return *s;
 }
 
 thread_local std::unordered_map<int, Stream> t_current;
@@ -131,20 +137,25 @@ float Event::elapsed_ms(const Event& start, const Event& end) {
 
 namespace ember::cuda_detail {
 
-cudaStream_t stream(int device) { return static_cast<cudaStream_t>(cuda::Stream::current(device).handle()); }
-
-const cudaDeviceProp& device_prop(int device) {
-  static std::mutex mutex;
-  static std::unordered_map<int, cudaDeviceProp> props;
-  EMBER_CHECK(device >= 0 && device < cuda::device_count(), Cuda, "[device] no CUDA device cuda:", device);
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = props.find(device);
-  if (it == props.end()) {
-    cudaDeviceProp p{};
-    EMBER_CUDA_CHECK(cudaGetDeviceProperties(&p, device));
-    it = props.emplace(device, p).first;
+// The hot path of every launch: no lock and no shared_ptr copy unless this thread has set a
+// stream of its own.
+cudaStream_t stream(int device) {
+  if (!cuda::t_current.empty()) {
+    auto it = cuda::t_current.find(device);
+    if (it != cuda::t_current.end()) return static_cast<cudaStream_t>(it->second.handle());
   }
-  return it->second;
+  return static_cast<cudaStream_t>(cuda::default_stream(device).handle());
+}
+
+// Properties of every device, read once (a launch asks for the multiprocessor count).
+const cudaDeviceProp& device_prop(int device) {
+  static const std::vector<cudaDeviceProp> props = [] {
+    std::vector<cudaDeviceProp> p(cuda::device_count());
+    for (int d = 0; d < static_cast<int>(p.size()); ++d) EMBER_CUDA_CHECK(cudaGetDeviceProperties(&p[d], d));
+    return p;
+  }();
+  EMBER_CHECK(device >= 0 && device < static_cast<int>(props.size()), Cuda, "[device] no CUDA device cuda:", device);
+  return props[device];
 }
 
 }  // namespace ember::cuda_detail

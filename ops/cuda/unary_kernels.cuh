@@ -1,10 +1,13 @@
 // CUDA kernels of the unary ops: the functors of unary_functors.h through the shared launcher.
+// The instantiations are spread over unary_*.cu so nvcc compiles them in parallel.
+#pragma once
+
 #include "ops/cuda/loops.cuh"
 #include "ops/unary.h"
 
 namespace ember {
 
-namespace {
+namespace unary_cuda {
 
 template <typename T, typename F>
 struct UnaryFn {
@@ -18,7 +21,7 @@ struct PredicateFn {
   __device__ bool operator()(T x) const { return f(cuda_ops::convert<cuda_ops::opmath_t<T>>(x)); }
 };
 
-}  // namespace
+}  // namespace unary_cuda
 
 template <typename F>
 void UnaryOp<F>::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
@@ -27,15 +30,14 @@ void UnaryOp<F>::forward_cuda(const TensorList& inputs, const TensorList& output
                                                             : kFloatingSet;
   cuda_ops::dispatch<set>(inputs[0].dtype(), name(), [&]<typename T>() {
     if constexpr (F::kKind == UnaryKind::Predicate) {
-      cuda_ops::launch_elementwise<bool, T>(outputs[0], {inputs[0]}, PredicateFn<T, F>{fn});
+      cuda_ops::launch_elementwise<bool, T>(outputs[0], {inputs[0]}, unary_cuda::PredicateFn<T, F>{fn});
     } else {
-      cuda_ops::launch_elementwise<T, T>(outputs[0], {inputs[0]}, UnaryFn<T, F>{fn});
+      cuda_ops::launch_elementwise<T, T>(outputs[0], {inputs[0]}, unary_cuda::UnaryFn<T, F>{fn});
     }
   });
 }
 
-#define X(F) template void UnaryOp<unary::F>::forward_cuda(const TensorList&, const TensorList&);
-EMBER_FOR_EACH_UNARY(X)
-#undef X
-
 }  // namespace ember
+
+#define EMBER_UNARY_CUDA_INSTANTIATE(F) \
+  template void ember::UnaryOp<ember::unary::F>::forward_cuda(const ember::TensorList&, const ember::TensorList&);

@@ -1,10 +1,13 @@
-// CUDA kernels of the binary ops and where.
+// CUDA kernels of the binary ops. The instantiations are spread over binary_*.cu so nvcc
+// compiles them in parallel.
+#pragma once
+
 #include "ops/binary.h"
 #include "ops/cuda/loops.cuh"
 
 namespace ember {
 
-namespace {
+namespace binary_cuda {
 
 template <typename T, typename F>
 struct BinaryFn {
@@ -29,7 +32,7 @@ struct WhereFn {
   __device__ T operator()(bool c, T a, T b) const { return c ? a : b; }
 };
 
-}  // namespace
+}  // namespace binary_cuda
 
 template <typename F>
 void BinaryOp<F>::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
@@ -39,21 +42,14 @@ void BinaryOp<F>::forward_cuda(const TensorList& inputs, const TensorList& outpu
                                                              : kAllSet;
   cuda_ops::dispatch<set>(inputs[0].dtype(), name(), [&]<typename T>() {
     if constexpr (F::kKind == BinaryKind::Compare || F::kKind == BinaryKind::Logical) {
-      cuda_ops::launch_elementwise<bool, T, T>(outputs[0], {inputs[0], inputs[1]}, CompareFn<T, F>{fn});
+      cuda_ops::launch_elementwise<bool, T, T>(outputs[0], {inputs[0], inputs[1]}, binary_cuda::CompareFn<T, F>{fn});
     } else {
-      cuda_ops::launch_elementwise<T, T, T>(outputs[0], {inputs[0], inputs[1]}, BinaryFn<T, F>{fn});
+      cuda_ops::launch_elementwise<T, T, T>(outputs[0], {inputs[0], inputs[1]}, binary_cuda::BinaryFn<T, F>{fn});
     }
   });
 }
 
-#define X(F) template void BinaryOp<binary::F>::forward_cuda(const TensorList&, const TensorList&);
-EMBER_FOR_EACH_BINARY(X)
-#undef X
-
-void WhereOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
-  cuda_ops::dispatch<kAllSet>(inputs[1].dtype(), name(), [&]<typename T>() {
-    cuda_ops::launch_elementwise<T, bool, T, T>(outputs[0], {inputs[0], inputs[1], inputs[2]}, WhereFn<T>{});
-  });
-}
-
 }  // namespace ember
+
+#define EMBER_BINARY_CUDA_INSTANTIATE(F) \
+  template void ember::BinaryOp<ember::binary::F>::forward_cuda(const ember::TensorList&, const ember::TensorList&);

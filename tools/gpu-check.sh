@@ -1,0 +1,64 @@
+#!/usr/bin/env bash
+# The GPU machine's check: builds ember with CUDA for this machine's card, runs every test
+# (the CUDA cases included), the CPU and CUDA benchmarks and PyTorch's side of them, and
+# prints a one-screen summary last. Logs go to build-gpu/logs; where $OUT is set (the device
+# tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
+# Usage: tools/gpu-check.sh [--no-bench]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out=build-gpu/logs
+rm -rf "$out"
+mkdir -p "$out"
+bench=1
+[ "${1:-}" = "--no-bench" ] && bench=0
+export PATH="/usr/local/cuda/bin:$PATH"
+
+summary=()
+note() { summary+=("$*"); }
+
+nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1 ||
+  { echo "no GPU: nvidia-smi failed"; cat "$out/gpu.txt"; exit 1; }
+arch=$(head -1 "$out/gpu.txt" | cut -d, -f2 | tr -d ' .')
+note "card: $(head -1 "$out/gpu.txt")   (building for sm_$arch)"
+
+build=build-gpu
+start=$(date +%s)
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" --buildtype=release -Dcuda=enabled -Dcuda-arch="$arch" >"$out/configure.log" 2>&1 ||
+    { tail -30 "$out/configure.log"; exit 1; }
+fi
+if ! ninja -C "$build" -k 0 >"$out/build.log" 2>&1; then
+  grep -E "error" "$out/build.log" | sort -u | head -40
+  echo "build failed"
+  exit 1
+fi
+note "build: $(( $(date +%s) - start )) s, $(grep -c -i 'warning' "$out/build.log") warning lines"
+
+EMBER_SKIP_SETUP=1 EMBER_BUILD_DIR=$build EMBER_TEST_LOGS="$out/tests" EMBER_EXPECT_CUDA=1 tools/test.sh >"$out/test.log" 2>&1
+test_rc=$?
+note "tests: $(tail -1 "$out/test.log")"
+[ $test_rc -ne 0 ] && grep -v '^ember_tests:' "$out/test.log" | head -40
+
+if [ $bench = 1 ]; then
+  "$build/bench/bench_cpu" 16 >"$out/bench_cpu.txt" 2>&1 || note "bench_cpu failed"
+  "$build/bench/bench_cuda" "$out/ember_cuda.csv" >"$out/bench_cuda.txt" 2>&1 || note "bench_cuda failed: $(tail -3 "$out/bench_cuda.txt")"
+  python3 bench/torch_cuda.py "$out/torch_cuda.csv" >"$out/torch_cuda.txt" 2>&1 || note "torch_cuda.py failed: $(tail -3 "$out/torch_cuda.txt")"
+  if [ -f "$out/ember_cuda.csv" ] && [ -f "$out/torch_cuda.csv" ]; then
+    python3 bench/compare.py "$out/ember_cuda.csv" "$out/torch_cuda.csv" >"$out/bench_table.md"
+  fi
+fi
+
+{
+  echo "================ gpu-check summary ================"
+  for line in "${summary[@]}"; do echo "$line"; done
+  [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  [ -f "$out/bench_cpu.txt" ] && grep -E 'add\(a, b\)|ember add |GFLOP' "$out/bench_cpu.txt"
+} >"$out/summary.txt"
+if [ -n "${OUT:-}" ]; then
+  for f in summary.txt bench_table.md test.log tests/ember_tests.log bench_cuda.txt torch_cuda.txt bench_cpu.txt; do
+    [ -f "$out/$f" ] && cp "$out/$f" "$OUT/"
+  done
+  tar -czf "$OUT/logs.tar.gz" -C "$out" .
+fi
+cat "$out/summary.txt"
+exit $test_rc
