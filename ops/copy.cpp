@@ -56,6 +56,14 @@ const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
 }
 
 Tensor cast(const Tensor& t, DType dtype) {
+  if (t.is_cpu() && t.dim() == 0) {
+    // A number (every `x * 2.0` casts one): converted on the host, without an op's bookkeeping.
+    Tensor out = empty_tensor({}, dtype, Device::cpu(), "cast");
+    dispatch<kAllSet>(dtype, "cast", [&]<typename Out>() {
+      dispatch<kAllSet>(t.dtype(), "cast", [&]<typename In>() { *out.data_ptr<Out>() = convert<Out>(*t.data_ptr<In>()); });
+    });
+    return out;
+  }
   return apply1(std::make_shared<CopyOp>(), {t}, {t.sizes(), dtype});
 }
 

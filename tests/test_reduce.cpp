@@ -1,12 +1,23 @@
 // Reductions over any set of dims, with keepdim, on every device and dtype, against float64.
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <numeric>
 
 #include "tests/harness.h"
 
 using namespace ember;
 using namespace ember::test;
+
+namespace {
+
+// True when two tensors hold the same bytes (NaNs included).
+bool same_bits(const Tensor& a, const Tensor& b) {
+  Tensor x = a.contiguous().to(Device::cpu()), y = b.contiguous().to(Device::cpu());
+  return x.sizes() == y.sizes() && x.dtype() == y.dtype() && std::memcmp(x.data(), y.data(), x.nbytes()) == 0;
+}
+
+}  // namespace
 
 namespace {
 
@@ -233,6 +244,18 @@ DEVICE_TEST("reduction dtype rules and options") {
     CHECK(sum(r).item<double>() == one);
     CHECK(var(r).item<double>() == v1);
     set_num_threads(saved);
+  }
+  // The same bits run to run, for sliced (few outputs) and unsliced reductions alike.
+  {
+    manual_seed(11);
+    Tensor r = randn({3, 1 << 20}, {kFloat32, device});
+    Tensor s1 = sum(r, {1}), v1 = var(r), n1 = norm(r, 2, {0}), c1 = sum(r, {0});
+    for (int run = 0; run < 3; ++run) {
+      CHECK(same_bits(sum(r, {1}), s1));
+      CHECK(same_bits(var(r), v1));
+      CHECK(same_bits(norm(r, 2, {0}), n1));
+      CHECK(same_bits(sum(r, {0}), c1));
+    }
   }
 }
 

@@ -20,9 +20,14 @@ fi
 # nvcc lives outside PATH on Debian's CUDA toolkit install.
 [ -d /usr/local/cuda/bin ] && export PATH="/usr/local/cuda/bin:$PATH"
 
+# Where nvcc is found the CUDA backend is built (meson's cuda=auto) for Jetson Orin (sm_87) and
+# Hopper (sm_90), so both stay compiling; EMBER_CUDA_ARCH overrides (e.g. 90 for a faster build).
+arch_option=()
+command -v nvcc >/dev/null 2>&1 && arch_option=(-Dcuda-arch="${EMBER_CUDA_ARCH:-87,90}")
+
 build_dir=${EMBER_BUILD_DIR:-build}
 if [ ! -f "$build_dir/build.ninja" ]; then
-  meson setup "$build_dir" --buildtype=release "$@"
+  meson setup "$build_dir" --buildtype=release "${arch_option[@]}" "$@"
 elif [ $# -gt 0 ]; then
   meson configure "$build_dir" "$@"
 fi
