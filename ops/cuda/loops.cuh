@@ -11,6 +11,7 @@
 #include <array>
 #include <cstring>
 #include <cuda/std/tuple>
+#include <type_traits>
 #include <utility>
 
 #include "ops/cuda/dispatch.cuh"
@@ -22,10 +23,35 @@ namespace ember::cuda_ops {
 inline constexpr int kBlock = 256;
 inline constexpr int kMaxDims = 16;
 
+/// Division by a fixed 32-bit divisor as a multiply-high, add and shift (the round-up method
+/// of Granlund and Montgomery): the strided kernel divides by every dim's size for every
+/// element, and a hardware-less 32-bit division costs tens of instructions. Exact for
+/// numerators and divisors below 2^31.
+struct FastDivisor {
+  uint32_t divisor = 1, multiplier = 1, shift = 0;
+
+  FastDivisor() = default;
+  explicit FastDivisor(uint32_t d) : divisor(d) {
+    while (shift < 32 && (uint64_t{1} << shift) < d) ++shift;
+    multiplier = static_cast<uint32_t>(((uint64_t{1} << 32) * ((uint64_t{1} << shift) - d)) / d + 1);
+  }
+  __host__ __device__ __forceinline__ uint32_t div(uint32_t n) const {
+#ifdef __CUDA_ARCH__
+    const uint32_t hi = __umulhi(n, multiplier);
+#else
+    const uint32_t hi = static_cast<uint32_t>((uint64_t{n} * multiplier) >> 32);
+#endif
+    return (hi + n) >> shift;
+  }
+};
+
 template <int N, typename IndexT>
 struct OffsetCalc {
+  // int32 offsets divide with FastDivisor; the rare int64 form divides plainly.
+  static constexpr bool kFast = sizeof(IndexT) == 4;
+  using Size = std::conditional_t<kFast, FastDivisor, IndexT>;
   int ndim;
-  IndexT sizes[kMaxDims];       // innermost first
+  Size sizes[kMaxDims];         // innermost first
   IndexT strides[kMaxDims][N];  // bytes
 
   __device__ __forceinline__ void get(IndexT linear, IndexT (&off)[N]) const {
@@ -34,8 +60,15 @@ struct OffsetCalc {
 #pragma unroll
     for (int d = 0; d < kMaxDims; ++d) {
       if (d == ndim) break;
-      IndexT idx = linear % sizes[d];
-      linear /= sizes[d];
+      IndexT idx;
+      if constexpr (kFast) {
+        const IndexT q = static_cast<IndexT>(sizes[d].div(static_cast<uint32_t>(linear)));
+        idx = linear - q * static_cast<IndexT>(sizes[d].divisor);
+        linear = q;
+      } else {
+        idx = linear % sizes[d];
+        linear /= sizes[d];
+      }
 #pragma unroll
       for (int i = 0; i < N; ++i) off[i] += idx * strides[d][i];
     }
@@ -193,7 +226,8 @@ OffsetCalc<N, IndexT> make_calc(const Geometry<N>& g) {
   c.ndim = static_cast<int>(g.sizes.size());
   for (int d = 0; d < c.ndim; ++d) {
     int src = c.ndim - 1 - d;  // innermost first
-    c.sizes[d] = static_cast<IndexT>(g.sizes[src]);
+    if constexpr (OffsetCalc<N, IndexT>::kFast) c.sizes[d] = FastDivisor(static_cast<uint32_t>(g.sizes[src]));
+    else c.sizes[d] = static_cast<IndexT>(g.sizes[src]);
     for (int i = 0; i < N; ++i) c.strides[d][i] = static_cast<IndexT>(g.strides[src][i]);
   }
   return c;
