@@ -169,11 +169,13 @@ void register_binary_ops(OpRegistry& r) {
     }
     return kAllSet;
   };
-#define X(F) r.add("binary", binary::F::kName, set_of(binary::F::kKind, binary::F::kAllowBool), {.cuda_kernel = true});
+#define X(F)                                                                               \
+  r.add("binary", binary::F::kName, set_of(binary::F::kKind, binary::F::kAllowBool),         \
+        {.cuda_kernel = true, .backward = BinaryOp<binary::F>().differentiable()});
   EMBER_FOR_EACH_BINARY(X)
 #undef X
-  r.add("binary", "floor_divide", kNumericSet, {.cuda_kernel = true});
-  r.add("binary", "where", kAllSet, {.cuda_kernel = true});
+  r.add("binary", "floor_divide", kNumericSet, {.cuda_kernel = true, .backward = true});
+  r.add("binary", "where", kAllSet, {.cuda_kernel = true, .backward = true});
   r.add("binary", "add_", kAllSet, {.cuda_kernel = true});
   r.add("binary", "sub_", kNumericSet, {.cuda_kernel = true});
   r.add("binary", "mul_", kAllSet, {.cuda_kernel = true});

@@ -30,6 +30,7 @@ struct BinaryOp final : Op {
   const char* name() const override { return F::kName; }
   bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// out = cond ? a : b, element-wise with broadcasting.
@@ -37,6 +38,7 @@ struct WhereOp final : Op {
   const char* name() const override { return "where"; }
   bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 enum class RoundingMode { None, Trunc, Floor };

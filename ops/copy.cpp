@@ -1,5 +1,6 @@
 #include "ops/copy.h"
 
+#include "autograd/node.h"
 #include "ops/creation.h"
 #include "ops/register.h"
 #include "ops/view.h"
@@ -32,6 +33,9 @@ bool same_view(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
+  EMBER_CHECK(!autograd::any_requires_grad({dst, src}), Unsupported,
+              "[copy_] in-place operations on tensors that require grad are not supported by autograd yet; use "
+              "the out-of-place form, or NoGradGuard");
   Shape b = broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
   EMBER_CHECK(b == dst.sizes(), ShapeMismatch, "[copy_] source of shape ", shape_str(src.sizes()),
               " cannot be broadcast to the destination's shape ", shape_str(dst.sizes()));
@@ -56,7 +60,7 @@ const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
 }
 
 Tensor cast(const Tensor& t, DType dtype) {
-  if (t.is_cpu() && t.dim() == 0) {
+  if (t.is_cpu() && t.dim() == 0 && !autograd::any_requires_grad({t})) {
     // A number (every `x * 2.0` casts one): converted on the host, without an op's bookkeeping.
     Tensor out = empty_tensor({}, dtype, Device::cpu(), "cast");
     dispatch<kAllSet>(dtype, "cast", [&]<typename Out>() {
@@ -103,12 +107,19 @@ Tensor Tensor::to(DType d) const { return d == dtype() ? *this : cast(*this, d);
 Tensor Tensor::to(Device d, bool non_blocking) const {
   if (d == device()) return *this;
   if (d.is_cuda()) check_cuda_device(d, "to");
-  return transfer(*this, d, non_blocking);
+  Tensor out = transfer(*this, d, non_blocking);
+  const Device from = device();
+  autograd::record_function("to", {*this}, {out}, [from](const TensorList& g) {
+    return TensorList{g[0].defined() ? g[0].to(from) : Tensor()};
+  });
+  return out;
 }
 
 void register_copy_ops(OpRegistry& r) {
-  for (const char* name : {"copy_", "to", "contiguous", "clone", "fill_", "zero_"})
-    r.add("copy", name, kAllSet, {.cuda_kernel = true});
+  // In-place forms are not recorded by autograd yet.
+  for (const char* name : {"copy_", "fill_", "zero_"}) r.add("copy", name, kAllSet, {.cuda_kernel = true});
+  for (const char* name : {"to", "contiguous", "clone"})
+    r.add("copy", name, kAllSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

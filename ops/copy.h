@@ -20,6 +20,7 @@ struct CopyOp final : Op {
   const char* name() const override { return "copy_"; }
   bool reads_cpu_scalars() const override { return true; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 }  // namespace ember

@@ -63,8 +63,8 @@ Tensor stack(const std::vector<Tensor>& tensors, int64_t dim) {
 }
 
 void register_join_ops(OpRegistry& r) {
-  r.add("join", "cat", kAllSet, {.cuda_kernel = true});
-  r.add("join", "stack", kAllSet, {.cuda_kernel = true});
+  r.add("join", "cat", kAllSet, {.cuda_kernel = true, .backward = true});
+  r.add("join", "stack", kAllSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

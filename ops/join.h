@@ -15,6 +15,7 @@ struct CatOp final : Op {
   explicit CatOp(int64_t d) : dim(d) {}
   const char* name() const override { return "cat"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// Concatenates along dim; dtypes promote as in PyTorch; 1-D empty tensors are skipped.

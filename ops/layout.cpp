@@ -124,7 +124,7 @@ Tensor pad(const Tensor& t, const std::vector<int64_t>& pad, const Scalar& value
 
 void register_layout_ops(OpRegistry& r) {
   for (const char* name : {"tril", "triu", "flip", "roll", "repeat", "pad"})
-    r.add("layout", name, kAllSet, {.cuda_kernel = true});
+    r.add("layout", name, kAllSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

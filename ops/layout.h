@@ -14,6 +14,7 @@ struct FlipOp final : Op {
   explicit FlipOp(std::vector<int64_t> d) : dims(std::move(d)) {}
   const char* name() const override { return "flip"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// Fills the output with `value` and copies the (possibly cropped) input into its region.
@@ -23,6 +24,7 @@ struct PadOp final : Op {
   PadOp(std::vector<int64_t> p, Scalar v) : pad(std::move(p)), value(v) {}
   const char* name() const override { return "pad"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// Lower triangle of the last two dims (elements with col - row <= diagonal), zero elsewhere.

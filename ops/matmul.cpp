@@ -126,7 +126,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
 
 void register_matmul_ops(OpRegistry& r) {
   for (const char* name : {"mm", "bmm", "matmul", "addmm", "linear"})
-    r.add("matmul", name, kNumericSet, {.cuda_kernel = true});
+    r.add("matmul", name, kNumericSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

@@ -15,6 +15,7 @@ struct GemmOp final : Op {
   bool has_bias = false;
   const char* name() const override { return "gemm"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// [n, k] @ [k, m]

@@ -1,5 +1,7 @@
 #include "ops/op.h"
 
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
 #include "runtime/cuda_hooks.h"
 #include "runtime/error.h"
 
@@ -22,6 +24,8 @@ Device common_device(const TensorList& inputs, const char* op) {
 namespace {
 
 void run_forward(Op& op, Device device, TensorList& inputs, const TensorList& outputs) {
+  // Kernels may call ops themselves (copies, casts); those are not part of the graph.
+  NoGradGuard no_grad;
   if (device.is_cpu()) {
     op.forward_cpu(inputs, outputs);
     return;
@@ -43,8 +47,23 @@ TensorList apply(const std::shared_ptr<Op>& op, TensorList inputs,
   TensorList outputs;
   outputs.reserve(specs.size());
   for (const OutputSpec& s : specs) outputs.push_back(empty_tensor(s.shape, s.dtype, d, op->name()));
+  const bool record = autograd::any_requires_grad(inputs);
+  TensorList saved = record ? inputs : TensorList{};  // run_forward may replace CPU scalars
   run_forward(*op, d, inputs, outputs);
+  if (record) record_op(op, saved, outputs);
   return outputs;
+}
+
+TensorList Op::backward(const BackwardContext&) const {
+  throw_error(ErrorCode::Unsupported, str_cat("[", name(), "] backward is not implemented yet"));
+}
+
+void record_op(const std::shared_ptr<Op>& op, const TensorList& inputs, const TensorList& outputs) {
+  bool float_output = false;
+  for (const Tensor& t : outputs) float_output = float_output || is_floating(t.dtype());
+  if (!float_output) return;  // comparisons, argmax, predicates: no gradient flows
+  auto node = std::make_shared<OpNode>(op, inputs, outputs, op->differentiable() && op->saves_outputs());
+  autograd::set_history(node, inputs, outputs);
 }
 
 Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec& spec,
@@ -62,6 +81,11 @@ void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorLi
     check_no_internal_overlap(out, op->name());
   }
   if (d.is_cuda()) check_cuda_device(d, op->name());
+  // In-place ops are not recorded yet (PyTorch rebases the graph on the written tensor).
+  // Refuse them where a gradient would be lost rather than compute a wrong one silently.
+  EMBER_CHECK(!autograd::any_requires_grad(all), Unsupported, "[", op->name(),
+              "] in-place operations on tensors that require grad are not supported by autograd yet; use the "
+              "out-of-place form, or NoGradGuard for updates such as optimizer steps");
   run_forward(*op, d, inputs, outputs);
   for (const Tensor& out : outputs) out.bump_version();
 }

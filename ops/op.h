@@ -10,6 +10,16 @@
 
 namespace ember {
 
+/// What an op's backward sees: its inputs, its outputs (when it saves them), the gradients of
+/// its outputs (zeros where unused) and which inputs need a gradient.
+struct BackwardContext {
+  const TensorList& inputs;
+  const TensorList& outputs;
+  const TensorList& grads;
+  const std::vector<bool>& needs_grad;
+  bool needs_input_grad(size_t i) const { return i < needs_grad.size() && needs_grad[i]; }
+};
+
 class Op {
  public:
   virtual ~Op() = default;
@@ -23,6 +33,15 @@ class Op {
   /// value), so apply() need not copy them to the device first: a copy per scalar would cost
   /// a host-to-device transfer on every `x * 2.0`.
   virtual bool reads_cpu_scalars() const { return false; }
+
+  /// True when backward() is implemented. Ops with only integer or bool outputs (comparisons,
+  /// argmax) never take part in autograd.
+  virtual bool differentiable() const { return false; }
+  /// True when backward() reads ctx.outputs (e.g. exp, whose derivative is its output).
+  virtual bool saves_outputs() const { return false; }
+  /// Gradients of the inputs (undefined where not needed), written with public ops only, so it
+  /// runs on every device and is itself differentiable.
+  virtual TensorList backward(const BackwardContext& ctx) const;
 };
 
 /// Shape and dtype of one output to allocate.
@@ -42,6 +61,9 @@ TensorList apply(const std::shared_ptr<Op>& op, TensorList inputs,
 /// `apply` for single-output ops.
 Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec& spec,
               std::optional<Device> device = std::nullopt);
+/// Makes `outputs` the outputs of an autograd node running op->backward (apply() calls it when
+/// grad mode is on and an input requires grad).
+void record_op(const std::shared_ptr<Op>& op, const TensorList& inputs, const TensorList& outputs);
 /// Runs `op` writing into existing outputs (in-place forms); bumps their version counters.
 void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorList& outputs);
 
@@ -60,3 +82,8 @@ void check_no_internal_overlap(const Tensor& out, const char* op);
 #define EMBER_OP_FORWARDS                                                            \
   void forward_cpu(const TensorList& inputs, const TensorList& outputs) override; \
   void forward_cuda(const TensorList& inputs, const TensorList& outputs) override;
+
+/// Declares an op's backward (defined in ops/*_backward.cpp).
+#define EMBER_OP_BACKWARD                                   \
+  bool differentiable() const override;                   \
+  TensorList backward(const BackwardContext& ctx) const override;

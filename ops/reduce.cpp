@@ -178,21 +178,22 @@ Tensor norm(const Tensor& t, double p, const DimList& dims, bool keepdim) {
 
 void register_reduction_ops(OpRegistry& r) {
   OpSupport s{.cuda_kernel = true};
-  r.add("reduction", "sum", kAllSet, s);
-  r.add("reduction", "mean", kFloatingSet, s);
+  OpSupport d{.cuda_kernel = true, .backward = true};
+  r.add("reduction", "sum", kAllSet, d);
+  r.add("reduction", "mean", kFloatingSet, d);
   r.add("reduction", "prod", kAllSet, s);
   r.add("reduction", "max", kNumericSet | kBoolSet, s);
   r.add("reduction", "min", kNumericSet | kBoolSet, s);
   r.add("reduction", "argmax", kNumericSet, s);
   r.add("reduction", "argmin", kNumericSet, s);
-  r.add("reduction", "amax", kAllSet, s);
-  r.add("reduction", "amin", kAllSet, s);
-  r.add("reduction", "var", kFloatingSet, s);
-  r.add("reduction", "std", kFloatingSet, s);
-  r.add("reduction", "logsumexp", kAllSet, s);
+  r.add("reduction", "amax", kAllSet, d);
+  r.add("reduction", "amin", kAllSet, d);
+  r.add("reduction", "var", kFloatingSet, d);
+  r.add("reduction", "std", kFloatingSet, d);
+  r.add("reduction", "logsumexp", kAllSet, d);
   r.add("reduction", "any", kAllSet, s);
   r.add("reduction", "all", kAllSet, s);
-  r.add("reduction", "norm", kFloatingSet, s);
+  r.add("reduction", "norm", kFloatingSet, d);
 }
 
 }  // namespace ember

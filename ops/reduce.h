@@ -22,6 +22,7 @@ struct ReduceOp final : Op {
   ReduceOp(ReduceKind k, DimList d) : kind(k), dims(std::move(d)) {}
   const char* name() const override;
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// Index reductions: max/min with indices (two outputs) and argmax/argmin (one output).

@@ -148,7 +148,9 @@ void register_unary_ops(OpRegistry& r) {
     }
     return kAllSet;
   };
-#define X(F) r.add("unary", unary::F::kName, set_of(unary::F::kKind), {.cuda_kernel = true});
+#define X(F)                                                 \
+  r.add("unary", unary::F::kName, set_of(unary::F::kKind),     \
+        {.cuda_kernel = true, .backward = UnaryOp<unary::F>().differentiable()});
   EMBER_FOR_EACH_UNARY(X)
 #undef X
   r.add("unary", "clamp_", kNumericSet, {.cuda_kernel = true});

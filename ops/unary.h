@@ -15,6 +15,7 @@ struct UnaryOp final : Op {
   explicit UnaryOp(F f = {}) : fn(f) {}
   const char* name() const override { return F::kName; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 Tensor neg(const Tensor& t);

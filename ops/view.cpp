@@ -1,7 +1,11 @@
 #include "ops/view.h"
 
 #include <algorithm>
+#include <string_view>
 
+#include "autograd/node.h"
+#include "ops/grad_util.h"
+#include "ops/layout.h"
 #include "ops/register.h"
 #include "runtime/error.h"
 
@@ -67,19 +71,62 @@ std::optional<Strides> view_strides(const Shape& old_shape, const Strides& old_s
 
 }  // namespace
 
+namespace {
+
+// Views run no op, so each records its own backward when its input requires grad. The
+// backward captures shapes, not tensors, so a view keeps nothing alive.
+Tensor recorded(Tensor out, const Tensor& in, const char* name, std::function<Tensor(const Tensor&)> backward) {
+  if (autograd::any_requires_grad({in}))
+    autograd::record_function(name, {in}, {out}, [backward = std::move(backward)](const TensorList& g) {
+      return TensorList{g[0].defined() ? backward(g[0]) : Tensor()};
+    });
+  return out;
+}
+
+// F.pad's list for padding only dim d of an n-dim tensor by (before, after).
+std::vector<int64_t> pad_one_dim(int64_t n, int64_t d, int64_t before, int64_t after) {
+  std::vector<int64_t> p(static_cast<size_t>(2 * (n - d)), 0);
+  p[p.size() - 2] = before;
+  p[p.size() - 1] = after;
+  return p;
+}
+
+// The gradient of t.slice(d, start, ..., step) (of size m along d) for t of shape `in`: g's
+// rows spread `step` apart (zeros between) and placed at `start`, all with pad/reshape so the
+// result is differentiable again.
+Tensor slice_backward(const Tensor& g, const Shape& in, int64_t d, int64_t start, int64_t step) {
+  const int64_t n = static_cast<int64_t>(in.size()), m = g.sizes()[d];
+  Tensor spread = g;
+  if (step > 1 && m > 0) {
+    Tensor u = unsqueeze(g, d + 1);
+    u = pad(u, pad_one_dim(n + 1, d + 1, 0, step - 1));
+    Shape merged = g.sizes();
+    merged[d] = m * step;
+    spread = reshape(u, merged);
+  }
+  const int64_t covered = spread.sizes()[d];
+  return pad(spread, pad_one_dim(n, d, start, in[d] - start - covered));
+}
+
+}  // namespace
+
 Tensor view(const Tensor& t, const Shape& shape) {
   Shape s = infer_size(shape, t.numel(), "view");
   std::optional<Strides> st = view_strides(t.sizes(), t.strides(), s);
   EMBER_CHECK(st.has_value(), InvalidArgument, "[view] shape ", shape_str(s),
               " is not compatible with the input's size ", shape_str(t.sizes()), " and stride ",
               list_str(t.strides()), " (a dimension spans two non-contiguous subspaces); use reshape");
-  return make_view(t, s, *st, t.storage_offset());
+  Shape in = t.sizes();
+  return recorded(make_view(t, s, *st, t.storage_offset()), t, "view", [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor reshape(const Tensor& t, const Shape& shape) {
   Shape s = infer_size(shape, t.numel(), "reshape");
-  if (std::optional<Strides> st = view_strides(t.sizes(), t.strides(), s))
-    return make_view(t, s, *st, t.storage_offset());
+  if (std::optional<Strides> st = view_strides(t.sizes(), t.strides(), s)) {
+    Shape in = t.sizes();
+    return recorded(make_view(t, s, *st, t.storage_offset()), t, "reshape",
+                    [in](const Tensor& g) { return reshape(g, in); });
+  }
   return view(t.clone(), s);
 }
 
@@ -118,17 +165,22 @@ Tensor permute(const Tensor& t, const std::vector<int64_t>& dims) {
     sizes[i] = t.sizes()[d];
     strides[i] = t.strides()[d];
   }
-  return make_view(t, sizes, strides, t.storage_offset());
+  std::vector<int64_t> inverse(dims.size());
+  for (size_t i = 0; i < dims.size(); ++i) inverse[wrap_dim(dims[i], t.dim(), "permute")] = static_cast<int64_t>(i);
+  return recorded(make_view(t, sizes, strides, t.storage_offset()), t, "permute",
+                  [inverse](const Tensor& g) { return permute(g, inverse); });
 }
 
 Tensor transpose(const Tensor& t, int64_t dim0, int64_t dim1) {
-  if (t.dim() == 0) return make_view(t, {}, {}, t.storage_offset());
+  if (t.dim() == 0)
+    return recorded(make_view(t, {}, {}, t.storage_offset()), t, "transpose", [](const Tensor& g) { return g; });
   int64_t a = wrap_dim(dim0, t.dim(), "transpose"), b = wrap_dim(dim1, t.dim(), "transpose");
   Shape sizes = t.sizes();
   Strides strides = t.strides();
   std::swap(sizes[a], sizes[b]);
   std::swap(strides[a], strides[b]);
-  return make_view(t, sizes, strides, t.storage_offset());
+  return recorded(make_view(t, sizes, strides, t.storage_offset()), t, "transpose",
+                  [a, b](const Tensor& g) { return transpose(g, a, b); });
 }
 
 Tensor squeeze(const Tensor& t, std::optional<int64_t> dim) {
@@ -141,7 +193,9 @@ Tensor squeeze(const Tensor& t, std::optional<int64_t> dim) {
     sizes.push_back(t.sizes()[d]);
     strides.push_back(t.strides()[d]);
   }
-  return make_view(t, sizes, strides, t.storage_offset());
+  Shape in = t.sizes();
+  return recorded(make_view(t, sizes, strides, t.storage_offset()), t, "squeeze",
+                  [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor unsqueeze(const Tensor& t, int64_t dim) {
@@ -151,7 +205,9 @@ Tensor unsqueeze(const Tensor& t, int64_t dim) {
   int64_t stride = d < t.dim() ? sizes[d] * strides[d] : 1;
   sizes.insert(sizes.begin() + d, 1);
   strides.insert(strides.begin() + d, stride);
-  return make_view(t, sizes, strides, t.storage_offset());
+  Shape in = t.sizes();
+  return recorded(make_view(t, sizes, strides, t.storage_offset()), t, "unsqueeze",
+                  [in](const Tensor& g) { return reshape(g, in); });
 }
 
 Tensor expand(const Tensor& t, const Shape& shape) {
@@ -177,7 +233,9 @@ Tensor expand(const Tensor& t, const Shape& shape) {
     sizes[d] = want;
     strides[d] = (have == 1 && want != 1) ? 0 : t.strides()[d - lead];
   }
-  return make_view(t, sizes, strides, t.storage_offset());
+  Shape in = t.sizes();
+  return recorded(make_view(t, sizes, strides, t.storage_offset()), t, "expand",
+                  [in](const Tensor& g) { return sum_to(g, in); });
 }
 
 Tensor expand_as(const Tensor& t, const Tensor& other) { return expand(t, other.sizes()); }
@@ -196,7 +254,9 @@ Tensor slice(const Tensor& t, int64_t dim, std::optional<int64_t> start, std::op
   Strides strides = t.strides();
   sizes[d] = len;
   strides[d] *= step;
-  return make_view(t, sizes, strides, t.storage_offset() + s * t.strides()[d]);
+  Shape in = t.sizes();
+  return recorded(make_view(t, sizes, strides, t.storage_offset() + s * t.strides()[d]), t, "slice",
+                  [in, d, s, step](const Tensor& g) { return slice_backward(g, in, d, s, step); });
 }
 
 Tensor select(const Tensor& t, int64_t dim, int64_t index) {
@@ -211,7 +271,9 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index) {
   int64_t offset = t.storage_offset() + index * strides[d];
   sizes.erase(sizes.begin() + d);
   strides.erase(strides.begin() + d);
-  return make_view(t, sizes, strides, offset);
+  Shape in = t.sizes();
+  return recorded(make_view(t, sizes, strides, offset), t, "select",
+                  [in, d, index](const Tensor& g) { return slice_backward(unsqueeze(g, d), in, d, index, 1); });
 }
 
 Tensor narrow(const Tensor& t, int64_t dim, int64_t start, int64_t length) {
@@ -289,7 +351,9 @@ Tensor as_strided(const Tensor& t, const Shape& sizes, const Strides& strides, s
                             static_cast<int64_t>(t.storage()->nbytes()),
               InvalidArgument, "[as_strided] sizes ", shape_str(sizes), " and strides ", list_str(strides),
               " at offset ", off, " reach outside the storage of ", t.storage()->nbytes(), " bytes");
-  return make_view(t, sizes, strides, off);
+  return recorded(make_view(t, sizes, strides, off), t, "as_strided", [](const Tensor&) -> Tensor {
+    throw_error(ErrorCode::Unsupported, "[as_strided] backward is not implemented yet");
+  });
 }
 
 // ---- Tensor methods ---------------------------------------------------------------------------
@@ -311,7 +375,7 @@ void register_view_ops(OpRegistry& r) {
   for (const char* name : {"view", "reshape", "flatten", "unflatten", "permute", "transpose", "squeeze",
                            "unsqueeze", "expand", "slice", "select", "narrow", "split", "chunk", "unbind",
                            "as_strided"})
-    r.add("view", name, kAllSet, {.cuda_kernel = true});
+    r.add("view", name, kAllSet, {.cuda_kernel = true, .backward = std::string_view(name) != "as_strided"});
 }
 
 }  // namespace ember

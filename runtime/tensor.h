@@ -3,6 +3,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <ostream>
@@ -24,6 +25,12 @@ struct TensorOptions {
   Device device = Device::cpu();
 };
 
+struct AutogradMeta;  // autograd/meta.h
+class Node;          // autograd/node.h
+class Tensor;
+/// A gradient hook: sees a gradient, may return a replacement (or an undefined tensor to keep it).
+using GradHook = std::function<Tensor(const Tensor&)>;
+
 struct TensorImpl {
   Storage storage;
   Shape sizes;
@@ -33,6 +40,8 @@ struct TensorImpl {
   // A tensor made from a Scalar argument: it takes part in type promotion at the lowest
   // priority, as PyTorch's wrapped numbers do.
   bool wrapped_number = false;
+  // Autograd state (requires_grad, grad, grad_fn, hooks); null for most tensors.
+  std::shared_ptr<AutogradMeta> autograd;
 };
 
 class Tensor {
@@ -105,6 +114,32 @@ class Tensor {
                std::optional<int64_t> end = std::nullopt, int64_t step = 1) const;
   /// PyTorch's repr: "tensor([1., 2.])", abridged when large.
   std::string str() const;
+
+  // ---- autograd (defined in autograd/) -------------------------------------------------------
+  bool requires_grad() const;
+  /// Marks a leaf as needing gradients (floating-point dtypes only); returns *this.
+  const Tensor& requires_grad_(bool on = true) const;
+  /// The accumulated gradient of a leaf (or of a tensor that retain_grad()); undefined if none.
+  Tensor grad() const;
+  void set_grad(const Tensor& grad) const;
+  /// The node that made this tensor (null for leaves and for tensors without grad).
+  std::shared_ptr<Node> grad_fn() const;
+  /// Which output of grad_fn this tensor is.
+  uint32_t output_nr() const;
+  /// True for tensors that autograd did not make (users' tensors, parameters).
+  bool is_leaf() const;
+  /// Same data, cut from the graph.
+  Tensor detach() const;
+  /// Computes gradients of this tensor with respect to the graph's leaves and accumulates them
+  /// into their grad(). `gradient` may be omitted for one-element tensors.
+  void backward(const Tensor& gradient = Tensor(), bool retain_graph = false, bool create_graph = false) const;
+  /// Runs `hook` on this tensor's gradient when it is computed.
+  void register_hook(GradHook hook) const;
+  /// Leaves only: runs `hook` after a gradient was accumulated into grad() (data parallelism's
+  /// bucketing uses it).
+  void register_post_accumulate_grad_hook(std::function<void(const Tensor&)> hook) const;
+  /// Keeps the gradient of a non-leaf tensor in grad().
+  void retain_grad() const;
 
   TensorImpl& impl() const { return *impl_; }
   const std::shared_ptr<TensorImpl>& impl_ptr() const { return impl_; }
