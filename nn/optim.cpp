@@ -1,0 +1,101 @@
+#include "nn/optim.h"
+
+#include <cmath>
+
+#include "autograd/grad_mode.h"
+#include "ops/binary.h"
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "ops/unary.h"
+#include "runtime/error.h"
+
+namespace ember::nn {
+
+Optimizer::Optimizer(std::vector<Tensor> params) : params_(std::move(params)) {
+  for (size_t i = 0; i < params_.size(); ++i)
+    EMBER_CHECK(params_[i].requires_grad() && params_[i].is_leaf(), InvalidArgument, "[optimizer] parameter ", i,
+                " is not a leaf tensor that requires grad");
+}
+
+void Optimizer::zero_grad() {
+  for (const Tensor& p : params_) p.set_grad(Tensor());
+}
+
+// ---- SGD -------------------------------------------------------------------------------------
+
+SGD::SGD(std::vector<Tensor> params, SGDOptions options) : Optimizer(std::move(params)), o_(options) {
+  EMBER_CHECK(o_.lr >= 0, InvalidArgument, "[SGD] invalid learning rate ", o_.lr);
+  EMBER_CHECK(!o_.nesterov || (o_.momentum > 0 && o_.dampening == 0), InvalidArgument,
+              "[SGD] nesterov momentum requires a momentum and zero dampening");
+  lr_ = o_.lr;
+  momentum_.resize(params_.size());
+}
+
+void SGD::step() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor d = p.grad();
+    if (!d.defined()) continue;
+    if (o_.weight_decay != 0) d = add(d, p, o_.weight_decay);
+    if (o_.momentum != 0) {
+      Tensor& buf = momentum_[i];
+      if (!buf.defined()) {
+        buf = d.clone();
+      } else {
+        buf = add(mul(buf, o_.momentum), d, 1 - o_.dampening);
+      }
+      d = o_.nesterov ? add(d, buf, o_.momentum) : buf;
+    }
+    add_(p, d, -lr_);
+  }
+}
+
+// ---- Adam / AdamW ----------------------------------------------------------------------------
+
+Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Optimizer(std::move(params)), o_(options) {
+  EMBER_CHECK(o_.lr >= 0 && o_.eps >= 0 && o_.beta1 >= 0 && o_.beta1 < 1 && o_.beta2 >= 0 && o_.beta2 < 1,
+              InvalidArgument, "[Adam] invalid hyper-parameters: lr ", o_.lr, ", betas (", o_.beta1, ", ", o_.beta2,
+              "), eps ", o_.eps);
+  lr_ = o_.lr;
+  steps_.assign(params_.size(), 0);
+  exp_avg_.resize(params_.size());
+  exp_avg_sq_.resize(params_.size());
+  max_exp_avg_sq_.resize(params_.size());
+}
+
+void Adam::step() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (!exp_avg_[i].defined()) {
+      exp_avg_[i] = zeros_like(p);
+      exp_avg_sq_[i] = zeros_like(p);
+      if (o_.amsgrad) max_exp_avg_sq_[i] = zeros_like(p);
+    }
+    const int64_t step = ++steps_[i];
+    if (o_.weight_decay != 0) {
+      if (o_.decoupled_weight_decay) mul_(p, 1 - lr_ * o_.weight_decay);
+      else g = add(g, p, o_.weight_decay);
+    }
+    // m ← m + (1 − β1)(g − m)   (PyTorch's lerp form);  v ← β2·v + (1 − β2)·g²
+    Tensor& m = exp_avg_[i];
+    Tensor& v = exp_avg_sq_[i];
+    add_(m, sub(g, m), 1 - o_.beta1);
+    mul_(v, o_.beta2);
+    add_(v, mul(g, g), 1 - o_.beta2);
+    const double bias1 = 1 - std::pow(o_.beta1, static_cast<double>(step));
+    const double bias2_sqrt = std::sqrt(1 - std::pow(o_.beta2, static_cast<double>(step)));
+    Tensor second = v;
+    if (o_.amsgrad) {
+      copy_(max_exp_avg_sq_[i], maximum(max_exp_avg_sq_[i], v));
+      second = max_exp_avg_sq_[i];
+    }
+    Tensor denom = add(div(sqrt(second), bias2_sqrt), o_.eps);
+    add_(p, div(m, denom), -lr_ / bias1);
+  }
+}
+
+}  // namespace ember::nn
