@@ -42,7 +42,11 @@ TensorList AccumulateGrad::apply(const TensorList& grad_outputs) {
   // two leaves), so grad() starts as a copy and later sums make new tensors; with
   // create_graph the sum stays in the graph for higher-order gradients.
   if (!m.grad.defined()) {
-    m.grad = grad_enabled() ? g : g.detach().clone();
+    // The gradient can be kept as it is when nothing else holds it or its memory (the
+    // engine's buffer is the only owner), else it is copied.
+    const bool sole_owner = g.is_same(grad_outputs[0]) && grad_outputs[0].impl_ptr().use_count() == 2 &&
+                            g.storage().use_count() == 1;
+    m.grad = grad_enabled() ? g : sole_owner ? g : g.detach().clone();
   } else {
     m.grad = grad_enabled() ? add(m.grad, g) : add(m.grad, g.detach());
   }

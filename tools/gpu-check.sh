@@ -42,6 +42,7 @@ note "tests: $(tail -1 "$out/test.log")"
 if [ $bench = 1 ]; then
   "$build/bench/bench_cpu" 16 >"$out/bench_cpu.txt" 2>&1 || note "bench_cpu failed"
   "$build/bench/bench_cuda" "$out/ember_cuda.csv" >"$out/bench_cuda.txt" 2>&1 || note "bench_cuda failed: $(tail -3 "$out/bench_cuda.txt")"
+  "$build/bench/bench_train" --device cuda "$out/ember_cuda.csv" >"$out/bench_train.txt" 2>&1 || note "bench_train failed: $(tail -3 "$out/bench_train.txt")"
   python3 bench/torch_cuda.py "$out/torch_cuda.csv" >"$out/torch_cuda.txt" 2>&1 || note "torch_cuda.py failed: $(tail -3 "$out/torch_cuda.txt")"
   if [ -f "$out/ember_cuda.csv" ] && [ -f "$out/torch_cuda.csv" ]; then
     python3 bench/compare.py "$out/ember_cuda.csv" "$out/torch_cuda.csv" >"$out/bench_table.md"
@@ -55,7 +56,7 @@ fi
   [ -f "$out/bench_cpu.txt" ] && grep -E 'add\(a, b\)|ember add |GFLOP' "$out/bench_cpu.txt"
 } >"$out/summary.txt"
 if [ -n "${OUT:-}" ]; then
-  for f in summary.txt bench_table.md test.log tests/ember_tests.log bench_cuda.txt torch_cuda.txt bench_cpu.txt; do
+  for f in summary.txt bench_table.md test.log tests/ember_tests.log bench_cuda.txt torch_cuda.txt bench_train.txt; do
     [ -f "$out/$f" ] && cp "$out/$f" "$OUT/"
   done
   tar -czf "$OUT/logs.tar.gz" -C "$out" .

@@ -70,7 +70,9 @@ for required in ["add", "matmul", "sum", "gather", "randn", "pad"]:
 PY
 check "ember ops prints a table" bash -c "'$cli' ops | tail -1 | grep -q ' ops$'"
 check "ember demo runs" bash -c "'$cli' demo --device cpu | grep -q 'ops registered'"
+check "train_digits reaches 97% test accuracy on the CPU" "$build/examples/train_digits" --device cpu
 if [ -n "${EMBER_EXPECT_CUDA:-}" ]; then
+  check "train_digits reaches 97% test accuracy on cuda" "$build/examples/train_digits" --device cuda
   check "ember ops --json: cuda true wherever cpu is" python3 - "$cli" <<'PY'
 import json, subprocess, sys
 ops = json.loads(subprocess.run([sys.argv[1], "ops", "--json"], check=True, capture_output=True, text=True).stdout)
