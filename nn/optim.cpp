@@ -21,6 +21,37 @@ void Optimizer::zero_grad() {
   for (const Tensor& p : params_) p.set_grad(Tensor());
 }
 
+namespace {
+
+// Per-parameter buffers as "<name>.<index>" (undefined buffers are not stored).
+void put_buffers(std::map<std::string, Tensor>& out, const char* name, const std::vector<Tensor>& buffers) {
+  for (size_t i = 0; i < buffers.size(); ++i)
+    if (buffers[i].defined()) out.emplace(str_cat(name, ".", i), buffers[i].detach());
+}
+
+void get_buffers(const std::map<std::string, Tensor>& state, const char* name, const std::vector<Tensor>& params,
+                 std::vector<Tensor>& buffers) {
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto it = state.find(str_cat(name, ".", i));
+    if (it == state.end()) {
+      buffers[i] = Tensor();
+      continue;
+    }
+    EMBER_CHECK(it->second.sizes() == params[i].sizes(), ShapeMismatch, "[optimizer] state \"", it->first,
+                "\" has shape ", shape_str(it->second.sizes()), " but parameter ", i, " has shape ",
+                shape_str(params[i].sizes()));
+    buffers[i] = it->second.to(params[i].dtype()).to(params[i].device()).clone();
+  }
+}
+
+double get_lr(const std::map<std::string, Tensor>& state) {
+  auto it = state.find("lr");
+  EMBER_CHECK(it != state.end(), InvalidArgument, "[optimizer] state has no \"lr\"");
+  return it->second.item<double>();
+}
+
+}  // namespace
+
 // ---- SGD -------------------------------------------------------------------------------------
 
 SGD::SGD(std::vector<Tensor> params, SGDOptions options) : Optimizer(std::move(params)), o_(options) {
@@ -49,6 +80,17 @@ void SGD::step() {
     }
     add_(p, d, -lr_);
   }
+}
+
+std::map<std::string, Tensor> SGD::state_dict() const {
+  std::map<std::string, Tensor> out{{"lr", scalar_tensor(lr_)}};
+  put_buffers(out, "momentum", momentum_);
+  return out;
+}
+
+void SGD::load_state_dict(const std::map<std::string, Tensor>& state) {
+  lr_ = get_lr(state);
+  get_buffers(state, "momentum", params_, momentum_);
 }
 
 // ---- Adam / AdamW ----------------------------------------------------------------------------
@@ -96,6 +138,27 @@ void Adam::step() {
     Tensor denom = add(div(sqrt(second), bias2_sqrt), o_.eps);
     add_(p, div(m, denom), -lr_ / bias1);
   }
+}
+
+std::map<std::string, Tensor> Adam::state_dict() const {
+  std::map<std::string, Tensor> out{{"lr", scalar_tensor(lr_)}};
+  for (size_t i = 0; i < params_.size(); ++i)
+    if (steps_[i] > 0) out.emplace(str_cat("step.", i), scalar_tensor(steps_[i]));
+  put_buffers(out, "exp_avg", exp_avg_);
+  put_buffers(out, "exp_avg_sq", exp_avg_sq_);
+  put_buffers(out, "max_exp_avg_sq", max_exp_avg_sq_);
+  return out;
+}
+
+void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
+  lr_ = get_lr(state);
+  for (size_t i = 0; i < params_.size(); ++i) {
+    auto it = state.find(str_cat("step.", i));
+    steps_[i] = it == state.end() ? 0 : it->second.item<int64_t>();
+  }
+  get_buffers(state, "exp_avg", params_, exp_avg_);
+  get_buffers(state, "exp_avg_sq", params_, exp_avg_sq_);
+  get_buffers(state, "max_exp_avg_sq", params_, max_exp_avg_sq_);
 }
 
 }  // namespace ember::nn

@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <string>
 #include <vector>
 
 #include "runtime/tensor.h"
@@ -20,6 +22,11 @@ class Optimizer {
   double lr() const { return lr_; }
   void set_lr(double lr) { lr_ = lr; }
   const std::vector<Tensor>& params() const { return params_; }
+  /// The optimizer's state (learning rate, per-parameter buffers and step counts) by name,
+  /// e.g. "lr", "exp_avg.3", "step.3": what a checkpoint stores.
+  virtual std::map<std::string, Tensor> state_dict() const = 0;
+  /// Restores state_dict()'s output (buffers copied to each parameter's device and dtype).
+  virtual void load_state_dict(const std::map<std::string, Tensor>& state) = 0;
 
  protected:
   std::vector<Tensor> params_;
@@ -36,6 +43,8 @@ class SGD final : public Optimizer {
  public:
   SGD(std::vector<Tensor> params, SGDOptions options);
   void step() override;
+  std::map<std::string, Tensor> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
  private:
   SGDOptions o_;
@@ -54,6 +63,8 @@ class Adam final : public Optimizer {
  public:
   Adam(std::vector<Tensor> params, AdamOptions options);
   void step() override;
+  std::map<std::string, Tensor> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
 
  private:
   AdamOptions o_;

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ meson ninja-build pkg-config python3 libeigen3-dev doctest-dev libcli11-dev)
+packages=(g++ meson ninja-build pkg-config python3 libeigen3-dev doctest-dev libcli11-dev libxxhash-dev)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
