@@ -10,6 +10,7 @@
 #include "nn/init.h"
 #include "nn/module.h"
 #include "nn/optim.h"
+#include "nn/schedule.h"
 #include "ops/ops.h"
 #include "runtime/allocator.h"
 #include "runtime/cuda/cuda.h"

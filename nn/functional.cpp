@@ -2,6 +2,7 @@
 
 #include "ops/binary.h"
 #include "ops/creation.h"
+#include "ops/random.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
 #include "ops/view.h"
@@ -51,6 +52,50 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
   Tensor weight = valid.to(logits.dtype());
   nll = mul(nll, weight);
   return reduce(nll, reduction, sum(weight));
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index) {
+  EMBER_CHECK(log_probs.dim() == 2, InvalidArgument, "[nll_loss] expected log-probabilities [N, C], got shape ",
+              shape_str(log_probs.sizes()));
+  EMBER_CHECK(target.dtype() == kInt64 && target.dim() == 1 && target.sizes()[0] == log_probs.sizes()[0],
+              InvalidArgument, "[nll_loss] expected int64 class indices of shape [", log_probs.sizes()[0], "], got ",
+              target.dtype(), " of shape ", shape_str(target.sizes()));
+  const int64_t classes = log_probs.sizes()[1];
+  Tensor valid = ne(target, ignore_index);
+  EMBER_CHECK(all(logical_or(logical_and(ge(target, 0), lt(target, classes)), logical_not(valid))).item<bool>(),
+              InvalidArgument, "[nll_loss] a target is outside [0, ", classes, ")");
+  Tensor one_hot = eq(unsqueeze(target, 1), arange(classes, {kInt64, log_probs.device()})).to(log_probs.dtype());
+  Tensor weight = valid.to(log_probs.dtype());
+  Tensor nll = mul(neg(sum(mul(log_probs, one_hot), {1})), weight);
+  return reduce(nll, reduction, sum(weight));
+}
+
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  return reduce(abs(sub(input, target)), reduction);
+}
+
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction, double beta) {
+  EMBER_CHECK(beta >= 0, InvalidArgument, "[smooth_l1_loss] beta must be non-negative, got ", beta);
+  Tensor d = abs(sub(input, target));
+  if (beta == 0) return reduce(d, reduction);
+  Tensor quadratic = div(mul(d, d), 2 * beta);
+  return reduce(where(lt(d, beta), quadratic, sub(d, beta / 2)), reduction);
+}
+
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target, Reduction reduction) {
+  EMBER_CHECK(logits.sizes() == target.sizes(), ShapeMismatch,
+              "[binary_cross_entropy_with_logits] logits of shape ", shape_str(logits.sizes()),
+              " and target of shape ", shape_str(target.sizes()), " differ");
+  Tensor loss = add(sub(relu(logits), mul(logits, target)), log1p(exp(neg(abs(logits)))));
+  return reduce(loss, reduction);
+}
+
+Tensor dropout(const Tensor& x, double p, bool training) {
+  EMBER_CHECK(p >= 0 && p <= 1, InvalidArgument, "[dropout] probability must be in [0, 1], got ", p);
+  if (!training || p == 0) return x;
+  if (p == 1) return mul(x, 0.0);
+  Tensor keep = bernoulli(full(x.sizes(), 1 - p, {x.dtype(), x.device()}));
+  return mul(x, mul(keep, 1 / (1 - p)));
 }
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {

@@ -19,7 +19,20 @@ enum class Reduction { None, Mean, Sum };
 /// nothing and are not counted by the mean.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::Mean,
                      int64_t ignore_index = -100, double label_smoothing = 0);
+/// Negative log-likelihood of log-probabilities [N, C] at class indices [N].
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction = Reduction::Mean,
+                int64_t ignore_index = -100);
 /// Mean (or sum) squared error.
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
+/// Squared error below beta (scaled by 1/(2·beta)), absolute error minus beta/2 above.
+Tensor smooth_l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean,
+                      double beta = 1.0);
+/// Binary cross-entropy on logits, computed stably: max(x, 0) − x·y + log(1 + e^−|x|).
+Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& target,
+                                        Reduction reduction = Reduction::Mean);
+/// Zeroes elements with probability p (Philox, reproducible from the seed) and scales the rest
+/// by 1/(1 − p) while training; the identity otherwise.
+Tensor dropout(const Tensor& x, double p, bool training);
 
 }  // namespace ember::nn

@@ -3,7 +3,10 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "nn/functional.h"
 #include "nn/init.h"
+#include "ops/binary.h"
+#include "ops/index.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/matmul.h"
@@ -141,6 +144,51 @@ Tensor ReLU::forward(const Tensor& x) { return relu(x); }
 Tensor Tanh::forward(const Tensor& x) { return tanh(x); }
 Tensor GELU::forward(const Tensor& x) { return gelu(x); }
 Tensor Flatten::forward(const Tensor& x) { return flatten(x, 1); }
+
+Dropout::Dropout(double p) : p_(p) {
+  EMBER_CHECK(p >= 0 && p <= 1, InvalidArgument, "[Dropout] probability must be in [0, 1], got ", p);
+}
+Tensor Dropout::forward(const Tensor& x) { return dropout(x, p_, is_training()); }
+
+Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim, std::optional<int64_t> padding_idx,
+                     TensorOptions options) {
+  EMBER_CHECK(num_embeddings > 0 && embedding_dim > 0, InvalidArgument, "[Embedding] expected positive sizes, got ",
+              num_embeddings, " and ", embedding_dim);
+  if (padding_idx) {
+    if (*padding_idx < 0) *padding_idx += num_embeddings;
+    EMBER_CHECK(*padding_idx >= 0 && *padding_idx < num_embeddings, InvalidArgument, "[Embedding] padding_idx ",
+                *padding_idx, " is outside [0, ", num_embeddings, ")");
+  }
+  padding_idx_ = padding_idx;
+  if (!options.dtype) options.dtype = kFloat32;
+  Tensor w = empty({num_embeddings, embedding_dim}, options);
+  init::normal_(w);
+  if (padding_idx_) {
+    NoGradGuard no_grad;
+    zero_(w.select(0, *padding_idx_));
+  }
+  register_parameter("weight", w);
+}
+
+Tensor Embedding::forward(const Tensor& indices) {
+  EMBER_CHECK(indices.dtype() == kInt64 || indices.dtype() == kInt32, DTypeMismatch,
+              "[Embedding] expected int64 or int32 indices, got ", indices.dtype());
+  Shape shape = indices.sizes();
+  shape.push_back(weight().sizes()[1]);
+  Tensor out = reshape(index_select(weight(), 0, reshape(indices, {-1})), shape);
+  if (!padding_idx_) return out;
+  // Same values, but rows looked up at padding_idx pass no gradient back.
+  Tensor pad = unsqueeze(eq(indices, *padding_idx_), -1);
+  return where(pad, out.detach(), out);
+}
+
+void ModuleList::push_back(std::shared_ptr<Module> module) {
+  register_module(std::to_string(children().size()), std::move(module));
+}
+
+Tensor ModuleList::forward(const Tensor&) {
+  throw_error(ErrorCode::InvalidArgument, "[ModuleList] has no forward; call its modules");
+}
 
 Sequential::Sequential(std::vector<std::shared_ptr<Module>> modules) {
   for (auto& m : modules) push_back(std::move(m));

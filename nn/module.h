@@ -3,6 +3,7 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <memory>
 #include <string>
 #include <utility>
@@ -95,6 +96,39 @@ class GELU : public Module {
 /// Flattens all dims after the first.
 class Flatten : public Module {
  public:
+  Tensor forward(const Tensor& x) override;
+};
+
+/// Zeroes elements with probability p while training (nn::dropout).
+class Dropout : public Module {
+ public:
+  explicit Dropout(double p = 0.5);
+  Tensor forward(const Tensor& x) override;
+
+ private:
+  double p_;
+};
+
+/// A lookup table [num_embeddings, dim] initialised N(0, 1); rows at padding_idx start at
+/// zero and receive no gradient, as in PyTorch.
+class Embedding : public Module {
+ public:
+  Embedding(int64_t num_embeddings, int64_t embedding_dim, std::optional<int64_t> padding_idx = std::nullopt,
+            TensorOptions options = {});
+  /// indices: int64 of any shape; returns [..., embedding_dim].
+  Tensor forward(const Tensor& indices) override;
+  const Tensor& weight() const { return param(0); }
+
+ private:
+  std::optional<int64_t> padding_idx_;
+};
+
+/// Holds modules (named "0", "1", ...) without running them.
+class ModuleList : public Module {
+ public:
+  void push_back(std::shared_ptr<Module> module);
+  size_t size() const { return children().size(); }
+  Module& operator[](size_t i) const { return *children().at(i).second; }
   Tensor forward(const Tensor& x) override;
 };
 

@@ -161,4 +161,63 @@ void Adam::load_state_dict(const std::map<std::string, Tensor>& state) {
   get_buffers(state, "max_exp_avg_sq", params_, max_exp_avg_sq_);
 }
 
+// ---- RMSprop ---------------------------------------------------------------------------------
+
+RMSprop::RMSprop(std::vector<Tensor> params, RMSpropOptions options) : Optimizer(std::move(params)), o_(options) {
+  EMBER_CHECK(o_.lr >= 0 && o_.alpha >= 0 && o_.eps >= 0 && o_.momentum >= 0, InvalidArgument,
+              "[RMSprop] invalid hyper-parameters: lr ", o_.lr, ", alpha ", o_.alpha, ", eps ", o_.eps, ", momentum ",
+              o_.momentum);
+  lr_ = o_.lr;
+  square_avg_.resize(params_.size());
+  grad_avg_.resize(params_.size());
+  momentum_.resize(params_.size());
+}
+
+void RMSprop::step() {
+  NoGradGuard no_grad;
+  for (size_t i = 0; i < params_.size(); ++i) {
+    const Tensor& p = params_[i];
+    Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (!square_avg_[i].defined()) {
+      square_avg_[i] = zeros_like(p);
+      if (o_.centered) grad_avg_[i] = zeros_like(p);
+      if (o_.momentum > 0) momentum_[i] = zeros_like(p);
+    }
+    if (o_.weight_decay != 0) g = add(g, p, o_.weight_decay);
+    Tensor& sq = square_avg_[i];
+    mul_(sq, o_.alpha);
+    add_(sq, mul(g, g), 1 - o_.alpha);
+    Tensor avg;
+    if (o_.centered) {
+      add_(grad_avg_[i], sub(g, grad_avg_[i]), 1 - o_.alpha);  // lerp, as PyTorch
+      avg = add(sqrt(sub(sq, mul(grad_avg_[i], grad_avg_[i]))), o_.eps);
+    } else {
+      avg = add(sqrt(sq), o_.eps);
+    }
+    if (o_.momentum > 0) {
+      mul_(momentum_[i], o_.momentum);
+      add_(momentum_[i], div(g, avg));
+      add_(p, momentum_[i], -lr_);
+    } else {
+      add_(p, div(g, avg), -lr_);
+    }
+  }
+}
+
+std::map<std::string, Tensor> RMSprop::state_dict() const {
+  std::map<std::string, Tensor> out{{"lr", scalar_tensor(lr_)}};
+  put_buffers(out, "square_avg", square_avg_);
+  put_buffers(out, "grad_avg", grad_avg_);
+  put_buffers(out, "momentum_buffer", momentum_);
+  return out;
+}
+
+void RMSprop::load_state_dict(const std::map<std::string, Tensor>& state) {
+  lr_ = get_lr(state);
+  get_buffers(state, "square_avg", params_, square_avg_);
+  get_buffers(state, "grad_avg", params_, grad_avg_);
+  get_buffers(state, "momentum_buffer", params_, momentum_);
+}
+
 }  // namespace ember::nn

@@ -72,6 +72,24 @@ class Adam final : public Optimizer {
   std::vector<Tensor> exp_avg_, exp_avg_sq_, max_exp_avg_sq_;
 };
 
+struct RMSpropOptions {
+  double lr = 1e-2;
+  double alpha = 0.99, eps = 1e-8, weight_decay = 0, momentum = 0;
+  bool centered = false;
+};
+
+class RMSprop final : public Optimizer {
+ public:
+  RMSprop(std::vector<Tensor> params, RMSpropOptions options);
+  void step() override;
+  std::map<std::string, Tensor> state_dict() const override;
+  void load_state_dict(const std::map<std::string, Tensor>& state) override;
+
+ private:
+  RMSpropOptions o_;
+  std::vector<Tensor> square_avg_, grad_avg_, momentum_;
+};
+
 /// Adam with decoupled weight decay (default 0.01, as torch.optim.AdamW).
 inline AdamOptions adamw_options(double lr = 1e-3, double weight_decay = 1e-2) {
   AdamOptions o;

@@ -1,5 +1,9 @@
 #include "ops/index.h"
 
+#include "autograd/grad_mode.h"
+#include "autograd/node.h"
+#include "ops/layout.h"
+
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/reduce.h"
@@ -93,10 +97,49 @@ const Tensor& scatter_add_(const Tensor& t, int64_t dim, const Tensor& index, co
   return scatter_into(t, dim, index, src, true);
 }
 
-Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
-  Tensor out = t.clone();
-  scatter_(out, dim, index, src);
+namespace {
+
+// The gradient reaching src of a scatter: the gathered gradient, zero-padded where src is
+// larger than the index (those elements were not read).
+Tensor scattered_src_grad(const Tensor& g, int64_t d, const Tensor& idx, const Shape& src_shape) {
+  Tensor r = gather(g, d, idx);
+  if (r.sizes() == src_shape) return r;
+  std::vector<int64_t> pads;
+  for (int64_t i = static_cast<int64_t>(src_shape.size()) - 1; i >= 0; --i) {
+    pads.push_back(0);
+    pads.push_back(src_shape[i] - r.sizes()[i]);
+  }
+  return pad(r, pads);
+}
+
+// Out-of-place scatter/scatter_add: the write runs unrecorded on a copy, and one node
+// records the whole op.
+Tensor scatter_recorded(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src, bool accumulate) {
+  Tensor out;
+  {
+    NoGradGuard no_grad;
+    out = t.clone();
+    scatter_into(out, dim, index, src, accumulate);
+  }
+  const int64_t d = wrap_dim(dim, t.dim(), accumulate ? "scatter_add" : "scatter");
+  Tensor idx = as_index(index, "scatter");
+  const Shape src_shape = src.sizes();
+  const bool src_scalar = src.dim() == 0;
+  autograd::record_function(accumulate ? "scatter_add" : "scatter", {t, src}, {out},
+                            [d, idx, src_shape, src_scalar, accumulate](const TensorList& g) {
+                              if (!g[0].defined()) return TensorList{Tensor(), Tensor()};
+                              Tensor gt = accumulate ? g[0] : scatter(g[0], d, idx, Scalar(0.0));
+                              Tensor gs = src_scalar ? sum(gather(g[0], d, idx))
+                                                     : scattered_src_grad(g[0], d, idx, src_shape);
+                              return TensorList{gt, gs};
+                            });
   return out;
+}
+
+}  // namespace
+
+Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
+  return scatter_recorded(t, dim, index, src, false);
 }
 
 Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Scalar& value) {
@@ -104,9 +147,8 @@ Tensor scatter(const Tensor& t, int64_t dim, const Tensor& index, const Scalar& 
 }
 
 Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
-  Tensor out = t.clone();
-  scatter_add_(out, dim, index, src);
-  return out;
+  EMBER_CHECK(t.dtype() != kBool, Unsupported, "[scatter_add] not supported for dtype bool");
+  return scatter_recorded(t, dim, index, src, true);
 }
 
 Tensor masked_fill(const Tensor& t, const Tensor& mask, const Operand& value) {
@@ -123,7 +165,7 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, const Operand& value) {
 }
 
 void register_index_ops(OpRegistry& r) {
-  OpSupport s{.cuda_kernel = true};
+  OpSupport s{.cuda_kernel = true, .backward = true};
   r.add("index", "index_select", kAllSet, s);
   r.add("index", "gather", kAllSet, s);
   r.add("index", "scatter", kAllSet, s);

@@ -14,6 +14,7 @@ struct IndexSelectOp final : Op {
   explicit IndexSelectOp(int64_t d) : dim(d) {}
   const char* name() const override { return "index_select"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// out[..i..] = t[..index[..i..]..] along dim.
@@ -22,6 +23,7 @@ struct GatherOp final : Op {
   explicit GatherOp(int64_t d) : dim(d) {}
   const char* name() const override { return "gather"; }
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 /// In place on its output: out[..index[..i..]..] = src[..i..] (or += with accumulate).

@@ -182,8 +182,8 @@ void register_reduction_ops(OpRegistry& r) {
   r.add("reduction", "sum", kAllSet, d);
   r.add("reduction", "mean", kFloatingSet, d);
   r.add("reduction", "prod", kAllSet, s);
-  r.add("reduction", "max", kNumericSet | kBoolSet, s);
-  r.add("reduction", "min", kNumericSet | kBoolSet, s);
+  r.add("reduction", "max", kNumericSet | kBoolSet, d);
+  r.add("reduction", "min", kNumericSet | kBoolSet, d);
   r.add("reduction", "argmax", kNumericSet, s);
   r.add("reduction", "argmin", kNumericSet, s);
   r.add("reduction", "amax", kAllSet, d);

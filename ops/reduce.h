@@ -32,7 +32,9 @@ struct ArgReduceOp final : Op {
   DimList dims;
   ArgReduceOp(bool mx, bool values, DimList d) : is_max(mx), with_values(values), dims(std::move(d)) {}
   const char* name() const override;
+  bool saves_outputs() const override { return true; }  // backward scatters at the indices
   EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
 };
 
 struct ValuesIndices {

@@ -318,12 +318,36 @@ DEVICE_TEST("autograd: gradcheck of views, joins, layout ops and copies") {
     expect_gradcheck("to cpu", one([](const Tensor& t) { return t.to(Device::cpu()); }), {x});
 }
 
+DEVICE_TEST("autograd: gradcheck of the indexing ops and of max/min with indices") {
+  Tensor x = leaf({3, 4}, device);
+  Tensor src = leaf({2, 4}, device, -1, 1, 3);
+  Tensor rows = from_vector<int64_t>({2, 0, 2}, {3}, {kInt64, device});  // a repeated row accumulates
+  Tensor idx = from_vector<int64_t>({0, 2, 1, 0, 1, 1, 0, 2}, {2, 4}, {kInt64, device});
+  auto one = [](std::function<Tensor(const Tensor&)> f) {
+    return [f](const TensorList& in) { return TensorList{f(in[0])}; };
+  };
+  expect_gradcheck("index_select", one([&](const Tensor& t) { return index_select(t, 0, rows); }), {x});
+  expect_gradcheck("index_select dim 1", one([&](const Tensor& t) { return index_select(t, 1, rows); }), {x});
+  expect_gradcheck("gather", one([&](const Tensor& t) { return gather(t, 0, idx); }), {x});
+  expect_gradcheck("scatter", [&](const TensorList& in) { return TensorList{scatter(in[0], 0, idx.slice(0, 0, 1), in[1])}; },
+                   {x, src});
+  expect_gradcheck("scatter_add", [&](const TensorList& in) { return TensorList{scatter_add(in[0], 0, idx, in[1])}; },
+                   {x, src});
+  expect_gradcheck("max(dim)", one([](const Tensor& t) { return max(t, 1).values; }), {x});
+  expect_gradcheck("min(dim, keepdim)", one([](const Tensor& t) { return min(t, 0, true).values; }), {x});
+  expect_gradgradcheck("gather", one([&](const Tensor& t) { return mul(gather(t, 0, idx), gather(t, 0, idx)); }), {x});
+}
+
 TEST_CASE("autograd: the registry marks differentiable ops") {
   const OpRegistry& r = OpRegistry::get();
   for (const char* name : {"add", "mul", "div", "exp", "tanh", "relu", "sum", "mean", "matmul", "linear", "view",
                            "slice", "cat", "pad", "where", "clone", "to"}) {
     INFO(name);
     REQUIRE(r.find(name) != nullptr);
+    CHECK(r.find(name)->backward);
+  }
+  for (const char* name : {"index_select", "gather", "scatter_add", "max", "min"}) {
+    INFO(name);
     CHECK(r.find(name)->backward);
   }
   for (const char* name : {"eq", "argmax", "isnan", "copy_", "as_strided", "prod"}) {

@@ -201,3 +201,141 @@ DEVICE_TEST("nn: SGD and Adam follow PyTorch's update rules") {
   check_error([&] { nn::SGD({from_vector<double>(start, {3})}, {}); }, ErrorCode::InvalidArgument,
               "is not a leaf tensor that requires grad");
 }
+
+DEVICE_TEST("nn: the other losses match float64 references and gradcheck") {
+  Ref a_ref = random_ref({2, 3}, -2, 2, 31), b_ref = random_ref({2, 3}, -2, 2, 32);
+  Tensor a = from_ref(a_ref, kFloat64, device), b = from_ref(b_ref, kFloat64, device);
+  double l1 = 0, smooth = 0, mse = 0, bce = 0;
+  for (size_t i = 0; i < 6; ++i) {
+    double d = std::fabs(a_ref.v[i] - b_ref.v[i]);
+    l1 += d / 6;
+    mse += d * d / 6;
+    smooth += (d < 0.5 ? d * d / (2 * 0.5) : d - 0.25) / 6;
+    double x = a_ref.v[i], y = (b_ref.v[i] + 2) / 4;  // targets in [0, 1]
+    bce += -(y * std::log(1 / (1 + std::exp(-x))) + (1 - y) * std::log(1 - 1 / (1 + std::exp(-x)))) / 6;
+  }
+  Tensor y01 = div(add(b, 2.0), 4.0);
+  CHECK(nn::l1_loss(a, b).item<double>() == doctest::Approx(l1).epsilon(1e-12));
+  CHECK(nn::mse_loss(a, b).item<double>() == doctest::Approx(mse).epsilon(1e-12));
+  CHECK(nn::smooth_l1_loss(a, b, nn::Reduction::Mean, 0.5).item<double>() == doctest::Approx(smooth).epsilon(1e-12));
+  CHECK(nn::binary_cross_entropy_with_logits(a, y01).item<double>() == doctest::Approx(bce).epsilon(1e-12));
+  // Large logits stay finite.
+  Tensor big = from_vector<double>({800, -800}, {2}, {kFloat64, device});
+  CHECK(std::isfinite(nn::binary_cross_entropy_with_logits(big, from_vector<double>({0, 1}, {2}, {kFloat64, device})).item<double>()));
+  a.requires_grad_();
+  for (auto& [name, fn] : std::vector<std::pair<std::string, std::function<Tensor(const Tensor&)>>>{
+           {"l1", [&](const Tensor& x) { return nn::l1_loss(x, b); }},
+           {"mse", [&](const Tensor& x) { return nn::mse_loss(x, b, nn::Reduction::Sum); }},
+           {"smooth_l1", [&](const Tensor& x) { return nn::smooth_l1_loss(x, b, nn::Reduction::Mean, 0.5); }},
+           {"bce_with_logits", [&](const Tensor& x) { return nn::binary_cross_entropy_with_logits(x, y01); }},
+           {"nll", [&](const Tensor& x) {
+              return nn::nll_loss(nn::log_softmax(x, 1), from_vector<int64_t>({2, 0}, {2}, {kInt64, device}));
+            }}}) {
+    INFO(name);
+    std::string err = gradcheck([fn = fn](const TensorList& in) { return TensorList{fn(in[0])}; }, {a});
+    CHECK_MESSAGE(err.empty(), err);
+  }
+}
+
+DEVICE_TEST("nn: dropout is reproducible from the seed and scales what it keeps") {
+  Tensor x = ones({1000}, {kFloat32, device});
+  manual_seed(5);
+  Tensor a = nn::dropout(x, 0.25, true);
+  manual_seed(5);
+  Tensor b = nn::dropout(x, 0.25, true);
+  check_close(a, to_ref(b), kFloat32, 0);
+  const double kept = sum(ne(a, 0.0)).item<double>();
+  CHECK(kept > 680);
+  CHECK(kept < 820);
+  CHECK(amax(a).item<double>() == doctest::Approx(1 / 0.75));
+  CHECK(nn::dropout(x, 0.25, false).is_same(x));
+  nn::Dropout layer(0.5);
+  layer.eval();
+  CHECK(layer(x).is_same(x));
+  check_error([&] { nn::dropout(x, 1.5, true); }, ErrorCode::InvalidArgument, "probability must be in [0, 1]");
+}
+
+TEST_CASE("nn: Embedding looks up rows and keeps padding rows at zero gradient") {
+  manual_seed(2);
+  nn::Embedding emb(5, 3, /*padding_idx=*/1);
+  check_equal_values(emb.weight().select(0, 1), {0, 0, 0});
+  Tensor idx = from_vector<int64_t>({0, 1, 4, 0}, {2, 2});
+  Tensor out = emb(idx);
+  CHECK(out.sizes() == Shape{2, 2, 3});
+  check_close(out.select(0, 1).select(0, 0), to_ref(emb.weight().select(0, 4)), kFloat32);
+  sum(out).backward();
+  Tensor g = emb.weight().grad();
+  check_equal_values(g.select(1, 0), {2, 0, 0, 0, 1});  // row 0 twice, row 1 is padding, row 4 once
+  check_error([&] { emb(from_vector<double>({0}, {1})); }, ErrorCode::DTypeMismatch, "expected int64 or int32");
+}
+
+TEST_CASE("nn: RMSprop follows PyTorch's update rule; clipping; schedules") {
+  const std::vector<double> start = {0.5, -1.25, 2.0};
+  for (int variant = 0; variant < 3; ++variant) {
+    nn::RMSpropOptions o;
+    o.lr = 0.01;
+    o.weight_decay = 0.1;
+    o.centered = variant >= 1;
+    o.momentum = variant == 2 ? 0.9 : 0;
+    Tensor p = from_vector<double>(start, {3}, {kFloat64});
+    p.requires_grad_();
+    nn::RMSprop opt({p}, o);
+    for (int s = 0; s < 4; ++s) {
+      opt.zero_grad();
+      sum(mul(p, p)).backward();
+      opt.step();
+    }
+    for (size_t i = 0; i < 3; ++i) {
+      double x = start[i], sq = 0, ga = 0, buf = 0;
+      for (int s = 0; s < 4; ++s) {
+        double g = 2 * x + o.weight_decay * x;
+        sq = o.alpha * sq + (1 - o.alpha) * g * g;
+        double avg;
+        if (o.centered) {
+          ga = o.alpha * ga + (1 - o.alpha) * g;
+          avg = std::sqrt(sq - ga * ga) + o.eps;
+        } else {
+          avg = std::sqrt(sq) + o.eps;
+        }
+        if (o.momentum > 0) {
+          buf = o.momentum * buf + g / avg;
+          x -= o.lr * buf;
+        } else {
+          x -= o.lr * g / avg;
+        }
+      }
+      INFO("variant ", variant);
+      CHECK(to_ref(p).v[i] == doctest::Approx(x).epsilon(1e-12));
+    }
+  }
+
+  // clip_grad_norm_: norm 5 clipped to 1.
+  Tensor w = from_vector<double>({3, 4}, {2});
+  w.requires_grad_();
+  w.set_grad(from_vector<double>({3, 4}, {2}));
+  CHECK(nn::clip_grad_norm_({w}, 1.0) == doctest::Approx(5));
+  check_close(w.grad(), to_ref(from_vector<double>({0.6, 0.8}, {2})), kFloat64, 10);
+  nn::clip_grad_value_({w}, 0.7);
+  check_close(w.grad(), to_ref(from_vector<double>({0.6, 0.7}, {2})), kFloat64, 10);
+
+  Tensor q = zeros({1});
+  q.requires_grad_();
+  auto lr_after = [&](auto make, int steps) {
+    nn::SGD opt({q}, {.lr = 0.1});
+    auto sched = make(opt);
+    for (int s = 0; s < steps; ++s) sched.step();
+    return opt.lr();
+  };
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::StepLR(o, 3, 0.5); }, 7) == doctest::Approx(0.025));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::MultiStepLR(o, {2, 5}, 0.1); }, 5) == doctest::Approx(0.001));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::ExponentialLR(o, 0.9); }, 2) == doctest::Approx(0.081));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::CosineAnnealingLR(o, 10, 0.0); }, 5) == doctest::Approx(0.05));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::LinearLR(o, 0.5, 1.0, 4); }, 0) == doctest::Approx(0.05));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::LinearLR(o, 0.5, 1.0, 4); }, 2) == doctest::Approx(0.075));
+  // OneCycleLR(max 0.1, 10 steps): 0.004 at the start, 0.052 after one step, 0.1 at the peak
+  // (step 2), 0.1 / 25 / 1e4 at the last step.
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 0) == doctest::Approx(0.004));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 1) == doctest::Approx(0.052));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 2) == doctest::Approx(0.1));
+  CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 9) == doctest::Approx(4e-7));
+}
