@@ -7,6 +7,7 @@
 #include "autograd/node.h"
 #include "nn/checkpoint.h"
 #include "nn/functional.h"
+#include "nn/fused_step.h"
 #include "nn/init.h"
 #include "nn/module.h"
 #include "nn/optim.h"

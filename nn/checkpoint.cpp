@@ -99,7 +99,11 @@ void save_tensors(const std::string& path, const TensorMap& tensors) {
 
   const std::filesystem::path target(path);
   const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  const std::string tmp = (dir / ("." + target.filename().string() + ".tmp." + std::to_string(::getpid()))).string();
+  // A hidden temporary beside the target (same filesystem, so the rename is atomic). Built by
+  // appending: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
+  std::string tmp_name = ".";
+  tmp_name.append(target.filename().string()).append(".tmp.").append(std::to_string(::getpid()));
+  const std::string tmp = (dir / tmp_name).string();
   int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
   if (fd < 0) io_error("cannot create", tmp);
   try {

@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "autograd/grad_mode.h"
+#include "nn/fused_step.h"
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
@@ -64,6 +65,20 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options) : Optimizer(std::move(p
 
 void SGD::step() {
   NoGradGuard no_grad;
+  if (fused::applies(params_)) {
+    TensorList grads;
+    std::vector<bool> first(params_.size(), false);
+    for (size_t i = 0; i < params_.size(); ++i) {
+      grads.push_back(params_[i].grad());
+      if (o_.momentum != 0 && grads[i].defined() && !momentum_[i].defined()) {
+        momentum_[i] = empty_like(params_[i]);
+        first[i] = true;
+      }
+    }
+    fused::sgd_step(params_, grads, momentum_, first,
+                    {lr_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov});
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     Tensor d = p.grad();
@@ -108,6 +123,22 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Optimizer(std::mov
 
 void Adam::step() {
   NoGradGuard no_grad;
+  if (fused::applies(params_)) {
+    TensorList grads;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      grads.push_back(params_[i].grad());
+      if (!grads[i].defined()) continue;
+      if (!exp_avg_[i].defined()) {
+        exp_avg_[i] = zeros_like(params_[i]);
+        exp_avg_sq_[i] = zeros_like(params_[i]);
+        if (o_.amsgrad) max_exp_avg_sq_[i] = zeros_like(params_[i]);
+      }
+      ++steps_[i];
+    }
+    fused::adam_step(params_, grads, exp_avg_, exp_avg_sq_, max_exp_avg_sq_, steps_,
+                     {lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, o_.decoupled_weight_decay, o_.amsgrad});
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     Tensor g = p.grad();

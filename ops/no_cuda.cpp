@@ -1,5 +1,6 @@
 // Forwards on CUDA for a build without the CUDA backend: unreachable in practice (no tensor
 // can live on a CUDA device), but each still fails with a clear error naming the op.
+#include "nn/fused_step.h"
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
@@ -42,3 +43,20 @@ EMBER_FOR_EACH_BINARY(X)
 #undef X
 
 }  // namespace ember
+
+// ---- fused optimizer steps (CUDA only) ---------------------------------------------------------
+
+namespace ember::nn::fused {
+
+bool applies(const std::vector<Tensor>&) { return false; }
+
+void adam_step(const TensorList&, const TensorList&, const TensorList&, const TensorList&, const TensorList&,
+               const std::vector<int64_t>&, const AdamConfig&) {
+  throw_error(ErrorCode::Unsupported, "[adam] ember was built without CUDA");
+}
+
+void sgd_step(const TensorList&, const TensorList&, const TensorList&, const std::vector<bool>&, const SGDConfig&) {
+  throw_error(ErrorCode::Unsupported, "[sgd] ember was built without CUDA");
+}
+
+}  // namespace ember::nn::fused

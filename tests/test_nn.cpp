@@ -339,3 +339,61 @@ TEST_CASE("nn: RMSprop follows PyTorch's update rule; clipping; schedules") {
   CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 2) == doctest::Approx(0.1));
   CHECK(lr_after([](nn::Optimizer& o) { return nn::OneCycleLR(o, 0.1, 10); }, 9) == doctest::Approx(4e-7));
 }
+
+DEVICE_TEST("nn: fused CUDA optimizer steps match the op-by-op steps on the CPU") {
+  // 53 float32 parameters of mixed sizes (more than one launch's 48), gradients set directly.
+  std::vector<Shape> shapes;
+  for (int i = 0; i < 52; ++i) shapes.push_back({1 + (i * 37) % 97});
+  shapes.push_back({300, 257});
+  auto make = [&](Device d) {
+    std::vector<Tensor> ps;
+    for (size_t i = 0; i < shapes.size(); ++i) {
+      Tensor p = from_ref(random_ref(shapes[i], -1, 1, 100 + i), kFloat32, d);
+      p.requires_grad_();
+      ps.push_back(p);
+    }
+    return ps;
+  };
+  auto set_grads = [&](const std::vector<Tensor>& ps, int step) {
+    for (size_t i = 0; i < ps.size(); ++i) {
+      if (i == 3 && step == 1) {
+        ps[i].set_grad(Tensor());  // a parameter without a gradient this step is skipped
+        continue;
+      }
+      ps[i].set_grad(from_ref(random_ref(shapes[i], -1, 1, 1000 * step + i), kFloat32, ps[i].device()));
+    }
+  };
+  auto run = [&](auto make_opt, Device d) {
+    std::vector<Tensor> ps = make(d);
+    auto opt = make_opt(ps);
+    for (int step = 0; step < 3; ++step) {
+      set_grads(ps, step);
+      opt.step();
+    }
+    return ps;
+  };
+  auto compare = [&](const std::vector<Tensor>& got, const std::vector<Tensor>& want) {
+    for (size_t i = 0; i < got.size(); ++i) {
+      INFO("parameter ", i);
+      check_close(got[i], to_ref(want[i]), kFloat32, 4);
+    }
+  };
+  for (bool nesterov : {false, true}) {
+    auto sgd = [&](std::vector<Tensor> ps) {
+      return nn::SGD(ps, {.lr = 0.1, .momentum = 0.9, .dampening = 0, .weight_decay = 0.01, .nesterov = nesterov});
+    };
+    compare(run(sgd, device), run(sgd, Device::cpu()));
+  }
+  for (int variant = 0; variant < 3; ++variant) {
+    auto adam = [&](std::vector<Tensor> ps) {
+      nn::AdamOptions o;
+      o.lr = 0.01;
+      o.weight_decay = 0.05;
+      o.decoupled_weight_decay = variant == 1;
+      o.amsgrad = variant == 2;
+      return nn::Adam(ps, o);
+    };
+    compare(run(adam, device), run(adam, Device::cpu()));
+  }
+  if (device.is_cuda()) CHECK(nn::fused::applies(make(device)) == false);  // no gradients yet
+}

@@ -1,0 +1,207 @@
+// Fused multi-tensor optimizer kernels (nn/fused_step.h). The tensors of one launch are
+// treated as one concatenated range: each thread finds its tensor by a search over the
+// tensors' start offsets, so one launch covers any mix of sizes.
+#include "nn/fused_step.h"
+#include "ops/cuda/loops.cuh"
+
+namespace ember::nn::fused {
+
+namespace {
+
+constexpr int kMaxTensors = 48;  // keeps the kernel arguments under CUDA's 4 KiB
+
+struct TensorTable {
+  int count;
+  int64_t start[kMaxTensors + 1];  // start[i]: first global index of tensor i
+  __device__ __forceinline__ int find(int64_t i) const {
+    int lo = 0, hi = count - 1;
+    while (lo < hi) {
+      const int mid = (lo + hi + 1) / 2;
+      if (start[mid] <= i) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+};
+
+struct AdamList {
+  TensorTable table;
+  float* p[kMaxTensors];
+  const float* g[kMaxTensors];
+  float* m[kMaxTensors];
+  float* v[kMaxTensors];
+  float* vmax[kMaxTensors];
+  float step_size[kMaxTensors];   // lr / (1 - beta1^step)
+  float bias2_sqrt[kMaxTensors];  // sqrt(1 - beta2^step)
+};
+
+struct AdamScalars {
+  float lr, beta1, beta2, eps, weight_decay;
+  bool decoupled, amsgrad;
+};
+
+// PyTorch's single-tensor Adam, element by element, in the same order of operations.
+__global__ void adam_kernel(AdamList L, int64_t total, AdamScalars s) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int t = L.table.find(i);
+    const int64_t j = i - L.table.start[t];
+    float p = L.p[t][j], g = L.g[t][j];
+    if (s.weight_decay != 0) {
+      if (s.decoupled) p *= 1 - s.lr * s.weight_decay;
+      else g += s.weight_decay * p;
+    }
+    float m = L.m[t][j];
+    m += (g - m) * (1 - s.beta1);
+    const float v = s.beta2 * L.v[t][j] + (1 - s.beta2) * g * g;
+    L.m[t][j] = m;
+    L.v[t][j] = v;
+    float second = v;
+    if (s.amsgrad) {
+      second = fmaxf(L.vmax[t][j], v);
+      L.vmax[t][j] = second;
+    }
+    const float denom = sqrtf(second) / L.bias2_sqrt[t] + s.eps;
+    L.p[t][j] = p - L.step_size[t] * (m / denom);
+  }
+}
+
+struct SGDList {
+  TensorTable table;
+  float* p[kMaxTensors];
+  const float* g[kMaxTensors];
+  float* buf[kMaxTensors];
+  int first[kMaxTensors];
+};
+
+struct SGDScalars {
+  float lr, momentum, dampening, weight_decay;
+  bool nesterov;
+};
+
+__global__ void sgd_kernel(SGDList L, int64_t total, SGDScalars s) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int t = L.table.find(i);
+    const int64_t j = i - L.table.start[t];
+    const float p = L.p[t][j];
+    float d = L.g[t][j];
+    if (s.weight_decay != 0) d += s.weight_decay * p;
+    if (s.momentum != 0) {
+      const float b = L.first[t] ? d : s.momentum * L.buf[t][j] + (1 - s.dampening) * d;
+      L.buf[t][j] = b;
+      d = s.nesterov ? d + s.momentum * b : b;
+    }
+    L.p[t][j] = p - s.lr * d;
+  }
+}
+
+// Calls fill(list, k, tensor index) for each tensor of a group of at most kMaxTensors, then
+// launch(list, total elements).
+template <typename List, typename Fill, typename Launch>
+void for_each_group(const TensorList& params, const Fill& fill, const Launch& launch) {
+  size_t i = 0;
+  while (i < params.size()) {
+    List list{};
+    int k = 0;
+    int64_t total = 0;
+    for (; i < params.size() && k < kMaxTensors; ++i) {
+      if (!params[i].defined() || params[i].numel() == 0) continue;
+      list.table.start[k] = total;
+      fill(list, k, i);
+      total += params[i].numel();
+      ++k;
+    }
+    list.table.count = k;
+    list.table.start[k] = total;
+    if (k > 0) launch(list, total);
+  }
+}
+
+int device_of(const TensorList& params) {
+  for (const Tensor& p : params)
+    if (p.defined()) return p.device().index;
+  return 0;
+}
+
+}  // namespace
+
+bool applies(const std::vector<Tensor>& params) {
+  std::optional<Device> device;
+  for (const Tensor& p : params) {
+    const Tensor g = p.grad();
+    if (!g.defined()) continue;
+    if (!p.is_cuda() || p.dtype() != kFloat32 || !p.is_contiguous() || !g.is_contiguous() || g.dtype() != kFloat32 ||
+        g.device() != p.device())
+      return false;
+    if (device && *device != p.device()) return false;
+    device = p.device();
+  }
+  return device.has_value();
+}
+
+void adam_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
+               const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq, const std::vector<int64_t>& steps,
+               const AdamConfig& c) {
+  const int device = device_of(params);
+  cuda::DeviceGuard guard(device);
+  cudaStream_t stream = cuda_detail::stream(device);
+  const AdamScalars s{float(c.lr), float(c.beta1), float(c.beta2), float(c.eps), float(c.weight_decay),
+                      c.decoupled_weight_decay, c.amsgrad};
+  TensorList live;  // params whose gradient is defined
+  std::vector<size_t> index;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (grads[i].defined()) {
+      live.push_back(params[i]);
+      index.push_back(i);
+    }
+  for_each_group<AdamList>(
+      live,
+      [&](AdamList& L, int k, size_t li) {
+        const size_t i = index[li];
+        L.p[k] = params[i].data_ptr<float>();
+        L.g[k] = grads[i].data_ptr<float>();
+        L.m[k] = exp_avg[i].data_ptr<float>();
+        L.v[k] = exp_avg_sq[i].data_ptr<float>();
+        L.vmax[k] = c.amsgrad ? max_exp_avg_sq[i].data_ptr<float>() : nullptr;
+        const double step = static_cast<double>(steps[i]);
+        L.step_size[k] = static_cast<float>(c.lr / (1 - std::pow(c.beta1, step)));
+        L.bias2_sqrt[k] = static_cast<float>(std::sqrt(1 - std::pow(c.beta2, step)));
+      },
+      [&](const AdamList& L, int64_t total) {
+        adam_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
+        EMBER_CUDA_CHECK_LAUNCH();
+      });
+  for (const Tensor& p : live) p.bump_version();
+}
+
+void sgd_step(const TensorList& params, const TensorList& grads, const TensorList& buffers,
+              const std::vector<bool>& first, const SGDConfig& c) {
+  const int device = device_of(params);
+  cuda::DeviceGuard guard(device);
+  cudaStream_t stream = cuda_detail::stream(device);
+  const SGDScalars s{float(c.lr), float(c.momentum), float(c.dampening), float(c.weight_decay), c.nesterov};
+  TensorList live;
+  std::vector<size_t> index;
+  for (size_t i = 0; i < params.size(); ++i)
+    if (grads[i].defined()) {
+      live.push_back(params[i]);
+      index.push_back(i);
+    }
+  for_each_group<SGDList>(
+      live,
+      [&](SGDList& L, int k, size_t li) {
+        const size_t i = index[li];
+        L.p[k] = params[i].data_ptr<float>();
+        L.g[k] = grads[i].data_ptr<float>();
+        L.buf[k] = c.momentum != 0 ? buffers[i].data_ptr<float>() : nullptr;
+        L.first[k] = first[i] ? 1 : 0;
+      },
+      [&](const SGDList& L, int64_t total) {
+        sgd_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
+        EMBER_CUDA_CHECK_LAUNCH();
+      });
+  for (const Tensor& p : live) p.bump_version();
+}
+
+}  // namespace ember::nn::fused
