@@ -7,6 +7,8 @@ import time
 
 import torch
 
+import torch_train
+
 
 def gpu_ms(fn, inner=10, reps=25):
     for _ in range(3):
@@ -92,20 +94,7 @@ def main():
     a, b = torch.randn(64, 512, 512, device="cuda"), torch.randn(64, 512, 512, device="cuda")
     report("bmm_64x512_f32", gpu_ms(lambda: torch.matmul(a, b.transpose(1, 2))), 0, 2.0 * 64 * 512 ** 3)
 
-    # Training step of an MLP 784-1024-1024-10, batch 256, SGD, fp32 (bench_train.cpp).
-    model = torch.nn.Sequential(torch.nn.Linear(784, 1024), torch.nn.ReLU(), torch.nn.Linear(1024, 1024),
-                                torch.nn.ReLU(), torch.nn.Linear(1024, 10)).cuda()
-    opt = torch.optim.SGD(model.parameters(), lr=0.01)
-    xb, yb = torch.randn(256, 784, device="cuda"), torch.randint(0, 10, (256,), device="cuda")
-
-    def train_step():
-        loss = torch.nn.functional.cross_entropy(model(xb), yb)
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    for _ in range(7):
-        train_step()
-    report("train_step_mlp_b256", gpu_ms(train_step, inner=20, reps=15))
+    report("train_step_mlp_b256", torch_train.train_step_ms(gpu_ms))
 
     t1, t2 = torch.ones(1, device="cuda"), torch.ones(1, device="cuda")
     report("enqueue_add_1elem", enqueue_ms(lambda: torch.add(t1, t2)))

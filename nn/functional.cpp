@@ -27,47 +27,78 @@ Tensor log_softmax(const Tensor& x, int64_t dim) { return sub(x, logsumexp(x, {d
 
 Tensor softmax(const Tensor& x, int64_t dim) { return exp(log_softmax(x, dim)); }
 
-Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, int64_t ignore_index,
-                     double label_smoothing) {
-  EMBER_CHECK(logits.dim() == 2, InvalidArgument, "[cross_entropy] expected logits [N, C], got shape ",
-              shape_str(logits.sizes()));
-  EMBER_CHECK(target.dtype() == kInt64 && target.dim() == 1 && target.sizes()[0] == logits.sizes()[0],
-              InvalidArgument, "[cross_entropy] expected int64 class indices of shape [", logits.sizes()[0],
-              "], got ", target.dtype(), " of shape ", shape_str(target.sizes()));
-  EMBER_CHECK(label_smoothing >= 0 && label_smoothing <= 1, InvalidArgument,
-              "[cross_entropy] label_smoothing must be in [0, 1], got ", label_smoothing);
-  const int64_t classes = logits.sizes()[1];
-  Tensor valid = ne(target, ignore_index);
-  Tensor in_range = logical_and(ge(target, 0), lt(target, classes));
-  EMBER_CHECK(all(logical_or(in_range, logical_not(valid))).item<bool>(), InvalidArgument,
-              "[cross_entropy] a target is outside [0, ", classes, ")");
-  Tensor logp = log_softmax(logits, 1);
-  // One-hot selection by comparison: differentiable through logp, and no gather needed.
-  Tensor one_hot = eq(unsqueeze(target, 1), arange(classes, {kInt64, logits.device()})).to(logits.dtype());
-  Tensor nll = neg(sum(mul(logp, one_hot), {1}));
-  if (label_smoothing > 0) {
-    Tensor smooth = neg(mean(logp, {1}));
-    nll = add(mul(nll, 1 - label_smoothing), mul(smooth, label_smoothing));
-  }
-  Tensor weight = valid.to(logits.dtype());
-  nll = mul(nll, weight);
-  return reduce(nll, reduction, sum(weight));
-}
+namespace {
 
-Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index) {
-  EMBER_CHECK(log_probs.dim() == 2, InvalidArgument, "[nll_loss] expected log-probabilities [N, C], got shape ",
-              shape_str(log_probs.sizes()));
-  EMBER_CHECK(target.dtype() == kInt64 && target.dim() == 1 && target.sizes()[0] == log_probs.sizes()[0],
-              InvalidArgument, "[nll_loss] expected int64 class indices of shape [", log_probs.sizes()[0], "], got ",
-              target.dtype(), " of shape ", shape_str(target.sizes()));
-  const int64_t classes = log_probs.sizes()[1];
+// Per-row negative log-likelihood −w[y]·logp[y] and the weights w[y] (zero at ignore_index).
+std::pair<Tensor, Tensor> weighted_nll(const Tensor& logp, const Tensor& target, const Tensor& weight,
+                                       int64_t ignore_index, const char* op) {
+  const int64_t classes = logp.sizes()[1];
+  EMBER_CHECK(target.dtype() == kInt64 && target.dim() == 1 && target.sizes()[0] == logp.sizes()[0],
+              InvalidArgument, "[", op, "] expected int64 class indices of shape [", logp.sizes()[0],
+              "] (or class probabilities of shape ", shape_str(logp.sizes()), "), got ", target.dtype(),
+              " of shape ", shape_str(target.sizes()));
   Tensor valid = ne(target, ignore_index);
   EMBER_CHECK(all(logical_or(logical_and(ge(target, 0), lt(target, classes)), logical_not(valid))).item<bool>(),
-              InvalidArgument, "[nll_loss] a target is outside [0, ", classes, ")");
-  Tensor one_hot = eq(unsqueeze(target, 1), arange(classes, {kInt64, log_probs.device()})).to(log_probs.dtype());
-  Tensor weight = valid.to(log_probs.dtype());
-  Tensor nll = mul(neg(sum(mul(log_probs, one_hot), {1})), weight);
-  return reduce(nll, reduction, sum(weight));
+              InvalidArgument, "[", op, "] a target is outside [0, ", classes, ")");
+  // One-hot selection by comparison: differentiable through logp, and no gather needed.
+  Tensor one_hot = eq(unsqueeze(target, 1), arange(classes, {kInt64, logp.device()})).to(logp.dtype());
+  Tensor w = valid.to(logp.dtype());
+  if (weight.defined()) w = mul(w, sum(mul(one_hot, unsqueeze(weight, 0)), {1}));
+  return {mul(neg(sum(mul(logp, one_hot), {1})), w), w};
+}
+
+void check_weight(const Tensor& weight, int64_t classes, const char* op) {
+  if (!weight.defined()) return;
+  EMBER_CHECK(weight.dim() == 1 && weight.sizes()[0] == classes, InvalidArgument, "[", op,
+              "] expected a class weight of shape [", classes, "], got ", shape_str(weight.sizes()));
+}
+
+}  // namespace
+
+Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction, int64_t ignore_index,
+                     double label_smoothing, const Tensor& weight) {
+  EMBER_CHECK(logits.dim() == 2, InvalidArgument, "[cross_entropy] expected logits [N, C], got shape ",
+              shape_str(logits.sizes()));
+  EMBER_CHECK(label_smoothing >= 0 && label_smoothing <= 1, InvalidArgument,
+              "[cross_entropy] label_smoothing must be in [0, 1], got ", label_smoothing);
+  const int64_t n = logits.sizes()[0], classes = logits.sizes()[1];
+  check_weight(weight, classes, "cross_entropy");
+  Tensor logp = log_softmax(logits, 1);
+  Tensor w_row = weight.defined() ? unsqueeze(weight.to(logits.dtype()), 0) : Tensor();
+
+  if (is_floating(target.dtype())) {
+    // Class probabilities: −Σ_c w_c·q_c·logp_c per row, the mean taken over rows (PyTorch's rule).
+    EMBER_CHECK(target.sizes() == logits.sizes(), ShapeMismatch, "[cross_entropy] probability targets must have the "
+                "logits' shape ", shape_str(logits.sizes()), ", got ", shape_str(target.sizes()));
+    Tensor q = label_smoothing > 0 ? add(mul(target, 1 - label_smoothing), label_smoothing / classes) : target;
+    Tensor terms = mul(logp, q.to(logits.dtype()));
+    if (w_row.defined()) terms = mul(terms, w_row);
+    Tensor per_row = neg(sum(terms, {1}));
+    return reduction == Reduction::Mean ? div(sum(per_row), static_cast<double>(n)) : reduce(per_row, reduction);
+  }
+
+  auto [nll, w] = weighted_nll(logp, target, weight.defined() ? weight.to(logits.dtype()) : Tensor(), ignore_index,
+                               "cross_entropy");
+  Tensor loss = reduce(nll, reduction, sum(w));
+  if (label_smoothing == 0) return loss;
+  // PyTorch: (1 − ε)·nll + ε/C·smooth, smooth = −Σ_c w_c·logp_c per row (0 at ignored rows),
+  // its mean divided by the targets' summed weights when weighted, else by the row count.
+  Tensor smooth_terms = w_row.defined() ? mul(logp, w_row) : logp;
+  Tensor smooth = mul(neg(sum(smooth_terms, {1})), ne(target, ignore_index).to(logits.dtype()));
+  Tensor smooth_loss;
+  if (reduction == Reduction::Mean) smooth_loss = w_row.defined() ? div(sum(smooth), sum(w)) : mean(smooth);
+  else smooth_loss = reduce(smooth, reduction);
+  return add(mul(loss, 1 - label_smoothing), mul(smooth_loss, label_smoothing / classes));
+}
+
+Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index,
+                const Tensor& weight) {
+  EMBER_CHECK(log_probs.dim() == 2, InvalidArgument, "[nll_loss] expected log-probabilities [N, C], got shape ",
+              shape_str(log_probs.sizes()));
+  check_weight(weight, log_probs.sizes()[1], "nll_loss");
+  auto [nll, w] = weighted_nll(log_probs, target, weight.defined() ? weight.to(log_probs.dtype()) : Tensor(),
+                               ignore_index, "nll_loss");
+  return reduce(nll, reduction, sum(w));
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {

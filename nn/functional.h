@@ -14,14 +14,14 @@ Tensor softmax(const Tensor& x, int64_t dim);
 
 enum class Reduction { None, Mean, Sum };
 
-/// Cross-entropy of logits [N, C] against class indices [N] (int64), like
-/// torch.nn.functional.cross_entropy with label_smoothing. Entries equal to ignore_index add
-/// nothing and are not counted by the mean.
+/// Cross-entropy of logits [N, C] against class indices [N] (int64) or class probabilities
+/// [N, C] (floating point), with PyTorch's rules for class weights [C], ignore_index (rows
+/// that add nothing and are not counted) and label_smoothing.
 Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduction = Reduction::Mean,
-                     int64_t ignore_index = -100, double label_smoothing = 0);
+                     int64_t ignore_index = -100, double label_smoothing = 0, const Tensor& weight = Tensor());
 /// Negative log-likelihood of log-probabilities [N, C] at class indices [N].
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction = Reduction::Mean,
-                int64_t ignore_index = -100);
+                int64_t ignore_index = -100, const Tensor& weight = Tensor());
 /// Mean (or sum) squared error.
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction = Reduction::Mean);
