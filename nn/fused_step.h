@@ -1,6 +1,6 @@
 // Fused multi-tensor optimizer steps on CUDA: one kernel launch updates up to 48 float32
 // tensors (parameters, gradients and state together), instead of several element-wise ops
-// per parameter. Used by SGD and Adam/AdamW when every parameter is a contiguous float32
+// per parameter. Used by SGD, Adam/AdamW and RMSprop when every parameter is a contiguous float32
 // tensor on one CUDA device; otherwise they run as ordinary ops (on the parameters' device).
 #pragma once
 
@@ -24,6 +24,14 @@ struct AdamConfig {
 void adam_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
                const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq, const std::vector<int64_t>& steps,
                const AdamConfig& config);
+
+struct RMSpropConfig {
+  double lr, alpha, eps, weight_decay, momentum;
+  bool centered;
+};
+/// One RMSprop step; grad_avg is read with centered, buffers with momentum.
+void rmsprop_step(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
+                  const TensorList& grad_avg, const TensorList& buffers, const RMSpropConfig& config);
 
 struct SGDConfig {
   double lr, momentum, dampening, weight_decay;

@@ -206,6 +206,19 @@ RMSprop::RMSprop(std::vector<Tensor> params, RMSpropOptions options) : Optimizer
 
 void RMSprop::step() {
   NoGradGuard no_grad;
+  if (fused::applies(params_)) {
+    TensorList grads;
+    for (size_t i = 0; i < params_.size(); ++i) {
+      grads.push_back(params_[i].grad());
+      if (!grads[i].defined() || square_avg_[i].defined()) continue;
+      square_avg_[i] = zeros_like(params_[i]);
+      if (o_.centered) grad_avg_[i] = zeros_like(params_[i]);
+      if (o_.momentum > 0) momentum_[i] = zeros_like(params_[i]);
+    }
+    fused::rmsprop_step(params_, grads, square_avg_, grad_avg_, momentum_,
+                        {lr_, o_.alpha, o_.eps, o_.weight_decay, o_.momentum, o_.centered});
+    return;
+  }
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = params_[i];
     Tensor g = p.grad();

@@ -55,6 +55,11 @@ void adam_step(const TensorList&, const TensorList&, const TensorList&, const Te
   throw_error(ErrorCode::Unsupported, "[adam] ember was built without CUDA");
 }
 
+void rmsprop_step(const TensorList&, const TensorList&, const TensorList&, const TensorList&, const TensorList&,
+                  const RMSpropConfig&) {
+  throw_error(ErrorCode::Unsupported, "[rmsprop] ember was built without CUDA");
+}
+
 void sgd_step(const TensorList&, const TensorList&, const TensorList&, const std::vector<bool>&, const SGDConfig&) {
   throw_error(ErrorCode::Unsupported, "[sgd] ember was built without CUDA");
 }

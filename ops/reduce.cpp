@@ -181,7 +181,7 @@ void register_reduction_ops(OpRegistry& r) {
   OpSupport d{.cuda_kernel = true, .backward = true};
   r.add("reduction", "sum", kAllSet, d);
   r.add("reduction", "mean", kFloatingSet, d);
-  r.add("reduction", "prod", kAllSet, s);
+  r.add("reduction", "prod", kAllSet, d);
   r.add("reduction", "max", kNumericSet | kBoolSet, d);
   r.add("reduction", "min", kNumericSet | kBoolSet, d);
   r.add("reduction", "argmax", kNumericSet, s);

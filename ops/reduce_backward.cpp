@@ -18,11 +18,12 @@ bool ReduceOp::differentiable() const {
     case ReduceKind::Amin:
     case ReduceKind::Var:
     case ReduceKind::Std:
+    case ReduceKind::Prod:
       return true;
     case ReduceKind::Norm:
       return !std::isinf(p) && p != 0;
     default:
-      return false;  // prod: not yet; any/all: bool
+      return false;  // any/all: bool outputs
   }
 }
 
@@ -42,6 +43,17 @@ TensorList ReduceOp::backward(const BackwardContext& ctx) const {
       Tensor hit = eq(x, extreme);
       Tensor count = sum(hit.to(x.dtype()), dims, true);
       return {where(hit, div(g, count), 0.0)};
+    }
+    case ReduceKind::Prod: {
+      // d/dx_i Π x = Π_{j≠i} x_j: the product over x when no element is zero; with one zero,
+      // the product of the others at the zero and 0 elsewhere; with two or more, 0.
+      Tensor is_zero = eq(x, 0.0);
+      Tensor zeros_in = expand_reduced(sum(is_zero.to(x.dtype()), dims, true), in, dims);
+      Tensor product = expand_reduced(prod(x, dims, true), in, dims);
+      Tensor others_nonzero = expand_reduced(prod(where(is_zero, 1.0, x), dims, true), in, dims);
+      Tensor no_zero = div(product, where(is_zero, 1.0, x));
+      Tensor with_zero = where(logical_and(eq(zeros_in, 1.0), is_zero), others_nonzero, 0.0);
+      return {mul(g, where(eq(zeros_in, 0.0), no_zero, with_zero))};
     }
     case ReduceKind::Var:
     case ReduceKind::Std: {

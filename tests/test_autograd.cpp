@@ -255,6 +255,13 @@ DEVICE_TEST("autograd: gradcheck of the reductions") {
   expect_gradcheck("norm 2", one([](const Tensor& t) { return norm(t, 2, {2}); }), {x});
   expect_gradcheck("norm 3", one([](const Tensor& t) { return norm(t, 3, {1}); }), {x});
   expect_gradcheck("logsumexp", one([](const Tensor& t) { return logsumexp(t, {1}); }), {x});
+  expect_gradcheck("prod", one([](const Tensor& t) { return prod(t, {1}); }), {x});
+  expect_gradcheck("prod all", one([](const Tensor& t) { return prod(t.slice(2, 0, 1)); }), {x});
+  // Zeros: one zero in a row passes the product of the others; two give zero gradient.
+  Tensor z = from_vector<double>({2, 0, 3, 0, 0, 5, 1, 4, 2}, {3, 3}, {kFloat64, device});
+  z.requires_grad_();
+  sum(prod(z, {1})).backward();
+  check_equal_values(z.grad(), {0, 6, 0, 0, 0, 0, 8, 2, 4});
   expect_gradgradcheck("sum", one([](const Tensor& t) { return sum(mul(t, t), {1}); }), {x});
   expect_gradgradcheck("mean", one([](const Tensor& t) { return mean(mul(t, t)); }), {x});
   // Ties share the gradient evenly, as in PyTorch.
@@ -350,7 +357,7 @@ TEST_CASE("autograd: the registry marks differentiable ops") {
     INFO(name);
     CHECK(r.find(name)->backward);
   }
-  for (const char* name : {"eq", "argmax", "isnan", "copy_", "as_strided", "prod"}) {
+  for (const char* name : {"eq", "argmax", "isnan", "copy_", "as_strided"}) {
     INFO(name);
     CHECK_FALSE(r.find(name)->backward);
   }

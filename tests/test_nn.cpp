@@ -399,6 +399,13 @@ DEVICE_TEST("nn: fused CUDA optimizer steps match the op-by-op steps on the CPU"
     };
     compare(run(adam, device), run(adam, Device::cpu()));
   }
+  for (int variant = 0; variant < 3; ++variant) {
+    auto rmsprop = [&](std::vector<Tensor> ps) {
+      return nn::RMSprop(ps, {.lr = 0.01, .weight_decay = 0.05, .momentum = variant == 2 ? 0.9 : 0.0,
+                              .centered = variant >= 1});
+    };
+    compare(run(rmsprop, device), run(rmsprop, Device::cpu()));
+  }
   if (device.is_cuda()) CHECK(nn::fused::applies(make(device)) == false);  // no gradients yet
 }
 

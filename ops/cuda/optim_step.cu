@@ -96,33 +96,78 @@ __global__ void sgd_kernel(SGDList L, int64_t total, SGDScalars s) {
   }
 }
 
-// Calls fill(list, k, tensor index) for each tensor of a group of at most kMaxTensors, then
-// launch(list, total elements).
-template <typename List, typename Fill, typename Launch>
-void for_each_group(const TensorList& params, const Fill& fill, const Launch& launch) {
-  size_t i = 0;
-  while (i < params.size()) {
-    List list{};
-    int k = 0;
-    int64_t total = 0;
-    for (; i < params.size() && k < kMaxTensors; ++i) {
-      if (!params[i].defined() || params[i].numel() == 0) continue;
-      list.table.start[k] = total;
-      fill(list, k, i);
-      total += params[i].numel();
-      ++k;
+struct RMSpropList {
+  TensorTable table;
+  float* p[kMaxTensors];
+  const float* g[kMaxTensors];
+  float* sq[kMaxTensors];
+  float* ga[kMaxTensors];
+  float* buf[kMaxTensors];
+};
+
+struct RMSpropScalars {
+  float lr, alpha, eps, weight_decay, momentum;
+  bool centered;
+};
+
+__global__ void rmsprop_kernel(RMSpropList L, int64_t total, RMSpropScalars s) {
+  const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
+  for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
+    const int t = L.table.find(i);
+    const int64_t j = i - L.table.start[t];
+    const float p = L.p[t][j];
+    float g = L.g[t][j];
+    if (s.weight_decay != 0) g += s.weight_decay * p;
+    const float sq = s.alpha * L.sq[t][j] + (1 - s.alpha) * g * g;
+    L.sq[t][j] = sq;
+    float avg;
+    if (s.centered) {
+      float ga = L.ga[t][j];
+      ga += (g - ga) * (1 - s.alpha);
+      L.ga[t][j] = ga;
+      avg = sqrtf(sq - ga * ga) + s.eps;
+    } else {
+      avg = sqrtf(sq) + s.eps;
     }
-    list.table.count = k;
-    list.table.start[k] = total;
-    if (k > 0) launch(list, total);
+    if (s.momentum > 0) {
+      const float b = s.momentum * L.buf[t][j] + g / avg;
+      L.buf[t][j] = b;
+      L.p[t][j] = p - s.lr * b;
+    } else {
+      L.p[t][j] = p - s.lr * (g / avg);
+    }
   }
 }
 
-int device_of(const TensorList& params) {
-  for (const Tensor& p : params)
-    if (p.defined()) return p.device().index;
-  return 0;
+// The positions of the parameters that have a gradient this step (the others are skipped).
+std::vector<size_t> with_gradient(const TensorList& grads) {
+  std::vector<size_t> index;
+  for (size_t i = 0; i < grads.size(); ++i)
+    if (grads[i].defined() && grads[i].numel() > 0) index.push_back(i);
+  return index;
 }
+
+// Fills lists of at most kMaxTensors tensors, fill(list, k, i) putting parameter i in slot k,
+// and runs launch(list, total elements) for each.
+template <typename List, typename Fill, typename Launch>
+void for_each_group(const TensorList& params, const std::vector<size_t>& index, const Fill& fill,
+                    const Launch& launch) {
+  for (size_t first = 0; first < index.size(); first += kMaxTensors) {
+    List list{};
+    int64_t total = 0;
+    int k = 0;
+    for (size_t n = first; n < index.size() && k < kMaxTensors; ++n, ++k) {
+      list.table.start[k] = total;
+      fill(list, k, index[n]);
+      total += params[index[n]].numel();
+    }
+    list.table.count = k;
+    list.table.start[k] = total;
+    launch(list, total);
+  }
+  for (size_t i : index) params[i].bump_version();
+}
+
 
 }  // namespace
 
@@ -143,22 +188,16 @@ bool applies(const std::vector<Tensor>& params) {
 void adam_step(const TensorList& params, const TensorList& grads, const TensorList& exp_avg,
                const TensorList& exp_avg_sq, const TensorList& max_exp_avg_sq, const std::vector<int64_t>& steps,
                const AdamConfig& c) {
-  const int device = device_of(params);
+  const std::vector<size_t> index = with_gradient(grads);
+  if (index.empty()) return;
+  const int device = params[index[0]].device().index;  // applies() checked they share it
   cuda::DeviceGuard guard(device);
   cudaStream_t stream = cuda_detail::stream(device);
   const AdamScalars s{float(c.lr), float(c.beta1), float(c.beta2), float(c.eps), float(c.weight_decay),
                       c.decoupled_weight_decay, c.amsgrad};
-  TensorList live;  // params whose gradient is defined
-  std::vector<size_t> index;
-  for (size_t i = 0; i < params.size(); ++i)
-    if (grads[i].defined()) {
-      live.push_back(params[i]);
-      index.push_back(i);
-    }
   for_each_group<AdamList>(
-      live,
-      [&](AdamList& L, int k, size_t li) {
-        const size_t i = index[li];
+      params, index,
+      [&](AdamList& L, int k, size_t i) {
         L.p[k] = params[i].data_ptr<float>();
         L.g[k] = grads[i].data_ptr<float>();
         L.m[k] = exp_avg[i].data_ptr<float>();
@@ -172,26 +211,43 @@ void adam_step(const TensorList& params, const TensorList& grads, const TensorLi
         adam_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
         EMBER_CUDA_CHECK_LAUNCH();
       });
-  for (const Tensor& p : live) p.bump_version();
+}
+
+void rmsprop_step(const TensorList& params, const TensorList& grads, const TensorList& square_avg,
+                  const TensorList& grad_avg, const TensorList& buffers, const RMSpropConfig& c) {
+  const std::vector<size_t> index = with_gradient(grads);
+  if (index.empty()) return;
+  const int device = params[index[0]].device().index;  // applies() checked they share it
+  cuda::DeviceGuard guard(device);
+  cudaStream_t stream = cuda_detail::stream(device);
+  const RMSpropScalars s{float(c.lr), float(c.alpha), float(c.eps), float(c.weight_decay), float(c.momentum),
+                         c.centered};
+  for_each_group<RMSpropList>(
+      params, index,
+      [&](RMSpropList& L, int k, size_t i) {
+        L.p[k] = params[i].data_ptr<float>();
+        L.g[k] = grads[i].data_ptr<float>();
+        L.sq[k] = square_avg[i].data_ptr<float>();
+        L.ga[k] = c.centered ? grad_avg[i].data_ptr<float>() : nullptr;
+        L.buf[k] = c.momentum > 0 ? buffers[i].data_ptr<float>() : nullptr;
+      },
+      [&](const RMSpropList& L, int64_t total) {
+        rmsprop_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
+        EMBER_CUDA_CHECK_LAUNCH();
+      });
 }
 
 void sgd_step(const TensorList& params, const TensorList& grads, const TensorList& buffers,
               const std::vector<bool>& first, const SGDConfig& c) {
-  const int device = device_of(params);
+  const std::vector<size_t> index = with_gradient(grads);
+  if (index.empty()) return;
+  const int device = params[index[0]].device().index;  // applies() checked they share it
   cuda::DeviceGuard guard(device);
   cudaStream_t stream = cuda_detail::stream(device);
   const SGDScalars s{float(c.lr), float(c.momentum), float(c.dampening), float(c.weight_decay), c.nesterov};
-  TensorList live;
-  std::vector<size_t> index;
-  for (size_t i = 0; i < params.size(); ++i)
-    if (grads[i].defined()) {
-      live.push_back(params[i]);
-      index.push_back(i);
-    }
   for_each_group<SGDList>(
-      live,
-      [&](SGDList& L, int k, size_t li) {
-        const size_t i = index[li];
+      params, index,
+      [&](SGDList& L, int k, size_t i) {
         L.p[k] = params[i].data_ptr<float>();
         L.g[k] = grads[i].data_ptr<float>();
         L.buf[k] = c.momentum != 0 ? buffers[i].data_ptr<float>() : nullptr;
@@ -201,7 +257,6 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
         sgd_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
         EMBER_CUDA_CHECK_LAUNCH();
       });
-  for (const Tensor& p : live) p.bump_version();
 }
 
 }  // namespace ember::nn::fused
