@@ -1,6 +1,6 @@
 // Trains a small MLP on the 8×8 handwritten digits (1,797 images, 10 classes) with autograd,
 // nn modules and Adam, on the CPU or a GPU, and reports test accuracy.
-// Usage: train_digits [--device cpu|cuda] [--epochs N] [--seed S]
+// Usage: train_digits [--device cpu|cuda|cuda:N|best] [--epochs N] [--seed S]
 #include <CLI/CLI.hpp>
 #include <cmath>
 #include <cstdio>
@@ -37,13 +37,14 @@ int main(int argc, char** argv) {
   std::string device_name = "cpu", data_dir = EMBER_DIGITS_DIR;
   int epochs = 40;
   uint64_t seed = 0;
-  app.add_option("--device", device_name, "cpu, cuda or cuda:N");
+  app.add_option("--device", device_name, "cpu, cuda, cuda:N or best (a GPU where one is present)");
   app.add_option("--epochs", epochs, "passes over the training set")->check(CLI::PositiveNumber);
   app.add_option("--seed", seed, "seed of the split, the initialisation and the batches");
   app.add_option("--data", data_dir, "folder holding digits_images.npy and digits_labels.npy");
   CLI11_PARSE(app, argc, argv);
   try {
-    const Device device = Device::parse(device_name);
+    const Device device = device_name == "best" ? (cuda::is_available() ? Device::cuda(0) : Device::cpu())
+                                                : Device::parse(device_name);
     manual_seed(seed);
     // 1,797 images of 8×8 pixels in 0..16 -> [N, 64] floats in [0, 1].
     Tensor images = load_npy(data_dir + "/digits_images.npy").to(kFloat32);

@@ -32,7 +32,8 @@ class Module {
   bool is_training() const { return training_; }
 
   /// Moves (or casts floating-point) parameters and buffers; parameters stay leaves that
-  /// require grad, their gradients are dropped.
+  /// require grad, their gradients are dropped. The parameters become new tensors, so create
+  /// optimizers after moving (as in PyTorch).
   void to(Device device);
   void to(DType dtype);
   /// Frees every parameter's gradient (PyTorch's zero_grad(set_to_none=True)).
