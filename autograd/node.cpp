@@ -70,9 +70,11 @@ void FunctionNode::release() {
 
 OpNode::OpNode(std::shared_ptr<Op> op, const TensorList& inputs, const TensorList& outputs, bool save_outputs)
     : op_(std::move(op)) {
+  const bool save_inputs = op_->saves_inputs();
   for (const Tensor& t : inputs) {
     SavedTensor s;
-    if (t.defined()) {
+    input_info_.push_back(t.defined() ? OutputInfo{t.sizes(), t.dtype(), t.device()} : OutputInfo{});
+    if (t.defined() && save_inputs) {
       s.tensor = t;
       s.version = t.version();
       s.requires_grad = t.requires_grad();
@@ -132,11 +134,11 @@ TensorList OpNode::apply(const TensorList& grad_outputs) {
       continue;
     }
     if (!result[i].defined()) continue;
-    const Tensor& in = inputs[i];
-    EMBER_ASSERT(result[i].sizes() == in.sizes(), str_cat(name(), " returned a gradient of shape ",
-                                                          shape_str(result[i].sizes()), " for input ", i,
-                                                          " of shape ", shape_str(in.sizes())));
-    if (result[i].dtype() != in.dtype()) result[i] = result[i].to(in.dtype());
+    const OutputInfo& in = input_info_[i];
+    EMBER_ASSERT(result[i].sizes() == in.shape, str_cat(name(), " returned a gradient of shape ",
+                                                        shape_str(result[i].sizes()), " for input ", i,
+                                                        " of shape ", shape_str(in.shape)));
+    if (result[i].dtype() != in.dtype) result[i] = result[i].to(in.dtype);
   }
   return result;
 }

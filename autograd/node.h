@@ -94,6 +94,7 @@ class OpNode final : public Node {
   Tensor unpack(const SavedTensor& s, size_t index, const char* what);
   std::shared_ptr<Op> op_;
   std::vector<SavedTensor> inputs_, outputs_;
+  std::vector<OutputInfo> input_info_;  // shape, dtype, device of each input (saved or not)
   bool released_ = false;
 };
 

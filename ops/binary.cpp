@@ -176,10 +176,10 @@ void register_binary_ops(OpRegistry& r) {
 #undef X
   r.add("binary", "floor_divide", kNumericSet, {.cuda_kernel = true, .backward = true});
   r.add("binary", "where", kAllSet, {.cuda_kernel = true, .backward = true});
-  r.add("binary", "add_", kAllSet, {.cuda_kernel = true});
-  r.add("binary", "sub_", kNumericSet, {.cuda_kernel = true});
-  r.add("binary", "mul_", kAllSet, {.cuda_kernel = true});
-  r.add("binary", "div_", kNumericSet, {.cuda_kernel = true});
+  r.add("binary", "add_", kAllSet, {.cuda_kernel = true, .backward = true});
+  r.add("binary", "sub_", kNumericSet, {.cuda_kernel = true, .backward = true});
+  r.add("binary", "mul_", kAllSet, {.cuda_kernel = true, .backward = true});
+  r.add("binary", "div_", kNumericSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

@@ -33,9 +33,16 @@ bool same_view(const Tensor& a, const Tensor& b) {
 }  // namespace
 
 const Tensor& copy_(const Tensor& dst, const Tensor& src, bool non_blocking) {
-  EMBER_CHECK(!autograd::any_requires_grad({dst, src}), Unsupported,
-              "[copy_] in-place operations on tensors that require grad are not supported by autograd yet; use "
-              "the out-of-place form, or NoGradGuard");
+  if (autograd::any_requires_grad({dst, src})) {
+    check_rebase_allowed(dst, "copy_");
+    Tensor s = src.to(dst.device()).to(dst.dtype());
+    Shape b = broadcast_shapes(dst.sizes(), s.sizes(), "copy_");
+    EMBER_CHECK(b == dst.sizes(), ShapeMismatch, "[copy_] source of shape ", shape_str(src.sizes()),
+                " cannot be broadcast to the destination's shape ", shape_str(dst.sizes()));
+    // clone() records a node even when src is a leaf, so dst's history leads to src's gradient.
+    rebase_history(dst, expand(s, dst.sizes()).clone(), "copy_");
+    return dst;
+  }
   Shape b = broadcast_shapes(dst.sizes(), src.sizes(), "copy_");
   EMBER_CHECK(b == dst.sizes(), ShapeMismatch, "[copy_] source of shape ", shape_str(src.sizes()),
               " cannot be broadcast to the destination's shape ", shape_str(dst.sizes()));
@@ -116,9 +123,8 @@ Tensor Tensor::to(Device d, bool non_blocking) const {
 }
 
 void register_copy_ops(OpRegistry& r) {
-  // In-place forms are not recorded by autograd yet.
-  for (const char* name : {"copy_", "fill_", "zero_"}) r.add("copy", name, kAllSet, {.cuda_kernel = true});
-  for (const char* name : {"to", "contiguous", "clone"})
+  // In-place forms are recorded by rebasing the written tensor's history (see apply_into).
+  for (const char* name : {"copy_", "fill_", "zero_", "to", "contiguous", "clone"})
     r.add("copy", name, kAllSet, {.cuda_kernel = true, .backward = true});
 }
 

@@ -19,6 +19,7 @@ const Tensor& zero_(const Tensor& t);
 struct CopyOp final : Op {
   const char* name() const override { return "copy_"; }
   bool reads_cpu_scalars() const override { return true; }
+  bool saves_inputs() const override { return false; }
   EMBER_OP_FORWARDS
   EMBER_OP_BACKWARD
 };

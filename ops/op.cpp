@@ -1,7 +1,9 @@
 #include "ops/op.h"
 
 #include "autograd/grad_mode.h"
+#include "autograd/meta.h"
 #include "autograd/node.h"
+#include "ops/copy.h"
 #include "runtime/cuda_hooks.h"
 #include "runtime/error.h"
 
@@ -71,6 +73,54 @@ Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec
   return apply(op, std::move(inputs), {spec}, device)[0];
 }
 
+namespace {
+
+// An in-place op under autograd: the result is computed out of place from a recorded clone of
+// any input aliasing the output (so the op never saves the tensor being overwritten), then
+// written back with rebase_history.
+void apply_into_recorded(const std::shared_ptr<Op>& op, const TensorList& inputs, const TensorList& outputs,
+                         Device device) {
+  EMBER_CHECK(outputs.size() == 1, Unsupported, "[", op->name(),
+              "] in-place forms with several outputs are not recorded by autograd");
+  const Tensor& out = outputs[0];
+  check_rebase_allowed(out, op->name());
+  TensorList recorded_inputs;
+  recorded_inputs.reserve(inputs.size());
+  for (const Tensor& t : inputs)
+    recorded_inputs.push_back(t.defined() && t.shares_storage(out) ? t.clone() : t);
+  rebase_history(out, apply(op, recorded_inputs, {{out.sizes(), out.dtype()}}, device)[0], op->name());
+}
+
+}  // namespace
+
+void check_rebase_allowed(const Tensor& out, const char* op) {
+  EMBER_CHECK(is_floating(out.dtype()), InvalidArgument, "[", op, "] an in-place result of dtype ", out.dtype(),
+              " cannot take part in autograd (only floating tensors have gradients)");
+  EMBER_CHECK(!(out.requires_grad() && out.is_leaf()), InvalidArgument, "[", op,
+              "] a leaf tensor that requires grad is being used in an in-place operation; update it under "
+              "NoGradGuard (as optimizers do) or use the out-of-place form");
+  // A view shares its storage with another tensor whose history would also have to change
+  // (PyTorch's view rebase); ember does not do that, so it refuses rather than lose a gradient.
+  EMBER_CHECK(out.storage().use_count() == 1, Unsupported, "[", op,
+              "] in-place operations under autograd are not supported on views or on tensors sharing storage "
+              "with another tensor; use the out-of-place form");
+}
+
+void rebase_history(const Tensor& out, const Tensor& result, const char* op) {
+  check_rebase_allowed(out, op);
+  {
+    NoGradGuard no_grad;
+    copy_(out, result);  // bumps out's version: nodes that saved the old value refuse at backward
+  }
+  AutogradMeta& m = autograd::meta_of(out);
+  const AutogradMeta* r = autograd::find_meta(result);
+  // A result that depends on nothing requiring grad (fill_, zero_) leaves `out` a constant: no
+  // gradient flows back through it, as none would through PyTorch's ZeroBackward.
+  m.requires_grad = r && r->requires_grad;
+  m.grad_fn = r ? r->grad_fn : nullptr;
+  m.output_nr = r ? r->output_nr : 0;
+}
+
 void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorList& outputs) {
   TensorList all = inputs;
   all.insert(all.end(), outputs.begin(), outputs.end());
@@ -81,11 +131,10 @@ void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorLi
     check_no_internal_overlap(out, op->name());
   }
   if (d.is_cuda()) check_cuda_device(d, op->name());
-  // In-place ops are not recorded yet (PyTorch rebases the graph on the written tensor).
-  // Refuse them where a gradient would be lost rather than compute a wrong one silently.
-  EMBER_CHECK(!autograd::any_requires_grad(all), Unsupported, "[", op->name(),
-              "] in-place operations on tensors that require grad are not supported by autograd yet; use the "
-              "out-of-place form, or NoGradGuard for updates such as optimizer steps");
+  if (autograd::any_requires_grad(all)) {
+    apply_into_recorded(op, inputs, outputs, d);
+    return;
+  }
   run_forward(*op, d, inputs, outputs);
   for (const Tensor& out : outputs) out.bump_version();
 }

@@ -39,6 +39,9 @@ class Op {
   virtual bool differentiable() const { return false; }
   /// True when backward() reads ctx.outputs (e.g. exp, whose derivative is its output).
   virtual bool saves_outputs() const { return false; }
+  /// False when backward() never reads ctx.inputs (copies, additions): the node then keeps no
+  /// reference to them, so their memory is freed early and in-place writes to them stay legal.
+  virtual bool saves_inputs() const { return true; }
   /// Gradients of the inputs (undefined where not needed), written with public ops only, so it
   /// runs on every device and is itself differentiable.
   virtual TensorList backward(const BackwardContext& ctx) const;
@@ -66,6 +69,13 @@ Tensor apply1(const std::shared_ptr<Op>& op, TensorList inputs, const OutputSpec
 void record_op(const std::shared_ptr<Op>& op, const TensorList& inputs, const TensorList& outputs);
 /// Runs `op` writing into existing outputs (in-place forms); bumps their version counters.
 void apply_into(const std::shared_ptr<Op>& op, TensorList inputs, const TensorList& outputs);
+
+/// Autograd for in-place forms, as PyTorch does it: writes `result` (computed out of place and
+/// recorded) into `out` and makes `out` refer to result's node. Refuses leaves that require grad,
+/// non-floating tensors and tensors sharing storage (views) with a clear error naming `op`.
+void rebase_history(const Tensor& out, const Tensor& result, const char* op);
+/// The checks of rebase_history alone, for callers that must refuse before computing.
+void check_rebase_allowed(const Tensor& out, const char* op);
 
 /// PyTorch's torch.result_type: tensors with dims win over 0-d tensors, which win over
 /// wrapped numbers (Scalars), except that a higher category (bool < integer < float) always

@@ -153,7 +153,7 @@ void register_unary_ops(OpRegistry& r) {
         {.cuda_kernel = true, .backward = UnaryOp<unary::F>().differentiable()});
   EMBER_FOR_EACH_UNARY(X)
 #undef X
-  r.add("unary", "clamp_", kNumericSet, {.cuda_kernel = true});
+  r.add("unary", "clamp_", kNumericSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

@@ -4,7 +4,11 @@
 #include <string_view>
 
 #include "autograd/node.h"
+#include "ops/binary.h"
+#include "ops/creation.h"
 #include "ops/grad_util.h"
+#include "ops/index.h"
+#include "ops/unary.h"
 #include "ops/layout.h"
 #include "ops/register.h"
 #include "runtime/error.h"
@@ -336,6 +340,40 @@ std::vector<Tensor> unbind(const Tensor& t, int64_t dim) {
   return out;
 }
 
+namespace {
+
+// One past the last storage element a geometry reaches (0 when it has no elements).
+int64_t storage_extent(const Shape& sizes, const Strides& strides, int64_t offset) {
+  int64_t last = offset;
+  for (size_t d = 0; d < sizes.size(); ++d) {
+    if (sizes[d] == 0) return 0;
+    last += (sizes[d] - 1) * strides[d];
+  }
+  return last + 1;
+}
+
+// as_strided's gradient, written with public ops: the output's gradient is summed into the
+// storage positions it views (scatter_add over storage indices, which as_strided of an arange
+// yields), then read back through the input's geometry. Where the input itself views a storage
+// element several times (an expanded input), the element's gradient is shared among them, as
+// PyTorch does.
+Tensor as_strided_backward(const Tensor& grad, const Shape& in_sizes, const Strides& in_strides, int64_t in_off,
+                           const Shape& out_sizes, const Strides& out_strides, int64_t out_off) {
+  const int64_t length = std::max(storage_extent(in_sizes, in_strides, in_off),
+                                  storage_extent(out_sizes, out_strides, out_off));
+  Tensor positions = arange(length, {kInt64, grad.device()});
+  Tensor out_index = as_strided(positions, out_sizes, out_strides, out_off).reshape({-1});
+  Tensor in_index = as_strided(positions, in_sizes, in_strides, in_off).reshape({-1});
+  Tensor flat = zeros({length}, {grad.dtype(), grad.device()});
+  flat = scatter_add(flat, 0, out_index, grad.reshape({-1}));
+  Tensor uses = scatter_add(zeros({length}, {grad.dtype(), grad.device()}), 0, in_index,
+                            ones({in_index.numel()}, {grad.dtype(), grad.device()}));
+  flat = div(flat, clamp(uses, 1.0, std::nullopt));
+  return index_select(flat, 0, in_index).reshape(in_sizes);
+}
+
+}  // namespace
+
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Strides& strides, std::optional<int64_t> offset) {
   EMBER_CHECK(sizes.size() == strides.size(), InvalidArgument, "[as_strided] ", sizes.size(),
               " sizes but ", strides.size(), " strides");
@@ -351,9 +389,11 @@ Tensor as_strided(const Tensor& t, const Shape& sizes, const Strides& strides, s
                             static_cast<int64_t>(t.storage()->nbytes()),
               InvalidArgument, "[as_strided] sizes ", shape_str(sizes), " and strides ", list_str(strides),
               " at offset ", off, " reach outside the storage of ", t.storage()->nbytes(), " bytes");
-  return recorded(make_view(t, sizes, strides, off), t, "as_strided", [](const Tensor&) -> Tensor {
-    throw_error(ErrorCode::Unsupported, "[as_strided] backward is not implemented yet");
-  });
+  Tensor out = make_view(t, sizes, strides, off);
+  return recorded(out, t, "as_strided",
+                  [in_sizes = t.sizes(), in_strides = t.strides(), in_off = t.storage_offset(), sizes, strides,
+                   off](const Tensor& grad) { return as_strided_backward(grad, in_sizes, in_strides, in_off, sizes,
+                                                                        strides, off); });
 }
 
 // ---- Tensor methods ---------------------------------------------------------------------------
@@ -375,7 +415,7 @@ void register_view_ops(OpRegistry& r) {
   for (const char* name : {"view", "reshape", "flatten", "unflatten", "permute", "transpose", "squeeze",
                            "unsqueeze", "expand", "slice", "select", "narrow", "split", "chunk", "unbind",
                            "as_strided"})
-    r.add("view", name, kAllSet, {.cuda_kernel = true, .backward = std::string_view(name) != "as_strided"});
+    r.add("view", name, kAllSet, {.cuda_kernel = true, .backward = true});
 }
 
 }  // namespace ember

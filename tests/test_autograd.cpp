@@ -83,8 +83,62 @@ DEVICE_TEST("autograd: grad mode, detach and requires_grad rules") {
   check_error([&] { ones({2}, {kInt64, device}).requires_grad_(); }, ErrorCode::InvalidArgument,
               "only floating-point tensors can require gradients, got int64");
   check_error([&] { sum(exp(d)).backward(); }, ErrorCode::InvalidArgument, "does not require grad");
-  // In-place writes to tensors in the graph are refused rather than silently losing a gradient.
-  check_error([&] { add_(x, 1.0); }, ErrorCode::Unsupported, "in-place operations on tensors that require grad");
+  // In-place writes to leaves that require grad are refused, as in PyTorch.
+  check_error([&] { add_(x, 1.0); }, ErrorCode::InvalidArgument, "a leaf tensor that requires grad");
+}
+
+DEVICE_TEST("autograd: in-place ops on non-leaf tensors rebase the graph") {
+  Tensor x = leaf({2, 3}, device, 0.5, 2, 1), w = leaf({3}, device, 0.5, 2, 2);
+  // y = clamp(((1.5x + w)·w − x) / (w + 3), −0.5, 0.5) − x, written in place.
+  auto chain = [](const TensorList& in) {
+    Tensor y = mul(in[0], 1.5);
+    add_(y, in[1]);
+    mul_(y, in[1]);
+    sub_(y, in[0]);
+    div_(y, add(in[1], 3.0));
+    clamp_(y, -0.5, 0.5);
+    return TensorList{y};
+  };
+  expect_gradcheck("in-place chain", chain, {x, w});
+  // The written tensor's version moves and its node is the last op's.
+  Tensor y = mul(x, 2.0);
+  const uint64_t v0 = y.version();
+  mul_(y, w);
+  CHECK(y.version() > v0);
+  CHECK(y.grad_fn()->name() == "mulBackward");
+  // copy_ into a tensor that did not require grad makes it part of the graph.
+  Tensor buf = zeros({2, 3}, {kFloat64, device});
+  copy_(buf, w);  // broadcast over rows
+  CHECK(buf.requires_grad());
+  sum(mul(buf, x)).backward();
+  check_close(w.grad(), to_ref(sum(x.detach(), {0})), kFloat64);
+  // zero_ cuts the history: nothing flows back through a constant.
+  Tensor z = mul(x, 3.0);
+  zero_(z);
+  CHECK_FALSE(z.requires_grad());
+}
+
+DEVICE_TEST("autograd: in-place ops refuse views and outdate saved tensors") {
+  Tensor x = leaf({2, 3}, device);
+  Tensor y = mul(x, 2.0);
+  Tensor row = y.select(0, 0);
+  check_error([&] { add_(row, 1.0); }, ErrorCode::Unsupported, "not supported on views");
+  // exp saves its output; changing it in place makes backward refuse.
+  Tensor e = exp(mul(x, 1.0));
+  Tensor loss = sum(mul(e, e));
+  add_(e, 1.0);
+  check_error([&] { loss.backward(); }, ErrorCode::InvalidArgument, "modified by an in-place operation");
+}
+
+DEVICE_TEST("autograd: gradcheck of as_strided, overlapping windows included") {
+  Tensor x = leaf({10}, device);
+  expect_gradcheck("as_strided windows", [](const TensorList& in) {
+    return TensorList{as_strided(in[0], {4, 3}, {2, 1}, std::nullopt)};
+  }, {x});
+  Tensor m = leaf({3, 4}, device, -1, 1, 3);
+  expect_gradcheck("as_strided of a transposed view", [](const TensorList& in) {
+    return TensorList{as_strided(in[0].transpose(0, 1), {2, 2}, {1, 4}, 1)};
+  }, {m});
 }
 
 DEVICE_TEST("autograd: changing a saved tensor in place is an error at backward") {
@@ -348,7 +402,8 @@ DEVICE_TEST("autograd: gradcheck of the indexing ops and of max/min with indices
 TEST_CASE("autograd: the registry marks differentiable ops") {
   const OpRegistry& r = OpRegistry::get();
   for (const char* name : {"add", "mul", "div", "exp", "tanh", "relu", "sum", "mean", "matmul", "linear", "view",
-                           "slice", "cat", "pad", "where", "clone", "to"}) {
+                           "slice", "cat", "pad", "where", "clone", "to", "as_strided", "add_", "mul_", "copy_",
+                           "clamp_"}) {
     INFO(name);
     REQUIRE(r.find(name) != nullptr);
     CHECK(r.find(name)->backward);
@@ -357,7 +412,7 @@ TEST_CASE("autograd: the registry marks differentiable ops") {
     INFO(name);
     CHECK(r.find(name)->backward);
   }
-  for (const char* name : {"eq", "argmax", "isnan", "copy_", "as_strided"}) {
+  for (const char* name : {"eq", "argmax", "isnan", "randn", "zeros"}) {
     INFO(name);
     CHECK_FALSE(r.find(name)->backward);
   }
