@@ -2,6 +2,7 @@
 
 #include "ops/binary.h"
 #include "ops/creation.h"
+#include "ops/loss.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
@@ -63,10 +64,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
               "[cross_entropy] label_smoothing must be in [0, 1], got ", label_smoothing);
   const int64_t n = logits.sizes()[0], classes = logits.sizes()[1];
   check_weight(weight, classes, "cross_entropy");
-  Tensor logp = log_softmax(logits, 1);
-  Tensor w_row = weight.defined() ? unsqueeze(weight.to(logits.dtype()), 0) : Tensor();
 
   if (is_floating(target.dtype())) {
+    Tensor logp = log_softmax(logits, 1);
+    Tensor w_row = weight.defined() ? unsqueeze(weight.to(logits.dtype()), 0) : Tensor();
     // Class probabilities: −Σ_c w_c·q_c·logp_c per row, the mean taken over rows (PyTorch's rule).
     EMBER_CHECK(target.sizes() == logits.sizes(), ShapeMismatch, "[cross_entropy] probability targets must have the "
                 "logits' shape ", shape_str(logits.sizes()), ", got ", shape_str(target.sizes()));
@@ -77,18 +78,10 @@ Tensor cross_entropy(const Tensor& logits, const Tensor& target, Reduction reduc
     return reduction == Reduction::Mean ? div(sum(per_row), static_cast<double>(n)) : reduce(per_row, reduction);
   }
 
-  auto [nll, w] = weighted_nll(logp, target, weight.defined() ? weight.to(logits.dtype()) : Tensor(), ignore_index,
-                               "cross_entropy");
-  Tensor loss = reduce(nll, reduction, sum(w));
-  if (label_smoothing == 0) return loss;
-  // PyTorch: (1 − ε)·nll + ε/C·smooth, smooth = −Σ_c w_c·logp_c per row (0 at ignored rows),
-  // its mean divided by the targets' summed weights when weighted, else by the row count.
-  Tensor smooth_terms = w_row.defined() ? mul(logp, w_row) : logp;
-  Tensor smooth = mul(neg(sum(smooth_terms, {1})), ne(target, ignore_index).to(logits.dtype()));
-  Tensor smooth_loss;
-  if (reduction == Reduction::Mean) smooth_loss = w_row.defined() ? div(sum(smooth), sum(w)) : mean(smooth);
-  else smooth_loss = reduce(smooth, reduction);
-  return add(mul(loss, 1 - label_smoothing), mul(smooth_loss, label_smoothing / classes));
+  // Class indices: one fused op (ops/loss.h). The mean divides by the targets' summed weights
+  // (the count of non-ignored rows when unweighted), for the smoothing term too, as PyTorch does.
+  auto [rows, row_weight] = cross_entropy_rows(logits, target, weight, ignore_index, label_smoothing);
+  return reduction == Reduction::Mean ? div(sum(rows), sum(row_weight)) : reduce(rows, reduction);
 }
 
 Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reduction, int64_t ignore_index,

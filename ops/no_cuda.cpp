@@ -5,6 +5,7 @@
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"
+#include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
@@ -29,6 +30,8 @@ EMBER_NO_CUDA(IndexSelectOp)
 EMBER_NO_CUDA(GatherOp)
 EMBER_NO_CUDA(ScatterOp)
 EMBER_NO_CUDA(RandomOp)
+EMBER_NO_CUDA(CrossEntropyOp)
+EMBER_NO_CUDA(CrossEntropyBackwardOp)
 
 template <typename F>
 void UnaryOp<F>::forward_cuda(const TensorList&, const TensorList&) { check_cuda_device(Device::cuda(0), name()); }

@@ -93,12 +93,100 @@ DEVICE_TEST("nn: cross_entropy and log_softmax match float64 references and grad
   }
   std::string err = gradgradcheck([](const TensorList& in) { return TensorList{nn::softmax(in[0], 1)}; }, {logits});
   CHECK_MESSAGE(err.empty(), err);
-  check_error([&] { nn::cross_entropy(logits, from_vector<int64_t>({1, 0, 5, 2}, {4}, {kInt64, device})); },
-              ErrorCode::InvalidArgument, "outside [0, 5)");
+  Tensor bad = from_vector<int64_t>({1, 0, 5, 2}, {4}, {kInt64, device});
+  if (device.is_cpu()) {
+    check_error([&] { nn::cross_entropy(logits, bad); }, ErrorCode::InvalidArgument, "outside [0, 5): got 5");
+  } else {
+    // No host sync per step on CUDA: the loss is NaN and the next call reports the target.
+    CHECK(std::isnan(nn::cross_entropy(logits.detach(), bad).item<double>()));
+    check_error([&] { nn::cross_entropy(logits, target); }, ErrorCode::InvalidArgument,
+                "an earlier call on cuda:0 had a target outside [0, 5): got 5");
+    CHECK(std::isfinite(nn::cross_entropy(logits, target).item<double>()));  // reported once
+  }
   check_error([&] { nn::cross_entropy(logits, ones({4}, {kFloat32, device})); }, ErrorCode::ShapeMismatch,
               "probability targets must have the logits' shape [4, 5], got [4]");
   check_error([&] { nn::cross_entropy(logits, ones({4}, {kInt32, device})); }, ErrorCode::InvalidArgument,
               "expected int64 class indices");
+}
+
+namespace {
+
+void check_values(const std::vector<double>& got, const std::vector<double>& want, double rtol = 1e-12) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("index ", i);
+    CHECK(got[i] == doctest::Approx(want[i]).epsilon(rtol).scale(1e-300));
+  }
+}
+
+// |got − want| ≤ tol·(1 + |want|): for reduced-precision results whose small entries have no
+// meaningful relative error.
+void check_near(const std::vector<double>& got, const std::vector<double>& want, double tol) {
+  REQUIRE(got.size() == want.size());
+  for (size_t i = 0; i < got.size(); ++i) {
+    INFO("index ", i, ": got ", got[i], ", want ", want[i]);
+    CHECK(std::abs(got[i] - want[i]) <= tol * (1 + std::abs(want[i])));
+  }
+}
+
+}  // namespace
+
+DEVICE_TEST("nn: fused cross_entropy with weight, ignore_index and smoothing against float64 sums") {
+  Ref x_ref = random_ref({6, 7}, -4, 4, 31);
+  Ref w_ref = random_ref({7}, 0.2, 2, 32);
+  const std::vector<int64_t> t = {3, -1, 0, 6, -1, 2};
+  Tensor x = from_ref(x_ref, kFloat64, device);
+  Tensor w = from_ref(w_ref, kFloat64, device);
+  Tensor target = from_vector<int64_t>(t, {6}, {kInt64, device});
+  const double eps = 0.15;
+  // PyTorch's rule: loss_i = (1−ε)·w_y·(lse − x_y) + ε/C·Σ_c w_c·(lse − x_c); the mean divides
+  // the summed row losses by the summed weights of the non-ignored targets.
+  std::vector<double> rows(6, 0.0);
+  double loss_sum = 0, weight_sum = 0;
+  for (int i = 0; i < 6; ++i) {
+    if (t[i] == -1) continue;
+    double m = -1e300, s = 0;
+    for (int c = 0; c < 7; ++c) m = std::max(m, x_ref.v[i * 7 + c]);
+    for (int c = 0; c < 7; ++c) s += std::exp(x_ref.v[i * 7 + c] - m);
+    const double lse = m + std::log(s);
+    double smooth = 0;
+    for (int c = 0; c < 7; ++c) smooth += w_ref.v[c] * (lse - x_ref.v[i * 7 + c]);
+    rows[i] = (1 - eps) * w_ref.v[t[i]] * (lse - x_ref.v[i * 7 + t[i]]) + eps / 7 * smooth;
+    loss_sum += rows[i];
+    weight_sum += w_ref.v[t[i]];
+  }
+  using R = nn::Reduction;
+  check_values(to_ref(nn::cross_entropy(x, target, R::None, -1, eps, w)).v, rows, 1e-12);
+  CHECK(nn::cross_entropy(x, target, R::Sum, -1, eps, w).item<double>() == doctest::Approx(loss_sum).epsilon(1e-12));
+  CHECK(nn::cross_entropy(x, target, R::Mean, -1, eps, w).item<double>() ==
+        doctest::Approx(loss_sum / weight_sum).epsilon(1e-12));
+  // Unweighted with ignored rows: the mean is over the 4 counted rows, smoothing term included.
+  Tensor unweighted = nn::cross_entropy(x, target, R::None, -1, eps);
+  CHECK(nn::cross_entropy(x, target, R::Mean, -1, eps).item<double>() ==
+        doctest::Approx(sum(unweighted).item<double>() / 4).epsilon(1e-12));
+  x.requires_grad_();
+  for (R r : {R::None, R::Sum, R::Mean}) {
+    std::string err = gradcheck(
+        [&](const TensorList& in) { return TensorList{nn::cross_entropy(in[0], target, r, -1, eps, w)}; }, {x});
+    CHECK_MESSAGE(err.empty(), err);
+  }
+  std::string err = gradgradcheck(
+      [&](const TensorList& in) { return TensorList{nn::cross_entropy(in[0], target, R::Mean, -1, eps, w)}; }, {x});
+  CHECK_MESSAGE(err.empty(), err);
+  // Reduced precision: float32 and the half types against the float64 result.
+  for (auto [dt, tol] : std::vector<std::pair<DType, double>>{{kFloat32, 1e-5}, {kFloat16, 2e-3}, {kBFloat16, 1e-2}}) {
+    INFO(dt);
+    Tensor xl = from_ref(x_ref, dt, device);
+    xl.requires_grad_();
+    Tensor loss = nn::cross_entropy(xl, target, R::Mean, -1, eps, w.to(dt));
+    CHECK(loss.dtype() == dt);
+    CHECK(loss.item<double>() == doctest::Approx(loss_sum / weight_sum).epsilon(tol));
+    loss.backward();
+    Tensor x64 = x.detach();
+    x64.requires_grad_();
+    nn::cross_entropy(x64, target, R::Mean, -1, eps, w).backward();
+    check_near(to_ref(xl.grad().to(kFloat64)).v, to_ref(x64.grad()).v, tol);
+  }
 }
 
 TEST_CASE("nn: modules name parameters like PyTorch, initialise in PyTorch's bounds, and round-trip state") {
@@ -427,14 +515,6 @@ std::map<std::string, std::vector<double>> torch_reference() {
     while (in >> v) out[key].push_back(v);
   }
   return out;
-}
-
-void check_values(const std::vector<double>& got, const std::vector<double>& want, double rtol = 1e-12) {
-  REQUIRE(got.size() == want.size());
-  for (size_t i = 0; i < got.size(); ++i) {
-    INFO("index ", i);
-    CHECK(got[i] == doctest::Approx(want[i]).epsilon(rtol).scale(1e-300));
-  }
 }
 
 }  // namespace
