@@ -1,12 +1,7 @@
 #include "nn/checkpoint.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 #include <xxhash.h>
 
-#include <cerrno>
-#include <cstring>
-#include <filesystem>
 #include <fstream>
 #include <vector>
 
@@ -15,6 +10,7 @@
 #include "ops/creation.h"
 #include "runtime/error.h"
 #include "runtime/rng.h"
+#include "serialization/atomic_file.h"
 
 namespace ember::nn {
 
@@ -63,20 +59,6 @@ class Cursor {
   const std::string& path_;
 };
 
-[[noreturn]] void io_error(const std::string& what, const std::string& path) {
-  throw_error(ErrorCode::Io, str_cat("[save_tensors] ", what, " ", path, ": ", std::strerror(errno)));
-}
-
-void write_all(int fd, const std::string& bytes, const std::string& path) {
-  size_t done = 0;
-  while (done < bytes.size()) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) io_error("cannot write", path);
-    done += static_cast<size_t>(n);
-  }
-}
-
 }  // namespace
 
 void save_tensors(const std::string& path, const TensorMap& tensors) {
@@ -97,37 +79,9 @@ void save_tensors(const std::string& path, const TensorMap& tensors) {
   }
   put<uint64_t>(out, XXH64(out.data(), out.size(), 0));
 
-  const std::filesystem::path target(path);
-  const std::filesystem::path dir = target.has_parent_path() ? target.parent_path() : ".";
-  // A hidden temporary beside the target (same filesystem, so the rename is atomic). Built by
-  // appending: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
-  std::string tmp_name = ".";
-  tmp_name.append(target.filename().string()).append(".tmp.").append(std::to_string(::getpid()));
-  const std::string tmp = (dir / tmp_name).string();
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) io_error("cannot create", tmp);
-  try {
-    write_all(fd, out, tmp);
-    if (::fsync(fd) != 0) io_error("cannot fsync", tmp);
-  } catch (...) {
-    ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
-  }
-  if (::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    io_error("cannot close", tmp);
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    io_error("cannot rename the temporary file over", path);
-  }
-  // The rename is durable once the folder's entry is on disk.
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd >= 0) {
-    ::fsync(dfd);
-    ::close(dfd);
-  }
+  AtomicFile file(path);
+  file.write(out);
+  file.commit();
 }
 
 TensorMap load_tensors(const std::string& path) {

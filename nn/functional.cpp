@@ -2,6 +2,7 @@
 
 #include "ops/binary.h"
 #include "ops/creation.h"
+#include "ops/index.h"
 #include "ops/loss.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
@@ -92,6 +93,21 @@ Tensor nll_loss(const Tensor& log_probs, const Tensor& target, Reduction reducti
   auto [nll, w] = weighted_nll(log_probs, target, weight.defined() ? weight.to(log_probs.dtype()) : Tensor(),
                                ignore_index, "nll_loss");
   return reduce(nll, reduction, sum(w));
+}
+
+Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int64_t> padding_idx) {
+  EMBER_CHECK(indices.dtype() == kInt64 || indices.dtype() == kInt32, DTypeMismatch,
+              "[embedding] expected int64 or int32 indices, got ", indices.dtype());
+  EMBER_CHECK(weight.dim() == 2, InvalidArgument, "[embedding] expected a weight [num_embeddings, dim], got shape ",
+              shape_str(weight.sizes()));
+  Shape shape = indices.sizes();
+  shape.push_back(weight.sizes()[1]);
+  Tensor out = reshape(index_select(weight, 0, reshape(indices, {-1})), shape);
+  if (!padding_idx) return out;
+  // Same values, but rows looked up at padding_idx pass no gradient back.
+  const int64_t pad_row = *padding_idx < 0 ? *padding_idx + weight.sizes()[0] : *padding_idx;
+  Tensor pad = unsqueeze(eq(indices, pad_row), -1);
+  return where(pad, out.detach(), out);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string_view>
 
 #include "runtime/tensor.h"
@@ -34,5 +35,8 @@ Tensor binary_cross_entropy_with_logits(const Tensor& logits, const Tensor& targ
 /// Zeroes elements with probability p (Philox, reproducible from the seed) and scales the rest
 /// by 1/(1 − p) while training; the identity otherwise.
 Tensor dropout(const Tensor& x, double p, bool training);
+/// Rows of `weight` [num_embeddings, dim] at `indices` (int64 or int32), shape indices.shape + [dim];
+/// rows looked up at padding_idx pass no gradient back (PyTorch's F.embedding).
+Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int64_t> padding_idx = std::nullopt);
 
 }  // namespace ember::nn

@@ -170,17 +170,7 @@ Embedding::Embedding(int64_t num_embeddings, int64_t embedding_dim, std::optiona
   register_parameter("weight", w);
 }
 
-Tensor Embedding::forward(const Tensor& indices) {
-  EMBER_CHECK(indices.dtype() == kInt64 || indices.dtype() == kInt32, DTypeMismatch,
-              "[Embedding] expected int64 or int32 indices, got ", indices.dtype());
-  Shape shape = indices.sizes();
-  shape.push_back(weight().sizes()[1]);
-  Tensor out = reshape(index_select(weight(), 0, reshape(indices, {-1})), shape);
-  if (!padding_idx_) return out;
-  // Same values, but rows looked up at padding_idx pass no gradient back.
-  Tensor pad = unsqueeze(eq(indices, *padding_idx_), -1);
-  return where(pad, out.detach(), out);
-}
+Tensor Embedding::forward(const Tensor& indices) { return embedding(weight(), indices, padding_idx_); }
 
 void ModuleList::push_back(std::shared_ptr<Module> module) {
   register_module(std::to_string(children().size()), std::move(module));

@@ -7,6 +7,7 @@
 #include "ops/index.h"
 #include "ops/join.h"
 #include "ops/layout.h"
+#include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/random.h"
 #include "ops/reduce.h"

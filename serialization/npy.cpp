@@ -6,6 +6,7 @@
 
 #include "ops/creation.h"
 #include "runtime/error.h"
+#include "serialization/atomic_file.h"
 
 namespace ember {
 
@@ -78,6 +79,37 @@ Tensor load_npy(const std::string& path) {
   f.read(static_cast<char*>(t.data()), static_cast<std::streamsize>(nbytes));
   EMBER_CHECK(f.good() || nbytes == 0, Io, "[load_npy] ", path, ": read failed");
   return t;
+}
+
+}  // namespace ember
+
+namespace ember {
+
+void save_npy(const std::string& path, const Tensor& t) {
+  static const std::pair<DType, const char*> descr[] = {{kBool, "|b1"},   {kUInt8, "|u1"},   {kInt8, "|i1"},
+                                                        {kInt32, "<i4"},  {kInt64, "<i8"},   {kFloat16, "<f2"},
+                                                        {kFloat32, "<f4"}, {kFloat64, "<f8"}};
+  const char* d = nullptr;
+  for (const auto& [dtype, name] : descr)
+    if (dtype == t.dtype()) d = name;
+  EMBER_CHECK(d != nullptr, Unsupported, "[save_npy] NumPy has no dtype for ", t.dtype(), "; convert to float32 first");
+  Tensor c = t.detach().to(Device::cpu()).contiguous();
+  std::string shape = "(";
+  for (int64_t s : c.sizes()) shape.append(std::to_string(s)).append(",");
+  if (c.dim() > 1) shape.pop_back();
+  shape += ")";
+  std::string header = "{'descr': '";
+  header.append(d).append("', 'fortran_order': False, 'shape': ").append(shape).append(", }");
+  // Magic (6) + version (2) + length (2) + header + '\n', padded with spaces to 64 bytes.
+  const size_t total = (10 + header.size() + 1 + 63) / 64 * 64;
+  header.append(total - 10 - header.size() - 1, ' ').append("\n");
+  const uint16_t length = static_cast<uint16_t>(header.size());
+  AtomicFile file(path);
+  file.write("\x93NUMPY\x01\x00", 8);
+  file.write(&length, 2);
+  file.write(header);
+  file.write(c.data(), c.nbytes());
+  file.commit();
 }
 
 }  // namespace ember

@@ -12,4 +12,8 @@ namespace ember {
 /// order, Fortran order, or a data size that does not match the shape.
 Tensor load_npy(const std::string& path);
 
+/// Writes `t` (any device; copied to the CPU, C order) as a version 1.0 .npy file, atomically.
+/// bfloat16 has no NumPy dtype and is refused (Unsupported); convert it first.
+void save_npy(const std::string& path, const Tensor& t);
+
 }  // namespace ember

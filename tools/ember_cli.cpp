@@ -5,6 +5,7 @@
 
 #include "ember.h"
 #include "tools/demo.h"
+#include "tools/model_commands.h"
 
 namespace {
 
@@ -36,6 +37,22 @@ int main(int argc, char** argv) {
   std::string device = "best";
   demo->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
 
+  auto* info = app.add_subcommand("info", "Describe a .ember model: inputs, outputs, ops, parameters, producer");
+  std::string model_path;
+  info->add_option("model", model_path, "the .ember file")->required();
+
+  auto* validate = app.add_subcommand("validate", "Verify a .ember model completely (exit status 0 when valid)");
+  validate->add_option("model", model_path, "the .ember file")->required();
+
+  auto* run = app.add_subcommand("run", "Run a .ember model on .npy inputs (random inputs when none are given)");
+  run->add_option("model", model_path, "the .ember file")->required();
+  std::vector<std::string> run_inputs, run_outputs;
+  int64_t batch = 1;
+  run->add_option("--input,-i", run_inputs, "an input .npy file, one per model input, in order");
+  run->add_option("--output,-o", run_outputs, "where to write each output as .npy, in order");
+  run->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
+  run->add_option("--batch", batch, "the size of symbolic dims for random inputs")->capture_default_str();
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*ops) {
@@ -43,6 +60,12 @@ int main(int argc, char** argv) {
       else print_ops_table();
     } else if (*demo) {
       return ember::tools::run_demo(device);
+    } else if (*info) {
+      return ember::tools::model_info(model_path);
+    } else if (*validate) {
+      return ember::tools::model_validate(model_path);
+    } else if (*run) {
+      return ember::tools::model_run(model_path, run_inputs, run_outputs, device, batch);
     } else {
       std::cout << app.help();
     }

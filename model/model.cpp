@@ -1,0 +1,90 @@
+#include "model/model.h"
+
+#include "autograd/grad_mode.h"
+#include "serialization/model_file.h"
+#include "serialization/safetensors.h"
+
+namespace ember {
+
+Model Model::load(const std::string& path, Device device, const LoadOptions& options) {
+  ModelFile file = read_model_file(path);
+  Model m;
+  m.graph_ = std::make_shared<graph::Graph>(std::move(file.graph));
+  m.executor_ = std::make_shared<graph::Executor>(*m.graph_);
+  m.stored_ = std::move(file.data);
+  m.checksum_ = file.checksum;
+  m.device_ = Device::cpu();
+  m.to(device);
+  for (size_t id = 0; id < m.stored_.size(); ++id) {
+    const graph::Value& v = m.graph_->values[id];
+    if (v.kind == graph::ValueKind::Parameter && v.requires_grad && options.trainable && is_floating(v.dtype))
+      m.stored_[id].requires_grad_();
+  }
+  return m;
+}
+
+TensorList Model::forward(const TensorList& inputs) const {
+  return executor_->run(inputs, stored_, {training_, device_});
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::named_parameters() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t id = 0; id < stored_.size(); ++id)
+    if (graph_->values[id].kind == graph::ValueKind::Parameter) out.emplace_back(graph_->values[id].name, stored_[id]);
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Model::named_buffers() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (size_t id = 0; id < stored_.size(); ++id)
+    if (graph_->values[id].kind == graph::ValueKind::Buffer) out.emplace_back(graph_->values[id].name, stored_[id]);
+  return out;
+}
+
+std::vector<Tensor> Model::parameters() const {
+  std::vector<Tensor> out;
+  for (const auto& [name, t] : named_parameters())
+    if (t.requires_grad()) out.push_back(t);
+  return out;
+}
+
+void Model::to(Device device) {
+  if (device == device_) return;
+  NoGradGuard no_grad;
+  for (size_t id = 0; id < stored_.size(); ++id) {
+    if (!stored_[id].defined()) continue;
+    const bool rg = stored_[id].requires_grad();
+    stored_[id] = stored_[id].to(device);  // one upload per weight
+    if (rg) stored_[id].requires_grad_();
+  }
+  device_ = device;
+}
+
+void Model::save(const std::string& path) const {
+  graph::Graph g = *graph_;
+  // The file records which parameters fine-tuning updates.
+  for (size_t id = 0; id < stored_.size(); ++id)
+    if (g.values[id].kind == graph::ValueKind::Parameter && stored_[id].defined())
+      g.values[id].requires_grad = g.values[id].requires_grad || stored_[id].requires_grad();
+  write_model_file(path, g, stored_);
+}
+
+void Model::save_safetensors(const std::string& path) const {
+  std::vector<std::pair<std::string, Tensor>> tensors = named_parameters();
+  for (auto& b : named_buffers()) tensors.push_back(std::move(b));
+  ember::save_safetensors(path, tensors, {{"format", "pt"}});
+}
+
+int64_t Model::parameter_count() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += t.numel();
+  return n;
+}
+
+int64_t Model::parameter_bytes() const {
+  int64_t n = 0;
+  for (const auto& [name, t] : named_parameters()) n += static_cast<int64_t>(t.nbytes());
+  return n;
+}
+
+}  // namespace ember

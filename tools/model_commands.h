@@ -1,0 +1,20 @@
+// `ember info`, `ember run` and `ember validate`: model files from the command line.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace ember::tools {
+
+/// Prints inputs and outputs (shapes, dtypes), the op histogram, parameter count and bytes,
+/// producer, metadata and checksum status. Returns the process exit code.
+int model_info(const std::string& path);
+/// Verifies the file completely; prints "ok" or the error. Returns 0 when valid.
+int model_validate(const std::string& path);
+/// Runs the model on `device` with inputs from .npy files (random ones of the declared shapes,
+/// symbolic dims set to `batch`, when none are given) and writes outputs as .npy (or prints a
+/// summary of each when no output paths are given).
+int model_run(const std::string& path, const std::vector<std::string>& inputs,
+              const std::vector<std::string>& outputs, const std::string& device, int64_t batch);
+
+}  // namespace ember::tools
