@@ -32,7 +32,6 @@ class Model {
 
   /// Runs the graph; inputs in the file's order, on the model's device.
   TensorList forward(const TensorList& inputs) const;
-  Tensor forward(const Tensor& input) const { return forward(TensorList{input}).at(0); }
 
   /// Parameters and buffers by their PyTorch state_dict names.
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;

@@ -53,8 +53,9 @@ ModelFile read_model_file(const std::string& path, const ModelFileOptions& optio
 /// Writes `graph` with `data` (per value id; defined for parameters, buffers and constants)
 /// as a .ember file, atomically. Tensors may live on any device.
 void write_model_file(const std::string& path, const graph::Graph& graph, const std::vector<Tensor>& data);
-/// The same file's bytes, in memory.
-std::string model_file_bytes(const graph::Graph& graph, const std::vector<Tensor>& data);
+/// The same file's bytes, in memory. `check` false skips validating the graph and the data's
+/// shapes, so tests and fuzzing seeds can make well-formed files with wrong contents.
+std::string model_file_bytes(const graph::Graph& graph, const std::vector<Tensor>& data, bool check = true);
 
 namespace format {
 constexpr uint32_t kVersionMajor = 1;

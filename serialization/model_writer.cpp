@@ -48,8 +48,8 @@ struct Layout {
   uint64_t data_size = 0;
 };
 
-Layout lay_out(const graph::Graph& g, const std::vector<Tensor>& data) {
-  graph::validate(g);
+Layout lay_out(const graph::Graph& g, const std::vector<Tensor>& data, bool check = true) {
+  if (check) graph::validate(g);
   EMBER_CHECK(data.size() == g.values.size(), InvalidArgument, "[write_model_file] ", data.size(),
               " data tensors for ", g.values.size(), " values");
   Layout L;
@@ -60,9 +60,16 @@ Layout lay_out(const graph::Graph& g, const std::vector<Tensor>& data) {
     const bool stored = v.kind == graph::ValueKind::Parameter || v.kind == graph::ValueKind::Buffer ||
                         v.kind == graph::ValueKind::Constant;
     if (!stored) continue;
+    if (!check && !data[i].defined()) continue;
     EMBER_CHECK(data[i].defined(), InvalidArgument, "[write_model_file] value \"", v.name, "\" (",
                 graph::value_kind_name(v.kind), ") has no data");
     Tensor t = data[i].detach().to(Device::cpu()).contiguous();
+    if (!check) {
+      L.offsets[i] = align_up(L.data_size, format::kBlobAlignment);
+      L.data_size = L.offsets[i] + t.nbytes();
+      L.blobs[i] = t;
+      continue;
+    }
     EMBER_CHECK(t.dtype() == v.dtype && t.dim() == static_cast<int64_t>(v.shape.size()), InvalidArgument,
                 "[write_model_file] value \"", v.name, "\" is declared ", v.dtype, " with ", v.shape.size(),
                 " dims, its data is ", t.dtype(), " of shape ", shape_str(t.sizes()));
@@ -151,8 +158,8 @@ void write_model_file(const std::string& path, const graph::Graph& graph, const 
   file.commit();
 }
 
-std::string model_file_bytes(const graph::Graph& graph, const std::vector<Tensor>& data) {
-  Layout L = lay_out(graph, data);
+std::string model_file_bytes(const graph::Graph& graph, const std::vector<Tensor>& data, bool check) {
+  Layout L = lay_out(graph, data, check);
   std::string out;
   emit(L, [&](const void* p, size_t n) { out.append(static_cast<const char*>(p), n); });
   return out;
