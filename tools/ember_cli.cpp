@@ -53,6 +53,11 @@ int main(int argc, char** argv) {
   run->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
   run->add_option("--batch", batch, "the size of symbolic dims for random inputs")->capture_default_str();
 
+  auto* convert = app.add_subcommand("convert", "Re-save a .ember model's weights as safetensors (PyTorch's names)");
+  convert->add_option("model", model_path, "the .ember file")->required();
+  std::string safetensors_path;
+  convert->add_option("--safetensors", safetensors_path, "the safetensors file to write")->required();
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*ops) {
@@ -64,6 +69,9 @@ int main(int argc, char** argv) {
       return ember::tools::model_info(model_path);
     } else if (*validate) {
       return ember::tools::model_validate(model_path);
+    } else if (*convert) {
+      ember::load(model_path).save_safetensors(safetensors_path);
+      std::cout << "wrote " << safetensors_path << "\n";
     } else if (*run) {
       return ember::tools::model_run(model_path, run_inputs, run_outputs, device, batch);
     } else {

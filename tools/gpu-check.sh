@@ -21,6 +21,15 @@ nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv
 arch=$(head -1 "$out/gpu.txt" | cut -d, -f2 | tr -d ' .')
 note "card: $(head -1 "$out/gpu.txt")   (building for sm_$arch)"
 
+# The golden model fixtures and the bundled digits model are made here, where torch is, before
+# the tests that read them; they come back in fixtures.tar.gz to be committed.
+export PYTHONPATH="$PWD/tools/ember_export${PYTHONPATH:+:$PYTHONPATH}"
+if python3 tools/make_model_fixtures.py . >"$out/fixtures.log" 2>&1; then
+  note "fixtures: $(grep 'PyTorch test accuracy' "$out/fixtures.log")"
+else
+  note "fixtures FAILED: $(tail -3 "$out/fixtures.log")"
+fi
+
 build=build-gpu
 start=$(date +%s)
 if [ ! -f "$build/build.ninja" ]; then
@@ -44,6 +53,11 @@ if [ $bench = 1 ]; then
   "$build/bench/bench_cuda" "$out/ember_cuda.csv" >"$out/bench_cuda.txt" 2>&1 || note "bench_cuda failed: $(tail -3 "$out/bench_cuda.txt")"
   "$build/bench/bench_train" --device cuda "$out/ember_cuda.csv" >"$out/bench_train.txt" 2>&1 || note "bench_train failed: $(tail -3 "$out/bench_train.txt")"
   python3 bench/torch_cuda.py "$out/torch_cuda.csv" >"$out/torch_cuda.txt" 2>&1 || note "torch_cuda.py failed: $(tail -3 "$out/torch_cuda.txt")"
+  # Load time of a ~100 MB model: PyTorch's side also writes the .ember file.
+  python3 bench/torch_load.py /tmp/ember_load_bench.ember >"$out/load.txt" 2>&1 || note "torch_load.py failed: $(tail -3 "$out/load.txt")"
+  for dev in cpu cuda; do
+    "$build/bench/bench_load" /tmp/ember_load_bench.ember $dev >>"$out/load.txt" 2>&1 || note "bench_load $dev failed"
+  done
   if [ -f "$out/ember_cuda.csv" ] && [ -f "$out/torch_cuda.csv" ]; then
     python3 bench/compare.py "$out/ember_cuda.csv" "$out/torch_cuda.csv" >"$out/bench_table.md"
   fi
@@ -53,13 +67,16 @@ fi
   echo "================ gpu-check summary ================"
   for line in "${summary[@]}"; do echo "$line"; done
   [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"
+  [ -f "$out/load.txt" ] && cat "$out/load.txt"
   [ -f "$out/bench_cpu.txt" ] && grep -E 'add\(a, b\)|ember add |GFLOP' "$out/bench_cpu.txt"
 } >"$out/summary.txt"
 if [ -n "${OUT:-}" ]; then
-  for f in summary.txt bench_table.md test.log tests/ember_tests.log bench_cuda.txt torch_cuda.txt bench_train.txt; do
+  for f in summary.txt test.log tests/ember_tests.log bench_cuda.txt torch_cuda.txt bench_train.txt; do
     [ -f "$out/$f" ] && cp "$out/$f" "$OUT/"
   done
   tar -czf "$OUT/logs.tar.gz" -C "$out" .
+  tar -czf "$OUT/fixtures.tar.gz" tests/fixtures/models examples/data/digits_mlp.ember 2>/dev/null
 fi
 cat "$out/summary.txt"
 exit $test_rc

@@ -4,7 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ meson ninja-build pkg-config python3 libeigen3-dev doctest-dev libcli11-dev libxxhash-dev)
+packages=(g++ meson ninja-build pkg-config python3 python3-pip libeigen3-dev doctest-dev libcli11-dev libxxhash-dev
+          libflatbuffers-dev flatbuffers-compiler)
 missing=()
 for p in "${packages[@]}"; do
   dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
@@ -15,6 +16,13 @@ if [ ${#missing[@]} -gt 0 ]; then
   [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+# The exporter's Python dependencies (PyPI; torch is not needed to build or test ember: the
+# exporter's torch tests are skipped where it is missing).
+if ! python3 -c "import flatbuffers, numpy, pytest" >/dev/null 2>&1; then
+  python3 -m pip install --quiet --disable-pip-version-check flatbuffers numpy pytest ||
+    python3 -m pip install --quiet --disable-pip-version-check --break-system-packages flatbuffers numpy pytest
 fi
 
 # nvcc lives outside PATH on Debian's CUDA toolkit install.

@@ -71,6 +71,11 @@ PY
 check "ember ops prints a table" bash -c "'$cli' ops | tail -1 | grep -q ' ops$'"
 check "ember demo runs" bash -c "'$cli' demo --device cpu | grep -q 'ops registered'"
 check "train_digits reaches 97% test accuracy on the CPU" "$build/examples/train_digits" --device cpu
+check "the bundled PyTorch digits model fine-tunes on the CPU without losing accuracy" \
+  "$build/examples/finetune_digits" --device cpu --output "$log_dir/digits_tuned.ember"
+check "ember info describes the bundled model" bash -c "'$cli' info examples/data/digits_mlp.ember | grep -q 'checksum .* (verified)'"
+check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run examples/data/digits_mlp.ember --batch 3 | grep -q 'float32 \[3, 10\]'"
+check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
 if [ -n "${EMBER_EXPECT_CUDA:-}" ]; then
   check "train_digits reaches 97% test accuracy on cuda" "$build/examples/train_digits" --device cuda
   check "ember ops --json: cuda true wherever cpu is" python3 - "$cli" <<'PY'
@@ -80,8 +85,24 @@ missing = [op["name"] for op in ops if op["cpu"] and not op["cuda"]]
 assert not missing, missing
 PY
   check "ember demo runs on cuda" bash -c "'$cli' demo --device cuda | grep -q 'ops registered'"
+  check "the bundled PyTorch digits model fine-tunes on cuda" \
+    "$build/examples/finetune_digits" --device cuda --output "$log_dir/digits_tuned_cuda.ember"
 fi
 check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo --device tpu 2>&1); [ \$? -eq 1 ] && grep -q 'InvalidArgument' <<<\"\$out\""
+
+# The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
+pytest_log="$log_dir/pytest.log"
+EMBER_CLI="$PWD/$cli" PYTHONPATH="$PWD/tools/ember_export${PYTHONPATH:+:$PYTHONPATH}" \
+  python3 -m pytest -q -rs -p no:cacheprovider tools/ember_export/tests >"$pytest_log" 2>&1
+pytest_rc=$?
+pytest_line=$(tail -1 "$pytest_log")
+count() { grep -oE "[0-9]+ $1" <<<"$pytest_line" | grep -oE '^[0-9]+' || echo 0; }
+p=$(count passed); f=$(( $(count failed) + $(count error) )); s=$(count skipped)
+if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$s" -eq 0 ]; then f=1; fi
+[ "$pytest_rc" -ne 0 ] && [ "$f" -eq 0 ] && f=1
+passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
+echo "pytest (tools/ember_export): $p passed, $f failed, $s skipped"
+[ "$f" -ne 0 ] && tail -40 "$pytest_log"
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]

@@ -1,0 +1,78 @@
+"""The exporter with torch (skipped where torch is not installed): exported models run in
+ember's C++ runtime (EMBER_CLI) with PyTorch's outputs, unsupported ops are refused by name,
+and PyTorch loads ember's safetensors back."""
+import os
+import subprocess
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch")
+from torch import nn  # noqa: E402
+
+from ember_export import UnsupportedOpsError, export  # noqa: E402
+
+CLI = os.environ.get("EMBER_CLI")
+needs_cli = pytest.mark.skipif(not CLI, reason="EMBER_CLI (the built ember tool) not set")
+
+
+def run_ember(path, inputs, tmp_path, device="cpu"):
+    args = [CLI, "run", str(path), "--device", device]
+    for k, x in enumerate(inputs):
+        np.save(tmp_path / f"in{k}.npy", x.numpy())
+        args += ["--input", str(tmp_path / f"in{k}.npy")]
+    n_out = 1
+    args += ["--output", str(tmp_path / "out0.npy")]
+    out = subprocess.run(args, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    return [np.load(tmp_path / f"out{k}.npy") for k in range(n_out)]
+
+
+def test_state_dict_names_and_metadata(tmp_path):
+    model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
+    path = tmp_path / "m.ember"
+    export(model, (torch.randn(2, 4),), str(path), metadata={"k": "v"})
+    data = path.read_bytes()
+    for name in model.state_dict():
+        assert name.encode() in data
+    assert data[8:12] == b"EMBR"
+
+
+def test_unsupported_ops_are_listed(tmp_path):
+    class Cumsum(nn.Module):
+        def forward(self, x):
+            return torch.cumsum(x, 1).flip(0)
+
+    with pytest.raises(UnsupportedOpsError) as e:
+        export(Cumsum(), (torch.randn(3, 4),), str(tmp_path / "c.ember"))
+    assert any("cumsum" in op for op in e.value.ops), e.value.ops
+    assert not (tmp_path / "c.ember").exists()
+
+
+@needs_cli
+@pytest.mark.parametrize("device", ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"])
+def test_mlp_runs_in_ember_like_pytorch(tmp_path, device):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(16, 32), nn.GELU(), nn.Dropout(0.2), nn.Linear(32, 5), nn.LogSoftmax(1)).eval()
+    path = tmp_path / "mlp.ember"
+    export(model, (torch.randn(4, 16),), str(path), dynamic_batch=True)
+    x = torch.randn(7, 16)  # another batch size than traced
+    (y,) = run_ember(path, [x], tmp_path, device)
+    np.testing.assert_allclose(y, model(x).detach().numpy(), rtol=1e-4, atol=1e-5)
+
+
+@needs_cli
+def test_pytorch_loads_embers_safetensors(tmp_path):
+    """A model saved by ember (after a C++ round trip) loads into PyTorch with load_state_dict."""
+    st = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(1)
+    model = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3))
+    path = tmp_path / "m.ember"
+    export(model, (torch.randn(2, 6),), str(path))
+    out = tmp_path / "m.safetensors"
+    r = subprocess.run([CLI, "convert", str(path), "--safetensors", str(out)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    fresh = nn.Sequential(nn.Linear(6, 4), nn.Tanh(), nn.Linear(4, 3))
+    fresh.load_state_dict(st.load_file(str(out)))
+    x = torch.randn(3, 6)
+    torch.testing.assert_close(fresh(x), model(x))

@@ -1,0 +1,98 @@
+"""Makes the golden model fixtures (tests/fixtures/models/) and the bundled digits classifier
+(examples/data/digits_mlp.ember) with PyTorch and ember_export. Run where torch is installed
+(the GPU machine):  PYTHONPATH=tools/ember_export python3 tools/make_model_fixtures.py ROOT
+
+Each fixture folder holds model.ember, input_K.npy, output_K.npy, and grad.NAME.npy: PyTorch's
+gradient of each parameter for the loss sum_k mean(output_k ** 2), which tests/test_golden.cpp
+checks ember against on every device.
+"""
+import os
+import sys
+
+import numpy as np
+import torch
+from torch import nn
+
+from ember_export import export
+
+
+class Shapes(nn.Module):
+    """Reshapes, permutes, reductions, broadcasting against a parameter and a buffer, two outputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.proj = nn.Linear(8, 12)
+        self.scale = nn.Parameter(torch.randn(3, 1))
+        self.register_buffer("offset", torch.randn(4))
+
+    def forward(self, x):  # x [B, 3, 8]
+        h = torch.tanh(self.proj(x))                       # [B, 3, 12]
+        h = h.reshape(h.shape[0], 3, 3, 4)                 # [B, 3, 3, 4]
+        h = h.permute(0, 3, 1, 2) * self.scale             # [B, 4, 3, 3]
+        m = h.mean(dim=(2, 3), keepdim=True)               # [B, 4, 1, 1]
+        v = (h - m).pow(2).sum(dim=-1)                     # [B, 4, 3]
+        z = torch.cat([v, m.squeeze(-1)], dim=-1)          # [B, 4, 4]
+        z = z + self.offset
+        z = torch.softmax(z, dim=-1) * 2.0 - 1 / (1 + z.abs())
+        return z.flatten(1), z.amax(dim=1)
+
+
+def mlp():
+    return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 16), nn.GELU(),
+                         nn.Linear(16, 10))
+
+
+def write_fixture(folder, model, inputs, dynamic_batch=True):
+    os.makedirs(folder, exist_ok=True)
+    model.eval()
+    export(model, inputs, os.path.join(folder, "model.ember"), dynamic_batch=dynamic_batch)
+    outputs = model(*inputs)
+    outputs = outputs if isinstance(outputs, tuple) else (outputs,)
+    loss = sum((o.double() ** 2).mean() for o in outputs)
+    loss.backward()
+    for k, x in enumerate(inputs):
+        np.save(os.path.join(folder, f"input_{k}.npy"), x.numpy())
+    for k, y in enumerate(outputs):
+        np.save(os.path.join(folder, f"output_{k}.npy"), y.detach().numpy())
+    for name, p in model.named_parameters():
+        np.save(os.path.join(folder, f"grad.{name}.npy"), p.grad.numpy())
+
+
+def digits_model(root):
+    """A digits classifier trained briefly in PyTorch (two epochs of SGD), so that the main job's
+    fine-tuning in ember has something to improve. Test split: every fifth image."""
+    images = np.load(os.path.join(root, "examples/data/digits_images.npy"))
+    labels = np.load(os.path.join(root, "examples/data/digits_labels.npy"))
+    x = torch.from_numpy(images.reshape(len(images), 64).astype(np.float32) / 16)
+    y = torch.from_numpy(labels)
+    train = torch.arange(len(x)) % 5 != 0
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Dropout(0.1), nn.Linear(128, 10))
+    opt = torch.optim.SGD(model.parameters(), lr=0.05)
+    xt, yt = x[train], y[train]
+    for epoch in range(2):
+        for idx in torch.randperm(len(xt)).split(32):
+            opt.zero_grad()
+            nn.functional.cross_entropy(model(xt[idx]), yt[idx]).backward()
+            opt.step()
+    model.eval()
+    with torch.no_grad():
+        acc = (model(x[~train]).argmax(1) == y[~train]).float().mean().item()
+    export(model, (x[:4],), os.path.join(root, "examples/data/digits_mlp.ember"), dynamic_batch=True,
+           metadata={"task": "8x8 digits, test split: every fifth image", "torch_test_accuracy": f"{acc:.4f}"})
+    print(f"digits_mlp.ember: PyTorch test accuracy {acc:.4f}")
+
+
+def main():
+    root = sys.argv[1] if len(sys.argv) > 1 else "."
+    torch.manual_seed(0)
+    models = os.path.join(root, "tests/fixtures/models")
+    write_fixture(os.path.join(models, "mlp"), mlp(), (torch.randn(5, 64),))
+    torch.manual_seed(1)
+    write_fixture(os.path.join(models, "shapes"), Shapes(), (torch.randn(4, 3, 8),))
+    digits_model(root)
+    print("fixtures written under", root)
+
+
+if __name__ == "__main__":
+    main()
