@@ -104,8 +104,9 @@ std::shared_ptr<FileBytes> map_file(const std::string& path) {
   void* p = nullptr;
   if (size > 0) {
     // Private and writable: a fine-tuned CPU weight is copied on its first write, never
-    // written back to the file. MAP_POPULATE reads the pages in one go.
-    p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_POPULATE, fd, 0);
+    // written back to the file. Not MAP_POPULATE: on a writable private mapping it would copy
+    // every page up front; MADV_POPULATE_READ maps the page cache's pages without copying.
+    p = ::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE, fd, 0);
     if (p == MAP_FAILED) {
       const int err = errno;
       ::close(fd);
@@ -113,6 +114,11 @@ std::shared_ptr<FileBytes> map_file(const std::string& path) {
     }
   }
   ::close(fd);
+#ifdef MADV_POPULATE_READ
+  if (size > 0 && ::madvise(p, size, MADV_POPULATE_READ) != 0) ::madvise(p, size, MADV_WILLNEED);
+#else
+  if (size > 0) ::madvise(p, size, MADV_WILLNEED);
+#endif
   return std::make_shared<MappedFile>(p, size);
 }
 

@@ -53,7 +53,7 @@ void raise_pending_target_error(int device) {
 
 struct RowArgs {
   int64_t rows, classes, ignore_index;
-  float eps;  // acc-type copies are made in the kernels
+  double eps;  // converted to the accumulation type in the kernels
   int64_t* bad;  // this device's slot
   int64_t grad_stride = 1;  // backward: elements between rows' gradients (0 when expanded)
 };
@@ -139,7 +139,7 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
   const A w_y = weight ? cuda_ops::convert<A>(weight[t]) : A(1);
   const A nll = w_y * (lse - cuda_ops::convert<A>(row[t]));
   const A smooth = weight_sum * lse - weighted_x;
-  const A eps = a.eps;
+  const A eps = static_cast<A>(a.eps);
   loss[i] = cuda_ops::convert<T>((A(1) - eps) * nll + eps / A(a.classes) * smooth);
   row_weight[i] = cuda_ops::convert<T>(w_y);
 }
@@ -175,7 +175,7 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
     weight_sum = warp_sum(part);
   }
   const A g = cuda_ops::convert<A>(grad[i * a.grad_stride]);
-  const A eps = a.eps;
+  const A eps = static_cast<A>(a.eps);
   const A w_y = weight ? cuda_ops::convert<A>(weight[t]) : A(1);
   const A nll_scale = g * (A(1) - eps) * w_y;
   const A smooth_scale = g * eps / A(a.classes);
@@ -196,7 +196,7 @@ RowArgs row_args(const Tensor& x, int64_t ignore_index, double eps) {
   const int device = x.device().index;
   EMBER_CHECK(device < kMaxDevices, Unsupported, "[cross_entropy] CUDA device ", device, " is past the ",
               kMaxDevices, " supported");
-  return {x.sizes()[0], x.sizes()[1], ignore_index, static_cast<float>(eps), bad_target_slots().device + 3 * device};
+  return {x.sizes()[0], x.sizes()[1], ignore_index, eps, bad_target_slots().device + 3 * device};
 }
 
 unsigned blocks_for(int64_t rows) { return static_cast<unsigned>((rows + kRowsPerBlock - 1) / kRowsPerBlock); }

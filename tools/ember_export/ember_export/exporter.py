@@ -50,14 +50,12 @@ class _Builder(Emitter):
     def shape_of(self, val) -> List[object]:
         dims = []
         for d in val.shape:
-            if isinstance(d, int):
-                dims.append(d)
+            # int() of a SymInt would give its traced example value: keep symbols symbolic.
+            if isinstance(d, torch.SymInt) and not getattr(d.node.expr, "is_number", False):
+                s = str(d)
+                dims.append(self.symbols.get(s, s))
             else:
-                try:
-                    dims.append(int(d))
-                except (TypeError, ValueError):
-                    s = str(d)
-                    dims.append(self.symbols.get(s, s))
+                dims.append(int(d))
         return dims
 
     def add_value(self, name, val, kind, data=None, requires_grad=False) -> int:
