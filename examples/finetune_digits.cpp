@@ -35,7 +35,7 @@ int main(int argc, char** argv) {
   std::string model_path = std::string(EMBER_DIGITS_DIR) + "/digits_mlp.ember", device_name = "best";
   std::string data_dir = EMBER_DIGITS_DIR, output = "digits_mlp_tuned.ember";
   int epochs = 1;
-  double lr = 1e-3;
+  double lr = 1e-2;
   app.add_option("--model", model_path, "the exported model")->capture_default_str();
   app.add_option("--device", device_name, "best (a GPU where present), cpu, cuda or cuda:N")->capture_default_str();
   app.add_option("--epochs", epochs, "passes over the training images")->check(CLI::PositiveNumber)->capture_default_str();
