@@ -4,13 +4,13 @@
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
-#include <xxhash.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include "ops/creation.h"
 #include "runtime/error.h"
+#include "serialization/checksum.h"
 #include "serialization/ember_generated.h"
 
 namespace ember {
@@ -248,7 +248,7 @@ ModelFile read_model(std::shared_ptr<FileBytes> bytes, const std::string& where,
   out.file_size = size;
   out.checksum = read_u64(base + size - kTrailerSize);
   if (options.verify_checksum) {
-    const uint64_t actual = XXH3_64bits(base, size - kTrailerSize);
+    const uint64_t actual = content_checksum(base, size - kTrailerSize);
     if (actual != out.checksum)
       invalid(where, str_cat("checksum mismatch (stored ", out.checksum, ", computed ", actual,
                              "): the file is damaged"));

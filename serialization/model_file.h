@@ -29,7 +29,7 @@ std::shared_ptr<FileBytes> map_file(const std::string& path);
 std::shared_ptr<FileBytes> bytes_in_memory(std::string bytes);
 
 struct ModelFileOptions {
-  /// The XXH3 checksum over the whole file. Only fuzzing turns it off, to reach the checks
+  /// The checksum over the whole file (serialization/checksum.h). Only fuzzing turns it off, to reach the checks
   /// behind it with mutated files.
   bool verify_checksum = true;
 };
@@ -63,7 +63,7 @@ constexpr uint32_t kVersionMinor = 0;
 constexpr uint64_t kDataAlignment = 4096;  // the data segment starts on a page boundary
 constexpr uint64_t kBlobAlignment = 64;    // each blob starts on a cache line
 constexpr char kTrailerMagic[8] = {'E', 'M', 'B', 'R', 'H', 'S', 'H', '1'};
-constexpr uint64_t kTrailerSize = 16;      // u64 XXH3-64 of every byte before it, then the magic
+constexpr uint64_t kTrailerSize = 16;      // u64 checksum of every byte before it (checksum.h), then the magic
 }  // namespace format
 
 }  // namespace ember

@@ -1,10 +1,9 @@
 // Writes .ember files (docs/FORMAT.md): the size-prefixed flatbuffer, zero padding to the page
 // boundary, the data segment with 64-byte aligned blobs, and the checksum trailer.
-#include <xxhash.h>
-
 #include "ops/copy.h"
 #include "runtime/error.h"
 #include "serialization/atomic_file.h"
+#include "serialization/checksum.h"
 #include "serialization/ember_generated.h"
 #include "serialization/model_file.h"
 
@@ -118,16 +117,13 @@ Layout lay_out(const graph::Graph& g, const std::vector<Tensor>& data, bool chec
   return L;
 }
 
-// Emits the file through `sink(bytes, size)`, hashing as it goes; returns the checksum.
+// Emits the file through `sink(bytes, size)`, hashing as it goes.
 template <typename Sink>
 void emit(const Layout& L, Sink&& sink) {
-  XXH3_state_t* state = XXH3_createState();
-  EMBER_CHECK(state != nullptr, OutOfMemory, "[write_model_file] cannot allocate the hash state");
-  std::unique_ptr<XXH3_state_t, decltype(&XXH3_freeState)> guard(state, XXH3_freeState);
-  XXH3_64bits_reset(state);
+  ChecksumStream hash;
   uint64_t written = 0;
   auto put = [&](const void* p, size_t n) {
-    XXH3_64bits_update(state, p, n);
+    hash.update(p, n);
     sink(p, n);
     written += n;
   };
@@ -144,7 +140,7 @@ void emit(const Layout& L, Sink&& sink) {
     put(L.blobs[i].data(), L.blobs[i].nbytes());
   }
   pad(data_start + L.data_size);
-  const uint64_t checksum = XXH3_64bits_digest(state);
+  const uint64_t checksum = hash.digest();
   sink(&checksum, 8);
   sink(format::kTrailerMagic, 8);
 }

@@ -1,13 +1,12 @@
 // Model files: the writer and the verified reader, bad files rejected cleanly, the executor
 // (inputs checked, intermediates freed, autograd through a loaded model), save and reload,
 // safetensors, and the committed golden fixtures exported from PyTorch.
-#include <xxhash.h>
-
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 
 #include "ember.h"
+#include "serialization/checksum.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -255,10 +254,27 @@ TEST_CASE("model: blobs past the data segment and bad dtype codes are refused") 
   REQUIRE(at != std::string::npos);
   const uint64_t far = 1 << 20;
   std::memcpy(bytes.data() + at, &far, 8);
-  const uint64_t sum = XXH3_64bits(bytes.data(), bytes.size() - 16);
+  const uint64_t sum = content_checksum(reinterpret_cast<const uint8_t*>(bytes.data()), bytes.size() - 16);
   std::memcpy(bytes.data() + bytes.size() - 16, &sum, 8);
   check_error([&] { read_bytes(bytes); }, ErrorCode::InvalidModel,
               "\"fc2.weight\")'s data (24 bytes at offset 1048576) reaches past the end of the 152-byte data segment");
+}
+
+TEST_CASE("model: the chunked checksum is the same streamed or in parallel") {
+  std::string bytes(3 * kChecksumChunk + 12345, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>((i * 2654435761u) >> 13);
+  const auto* p = reinterpret_cast<const uint8_t*>(bytes.data());
+  ChecksumStream stream;
+  for (size_t at = 0; at < bytes.size(); at += 777777) stream.update(p + at, std::min<size_t>(777777, bytes.size() - at));
+  const uint64_t parallel = content_checksum(p, bytes.size());
+  CHECK(stream.digest() == parallel);
+  // The definition: XXH3 of the chunks' digests.
+  std::vector<uint64_t> digests;
+  for (size_t at = 0; at < bytes.size(); at += kChecksumChunk)
+    digests.push_back(XXH3_64bits(p + at, std::min(kChecksumChunk, bytes.size() - at)));
+  CHECK(parallel == XXH3_64bits(digests.data(), digests.size() * 8));
+  bytes[2 * kChecksumChunk + 5] ^= 1;
+  CHECK(content_checksum(p, bytes.size()) != parallel);
 }
 
 TEST_CASE("model: every truncation and every flipped byte of a file is refused cleanly") {

@@ -9,7 +9,7 @@ from typing import Dict, List, Optional
 
 import flatbuffers
 
-from .checksum import xxh3_64
+from .checksum import content_checksum
 
 DATA_ALIGNMENT = 4096
 BLOB_ALIGNMENT = 64
@@ -217,7 +217,7 @@ def file_bytes(g: Graph) -> bytes:
     for i, v in enumerate(g.values):
         if v.data is not None:
             out[data_start + offsets[i]:data_start + offsets[i] + len(v.data)] = v.data
-    out += struct.pack("<Q", xxh3_64(bytes(out))) + TRAILER_MAGIC
+    out += struct.pack("<Q", content_checksum(bytes(out))) + TRAILER_MAGIC
     return bytes(out)
 
 

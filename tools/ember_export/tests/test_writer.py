@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from ember_export import writer
-from ember_export.checksum import xxh3_64
+from ember_export.checksum import content_checksum, xxh3_64
 
 
 def tiny_graph():
@@ -38,7 +38,9 @@ def test_layout_and_checksum(tmp_path):
     data_start = (fb_size + 4 + 4095) // 4096 * 4096
     assert len(data) == data_start + 64 + 8 + 16  # weight (24 B) padded to 64, bias (8 B), trailer
     assert data[-8:] == b"EMBRHSH1"
-    assert struct.unpack("<Q", data[-16:-8])[0] == xxh3_64(data[:-16])
+    # One chunk: the checksum is XXH3 of the chunk's little-endian digest.
+    assert struct.unpack("<Q", data[-16:-8])[0] == xxh3_64(struct.pack("<Q", xxh3_64(data[:-16])))
+    assert content_checksum(data[:-16]) == xxh3_64(struct.pack("<Q", xxh3_64(data[:-16])))
     path = tmp_path / "m.ember"
     writer.write_atomically(str(path), data)
     assert path.read_bytes() == data
@@ -67,3 +69,15 @@ def test_cpp_reader_accepts_and_runs(tmp_path):
     bad.write_bytes(bytes(data))
     out = subprocess.run([cli, "validate", str(bad)], capture_output=True, text=True)
     assert out.returncode != 0 and "checksum mismatch" in out.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("EMBER_CLI"), reason="EMBER_CLI (the built ember tool) not set")
+def test_multi_chunk_checksum_agrees_with_cpp(tmp_path):
+    """A file of several 1 MiB checksum chunks, written here, verified by ember's reader."""
+    g, _, _ = tiny_graph()
+    big = np.random.default_rng(0).standard_normal((700, 1000)).astype(np.float32)  # 2.8 MB
+    g.values.append(writer.Value("extra", "float32", [700, 1000], "buffer", big.tobytes()))
+    path = tmp_path / "big.ember"
+    writer.write_atomically(str(path), writer.file_bytes(g))
+    out = subprocess.run([os.environ["EMBER_CLI"], "validate", str(path)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
