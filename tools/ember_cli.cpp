@@ -33,7 +33,7 @@ int main(int argc, char** argv) {
   bool json = false;
   ops->add_flag("--json", json, "Print a JSON array (one object per op)");
 
-  auto* demo = app.add_subcommand("demo", "A short tour of tensors and ops (the README's main job)");
+  auto* demo = app.add_subcommand("demo", "A short tour of tensors and ops");
   std::string device = "best";
   demo->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
 
