@@ -76,3 +76,22 @@ def test_pytorch_loads_embers_safetensors(tmp_path):
     fresh.load_state_dict(st.load_file(str(out)))
     x = torch.randn(3, 6)
     torch.testing.assert_close(fresh(x), model(x))
+
+
+def make_small():
+    """A factory for the command-line test."""
+    torch.manual_seed(2)
+    return nn.Sequential(nn.Linear(5, 4), nn.Sigmoid())
+
+
+def test_command_line(tmp_path, monkeypatch):
+    from ember_export.__main__ import main
+
+    monkeypatch.syspath_prepend(os.path.dirname(__file__))
+    out = tmp_path / "cli.ember"
+    assert main(["--model", "test_export:make_small", "--input-shape", "3,5", "--dynamic-batch", "-o", str(out)]) == 0
+    data = out.read_bytes()
+    assert data[8:12] == b"EMBR" and b"0.weight" in data and b"batch" in data
+    if CLI:
+        r = subprocess.run([CLI, "info", str(out)], capture_output=True, text=True)
+        assert r.returncode == 0 and "[batch, 5]" in r.stdout, r.stdout + r.stderr
