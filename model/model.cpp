@@ -1,6 +1,7 @@
 #include "model/model.h"
 
 #include "autograd/grad_mode.h"
+#include "model/upload.h"
 #include "serialization/model_file.h"
 #include "serialization/safetensors.h"
 
@@ -51,6 +52,15 @@ std::vector<Tensor> Model::parameters() const {
 void Model::to(Device device) {
   if (device == device_) return;
   NoGradGuard no_grad;
+  std::vector<bool> requires_grad(stored_.size());
+  for (size_t id = 0; id < stored_.size(); ++id) requires_grad[id] = stored_[id].defined() && stored_[id].requires_grad();
+  if (device_.is_cpu() && device.is_cuda()) {
+    upload_to_cuda(stored_, device);  // one transfer per weight, staged and overlapped
+    for (size_t id = 0; id < stored_.size(); ++id)
+      if (requires_grad[id]) stored_[id].requires_grad_();
+    device_ = device;
+    return;
+  }
   for (size_t id = 0; id < stored_.size(); ++id) {
     if (!stored_[id].defined()) continue;
     const bool rg = stored_[id].requires_grad();

@@ -152,6 +152,52 @@ DEVICE_TEST("model: a loaded model fine-tunes, saves, and reloads with the new w
   check_close(original.named_parameters()[0].second, to_ref(tm.data[1]), kFloat32);
 }
 
+DEVICE_TEST("model: weights larger than the upload's staging buffers arrive intact") {
+  // Three weights of 8, 40 and 12 MB: pieces split across both 16 MB pinned halves.
+  using graph::Value, graph::ValueKind, graph::Dim;
+  graph::Graph g;
+  g.values = {{"x", kFloat32, {{2, ""}, {2048, ""}}, ValueKind::Input, false},
+              {"a", kFloat32, {{1024, ""}, {2048, ""}}, ValueKind::Parameter, true},
+              {"b", kFloat32, {{5000, ""}, {2048, ""}}, ValueKind::Parameter, true},
+              {"c", kFloat32, {{1500, ""}, {2048, ""}}, ValueKind::Buffer, false},
+              {"y", kFloat32, {{2, ""}, {7524, ""}}, ValueKind::Output, false}};
+  graph::Node n;
+  n.op = "cat";
+  graph::Node la, lb, lc;
+  la.op = lb.op = lc.op = "linear";
+  g.values.insert(g.values.end() - 1, {{"ya", kFloat32, {{2, ""}, {1024, ""}}, ValueKind::Intermediate, false},
+                                       {"yb", kFloat32, {{2, ""}, {5000, ""}}, ValueKind::Intermediate, false},
+                                       {"yc", kFloat32, {{2, ""}, {1500, ""}}, ValueKind::Intermediate, false}});
+  la.inputs = {0, 1};
+  la.outputs = {4};
+  lb.inputs = {0, 2};
+  lb.outputs = {5};
+  lc.inputs = {0, 3};
+  lc.outputs = {6};
+  n.inputs = {4, 5, 6};
+  n.outputs = {7};
+  n.attributes.values["dim"] = int64_t{1};
+  g.nodes = {la, lb, lc, n};
+  g.inputs = {0};
+  g.outputs = {7};
+  manual_seed(5);
+  std::vector<Tensor> data(g.values.size());
+  data[1] = randn({1024, 2048});
+  data[2] = randn({5000, 2048});
+  data[3] = randn({1500, 2048});
+  const fs::path path = temp_path("big.ember");
+  write_model_file(path.string(), g, data);
+  Model m = load(path.string(), device);
+  for (const auto& [name, p] : m.named_parameters()) CHECK(p.device() == device);
+  CHECK(m.named_buffers()[0].second.device() == device);
+  Tensor x = randn({2, 2048});
+  Tensor want = cat({linear(x, data[1]), linear(x, data[2]), linear(x, data[3])}, 1);
+  check_close(m.forward({x.to(device)})[0], to_ref(want), kFloat32, 10);
+  // Bit-exact weights.
+  CHECK(all(eq(m.named_parameters()[1].second.to(Device::cpu()), data[2])).item<bool>());
+  CHECK(all(eq(m.named_buffers()[0].second.to(Device::cpu()), data[3])).item<bool>());
+}
+
 TEST_CASE("model: safetensors with PyTorch's names and byte ranges") {
   TinyModel tm = tiny_model();
   const fs::path path = temp_path("st.ember"), st = temp_path("tiny.safetensors");
