@@ -1,6 +1,9 @@
 #include "model/upload.h"
 
+#include <cstdlib>
 #include <cstring>
+#include <mutex>
+#include <string>
 #include <optional>
 
 #include "ops/creation.h"
@@ -12,7 +15,7 @@ namespace ember {
 
 namespace {
 
-constexpr size_t kHalf = size_t{16} << 20;  // bytes per staging half
+constexpr size_t kHalf = size_t{8} << 20;  // bytes per staging half
 constexpr size_t kAlign = 256;
 
 void parallel_memcpy(uint8_t* dst, const uint8_t* src, size_t n) {
@@ -26,10 +29,31 @@ void parallel_memcpy(uint8_t* dst, const uint8_t* src, size_t n) {
   });
 }
 
+// The staging buffer, made on first use and kept for the process (never freed: freeing pinned
+// memory after the CUDA runtime has shut down at exit would fail). Pinning costs about as much
+// as the copies it speeds up, so a process that loads models pays for it once.
+const Tensor& staging_buffer() {
+  static const Tensor* buffer = new Tensor(cuda::empty_pinned({static_cast<int64_t>(2 * kHalf)}, kUInt8));
+  return *buffer;
+}
+
+std::mutex& staging_mutex() {
+  static std::mutex m;
+  return m;
+}
+
 }  // namespace
 
 void upload_to_cuda(std::vector<Tensor>& tensors, Device device) {
-  Tensor staging = cuda::empty_pinned({static_cast<int64_t>(2 * kHalf)}, kUInt8);
+  const char* mode = std::getenv("EMBER_UPLOAD_MODE");  // EXPERIMENT
+  if (mode && std::string(mode) == "pageable") {
+    for (Tensor& t : tensors)
+      if (t.defined()) t = t.to(device);
+    return;
+  }
+  std::lock_guard<std::mutex> lock(staging_mutex());  // one upload at a time uses the buffer
+  Tensor staging = mode && std::string(mode) == "fresh" ? cuda::empty_pinned({static_cast<int64_t>(2 * kHalf)}, kUInt8)
+                                                        : staging_buffer();
   uint8_t* halves[2] = {staging.data_ptr<uint8_t>(), staging.data_ptr<uint8_t>() + kHalf};
   std::optional<cuda::Event> in_flight[2];  // the last copy out of each half
   int half = 0;
@@ -59,7 +83,7 @@ void upload_to_cuda(std::vector<Tensor>& tensors, Device device) {
     }
     t = dst;
   }
-  cuda::synchronize(device.index);  // the staging buffer is freed on return
+  cuda::synchronize(device.index);  // the staging buffer is free for the next upload
 }
 
 }  // namespace ember

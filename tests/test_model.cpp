@@ -192,7 +192,8 @@ DEVICE_TEST("model: weights larger than the upload's staging buffers arrive inta
   CHECK(m.named_buffers()[0].second.device() == device);
   Tensor x = randn({2, 2048});
   Tensor want = cat({linear(x, data[1]), linear(x, data[2]), linear(x, data[3])}, 1);
-  check_close(m.forward({x.to(device)})[0], to_ref(want), kFloat32, 10);
+  // Sums of 2048 products: the GPU's GEMM rounds differently from the CPU's.
+  check_close(m.forward({x.to(device)})[0], to_ref(want), kFloat32, 100);
   // Bit-exact weights.
   CHECK(all(eq(m.named_parameters()[1].second.to(Device::cpu()), data[2])).item<bool>());
   CHECK(all(eq(m.named_buffers()[0].second.to(Device::cpu()), data[3])).item<bool>());
