@@ -1,9 +1,7 @@
 #include "model/upload.h"
 
-#include <cstdlib>
 #include <cstring>
 #include <mutex>
-#include <string>
 #include <optional>
 
 #include "ops/creation.h"
@@ -45,15 +43,8 @@ std::mutex& staging_mutex() {
 }  // namespace
 
 void upload_to_cuda(std::vector<Tensor>& tensors, Device device) {
-  const char* mode = std::getenv("EMBER_UPLOAD_MODE");  // EXPERIMENT
-  if (mode && std::string(mode) == "pageable") {
-    for (Tensor& t : tensors)
-      if (t.defined()) t = t.to(device);
-    return;
-  }
   std::lock_guard<std::mutex> lock(staging_mutex());  // one upload at a time uses the buffer
-  Tensor staging = mode && std::string(mode) == "fresh" ? cuda::empty_pinned({static_cast<int64_t>(2 * kHalf)}, kUInt8)
-                                                        : staging_buffer();
+  const Tensor& staging = staging_buffer();
   uint8_t* halves[2] = {staging.data_ptr<uint8_t>(), staging.data_ptr<uint8_t>() + kHalf};
   std::optional<cuda::Event> in_flight[2];  // the last copy out of each half
   int half = 0;

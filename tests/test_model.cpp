@@ -192,8 +192,10 @@ DEVICE_TEST("model: weights larger than the upload's staging buffers arrive inta
   CHECK(m.named_buffers()[0].second.device() == device);
   Tensor x = randn({2, 2048});
   Tensor want = cat({linear(x, data[1]), linear(x, data[2]), linear(x, data[3])}, 1);
-  // Sums of 2048 products: the GPU's GEMM rounds differently from the CPU's.
-  check_close(m.forward({x.to(device)})[0], to_ref(want), kFloat32, 100);
+  // Sums of 2048 products of magnitude ~45: the GPU's GEMM rounds differently from the CPU's,
+  // so an absolute bound; the weights themselves are compared bit for bit below.
+  Tensor got = m.forward({x.to(device)})[0].to(Device::cpu());
+  CHECK(amax(abs(sub(got.to(kFloat64), want.to(kFloat64)))).item<double>() < 1e-3);
   // Bit-exact weights.
   CHECK(all(eq(m.named_parameters()[1].second.to(Device::cpu()), data[2])).item<bool>());
   CHECK(all(eq(m.named_buffers()[0].second.to(Device::cpu()), data[3])).item<bool>());
