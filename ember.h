@@ -15,6 +15,8 @@
 #include "nn/module.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
+#include "nn/vision.h"
+#include "nn/vision_modules.h"
 #include "ops/ops.h"
 #include "runtime/allocator.h"
 #include "runtime/cuda/cuda.h"

@@ -1,0 +1,367 @@
+#include "nn/vision.h"
+
+#include <cmath>
+#include <limits>
+#include <vector>
+
+#include "autograd/grad_mode.h"
+#include "ops/binary.h"
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "ops/index.h"
+#include "ops/join.h"
+#include "ops/layout.h"
+#include "ops/matmul.h"
+#include "ops/reduce.h"
+#include "ops/unary.h"
+#include "ops/view.h"
+#include "runtime/error.h"
+
+namespace ember::nn {
+
+namespace {
+
+void check_input(const Tensor& x, int64_t dims, const char* op) {
+  EMBER_CHECK(x.dim() == dims, ShapeMismatch, "[", op, "] expected a ", dims, "-d input (",
+              dims == 4 ? "[N, C, H, W]" : "[N, C, L]", "), got shape ", shape_str(x.sizes()));
+  EMBER_CHECK(is_floating(x.dtype()), DTypeMismatch, "[", op, "] expected a floating input, got ", x.dtype());
+}
+
+void check_positive(Pair p, const char* what, const char* op, int64_t minimum = 1) {
+  EMBER_CHECK(p[0] >= minimum && p[1] >= minimum, InvalidArgument, "[", op, "] ", what, " must be >= ", minimum,
+              ", got (", p[0], ", ", p[1], ")");
+}
+
+// Output length of a window sweep, PyTorch's pooling_output_shape (ceil_mode included).
+int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode, const char* op) {
+  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  EMBER_CHECK(span >= 0, ShapeMismatch, "[", op, "] the window (kernel ", k, ", dilation ", d,
+              ") is larger than the padded input (", in, " + 2·", p, ")");
+  int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (o - 1) * s >= in + p) --o;  // the last window must start inside the input
+  return o;
+}
+
+// The [N, C, OH, OW, KH, KW] windows of a padded input, as a strided view (no copy).
+Tensor windows(const Tensor& padded, Pair k, Pair s, Pair d, int64_t oh, int64_t ow) {
+  Tensor xp = padded.contiguous();
+  const Strides& st = xp.strides();
+  return as_strided(xp, {xp.sizes()[0], xp.sizes()[1], oh, ow, k[0], k[1]},
+                    {st[0], st[1], st[2] * s[0], st[3] * s[1], st[2] * d[0], st[3] * d[1]}, xp.storage_offset());
+}
+
+Shape channel_shape(const Tensor& x) {
+  Shape s(x.dim(), 1);
+  s[1] = x.sizes()[1];
+  return s;
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding, Pair dilation,
+              int64_t groups) {
+  check_input(x, 4, "conv2d");
+  EMBER_CHECK(weight.dim() == 4, ShapeMismatch, "[conv2d] expected a weight [O, C/groups, KH, KW], got shape ",
+              shape_str(weight.sizes()));
+  check_positive(stride, "stride", "conv2d");
+  check_positive(dilation, "dilation", "conv2d");
+  check_positive(padding, "padding", "conv2d", 0);
+  EMBER_CHECK(groups >= 1, InvalidArgument, "[conv2d] groups must be >= 1, got ", groups);
+  const int64_t n = x.sizes()[0], c = x.sizes()[1], o = weight.sizes()[0], cg = weight.sizes()[1];
+  const int64_t kh = weight.sizes()[2], kw = weight.sizes()[3];
+  EMBER_CHECK(c == cg * groups && o % groups == 0, ShapeMismatch, "[conv2d] input with ", c, " channels, weight ",
+              shape_str(weight.sizes()), " and groups ", groups, " do not fit (expected C = ", cg, "·", groups,
+              " and O divisible by groups)");
+  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.sizes()[0] == o), ShapeMismatch,
+              "[conv2d] expected a bias of shape [", o, "], got ", shape_str(bias.sizes()));
+  const Tensor xp = padding[0] || padding[1] ? pad(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
+  const int64_t oh = out_size(x.sizes()[2], kh, stride[0], padding[0], dilation[0], false, "conv2d");
+  const int64_t ow = out_size(x.sizes()[3], kw, stride[1], padding[1], dilation[1], false, "conv2d");
+  const int64_t og = o / groups, k = cg * kh * kw;
+  Tensor win = windows(xp, {kh, kw}, stride, dilation, oh, ow);
+  Tensor out;
+  if (groups == 1) {
+    // [N·OH·OW, C·KH·KW] @ [C·KH·KW, O]
+    Tensor cols = win.permute({0, 2, 3, 1, 4, 5}).reshape({n * oh * ow, k});
+    out = mm(cols, weight.reshape({o, k}).transpose(0, 1)).reshape({n, oh, ow, o}).permute({0, 3, 1, 2});
+  } else {
+    Tensor cols = win.reshape({n, groups, cg, oh, ow, kh, kw}).permute({1, 0, 3, 4, 2, 5, 6}).reshape({groups, n * oh * ow, k});
+    out = bmm(cols, weight.reshape({groups, og, k}).transpose(1, 2))
+              .reshape({groups, n, oh, ow, og})
+              .permute({1, 0, 4, 2, 3})
+              .reshape({n, o, oh, ow});
+  }
+  out = out.contiguous();
+  return bias.defined() ? add(out, bias.reshape({1, o, 1, 1})) : out;
+}
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Padding padding,
+              Pair dilation, int64_t groups) {
+  if (padding == Padding::Valid) return conv2d(x, weight, bias, stride, Pair{0, 0}, dilation, groups);
+  EMBER_CHECK(stride[0] == 1 && stride[1] == 1, InvalidArgument, "[conv2d] padding=\"same\" needs stride 1");
+  EMBER_CHECK(weight.dim() == 4, ShapeMismatch, "[conv2d] expected a weight [O, C/groups, KH, KW], got shape ",
+              shape_str(weight.sizes()));
+  const int64_t th = dilation[0] * (weight.sizes()[2] - 1), tw = dilation[1] * (weight.sizes()[3] - 1);
+  // An odd total pads one more at the bottom and right, as PyTorch does.
+  Tensor xp = pad(x, {tw / 2, tw - tw / 2, th / 2, th - th / 2});
+  return conv2d(xp, weight, bias, stride, Pair{0, 0}, dilation, groups);
+}
+
+Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
+              int64_t dilation, int64_t groups) {
+  check_input(x, 3, "conv1d");
+  EMBER_CHECK(weight.dim() == 3, ShapeMismatch, "[conv1d] expected a weight [O, C/groups, K], got shape ",
+              shape_str(weight.sizes()));
+  return squeeze(conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, Pair{1, stride}, Pair{0, padding},
+                        Pair{1, dilation}, groups),
+                 2);
+}
+
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
+                        Pair output_padding, int64_t groups, Pair dilation) {
+  check_input(x, 4, "conv_transpose2d");
+  EMBER_CHECK(weight.dim() == 4 && weight.sizes()[0] == x.sizes()[1] && x.sizes()[1] % groups == 0, ShapeMismatch,
+              "[conv_transpose2d] expected a weight [", x.sizes()[1], ", C_out/groups, KH, KW], got ",
+              shape_str(weight.sizes()));
+  check_positive(stride, "stride", "conv_transpose2d");
+  check_positive(dilation, "dilation", "conv_transpose2d");
+  for (int i = 0; i < 2; ++i)
+    EMBER_CHECK(output_padding[i] >= 0 && output_padding[i] < std::max(stride[i], dilation[i]), InvalidArgument,
+                "[conv_transpose2d] output_padding must be smaller than stride or dilation, got ", output_padding[i]);
+  const int64_t n = x.sizes()[0], cin = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
+  const int64_t cog = weight.sizes()[1], kh = weight.sizes()[2], kw = weight.sizes()[3];
+  // Spread the input by the stride (zeros between pixels) ...
+  Tensor up = x;
+  if (stride[0] > 1)
+    up = pad(unsqueeze(up, 3), {0, 0, 0, stride[0] - 1}).reshape({n, cin, h * stride[0], w}).slice(2, 0, (h - 1) * stride[0] + 1);
+  const int64_t hu = up.sizes()[2];
+  if (stride[1] > 1)
+    up = pad(unsqueeze(up, 4), {0, stride[1] - 1}).reshape({n, cin, hu, w * stride[1]}).slice(3, 0, (w - 1) * stride[1] + 1);
+  // ... then a stride-1 convolution with the flipped, transposed kernel.
+  const int64_t ph = dilation[0] * (kh - 1) - padding[0], pw = dilation[1] * (kw - 1) - padding[1];
+  up = pad(up, {pw, pw + output_padding[1], ph, ph + output_padding[0]});  // negative pads crop
+  Tensor wt = weight.reshape({groups, cin / groups, cog, kh, kw}).transpose(1, 2).reshape({groups * cog, cin / groups, kh, kw});
+  return conv2d(up, flip(wt, {2, 3}), bias, Pair{1, 1}, Pair{0, 0}, dilation, groups);
+}
+
+PoolResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
+                                   bool ceil_mode) {
+  check_input(x, 4, "max_pool2d");
+  if (stride[0] == 0 && stride[1] == 0) stride = kernel;
+  check_positive(kernel, "kernel_size", "max_pool2d");
+  check_positive(stride, "stride", "max_pool2d");
+  check_positive(dilation, "dilation", "max_pool2d");
+  for (int i = 0; i < 2; ++i)
+    EMBER_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, InvalidArgument,
+                "[max_pool2d] padding must be at most half the kernel size, got ", padding[i]);
+  const int64_t n = x.sizes()[0], c = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
+  const int64_t oh = out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode, "max_pool2d");
+  const int64_t ow = out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode, "max_pool2d");
+  const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (h + 2 * padding[0]));
+  const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (w + 2 * padding[1]));
+  Tensor xp = pad(x, {padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h},
+                  -std::numeric_limits<double>::infinity());
+  Tensor win = windows(xp, kernel, stride, dilation, oh, ow).reshape({n, c, oh, ow, kernel[0] * kernel[1]});
+  auto [values, arg] = max(win, -1);  // the first maximum of each window, as PyTorch
+  // Flat index into the (unpadded) input plane of each window's maximum.
+  const TensorOptions i64{kInt64, x.device()};
+  Tensor row = add(mul(arange(oh, i64).reshape({oh, 1}), stride[0]), -padding[0]);
+  Tensor col = add(mul(arange(ow, i64).reshape({1, ow}), stride[1]), -padding[1]);
+  row = add(row, mul(floor_divide(arg, kernel[1]), dilation[0]));
+  col = add(col, mul(remainder(arg, kernel[1]), dilation[1]));
+  return {values, add(mul(row, w), col)};
+}
+
+Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
+  return max_pool2d_with_indices(x, kernel, stride, padding, dilation, ceil_mode).values;
+}
+
+Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool ceil_mode, bool count_include_pad,
+                  std::optional<int64_t> divisor_override) {
+  check_input(x, 4, "avg_pool2d");
+  if (stride[0] == 0 && stride[1] == 0) stride = kernel;
+  check_positive(kernel, "kernel_size", "avg_pool2d");
+  check_positive(stride, "stride", "avg_pool2d");
+  for (int i = 0; i < 2; ++i)
+    EMBER_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, InvalidArgument,
+                "[avg_pool2d] padding must be at most half the kernel size, got ", padding[i]);
+  const int64_t h = x.sizes()[2], w = x.sizes()[3];
+  const int64_t oh = out_size(h, kernel[0], stride[0], padding[0], 1, ceil_mode, "avg_pool2d");
+  const int64_t ow = out_size(w, kernel[1], stride[1], padding[1], 1, ceil_mode, "avg_pool2d");
+  const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + kernel[0] - (h + 2 * padding[0]));
+  const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + kernel[1] - (w + 2 * padding[1]));
+  const std::vector<int64_t> pads = {padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h};
+  Tensor sums = sum(windows(pad(x, pads), kernel, stride, {1, 1}, oh, ow), {4, 5});
+  if (divisor_override) {
+    EMBER_CHECK(*divisor_override != 0, InvalidArgument, "[avg_pool2d] divisor_override must not be 0");
+    return div(sums, static_cast<double>(*divisor_override));
+  }
+  // The divisor of each window: its cells inside the padded input (count_include_pad) or
+  // inside the input itself; the extra cells of ceil_mode never count.
+  Tensor ones_plane = ones({1, 1, h, w}, {x.dtype(), x.device()});
+  Tensor counted = count_include_pad ? pad(pad(ones_plane, {padding[1], padding[1], padding[0], padding[0]}, 1),
+                                           {0, extra_w, 0, extra_h})
+                                     : pad(ones_plane, pads);
+  Tensor divisor = sum(windows(counted, kernel, stride, {1, 1}, oh, ow), {4, 5});
+  return div(sums, divisor);
+}
+
+namespace {
+
+// Rows [start, end) of PyTorch's adaptive pooling cell i of n over a length `in`.
+std::pair<int64_t, int64_t> adaptive_range(int64_t i, int64_t n, int64_t in) {
+  return {(i * in) / n, ((i + 1) * in + n - 1) / n};
+}
+
+// The [out, in] matrix averaging each adaptive cell.
+Tensor averaging_matrix(int64_t out, int64_t in, const Tensor& like) {
+  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
+  for (int64_t i = 0; i < out; ++i) {
+    auto [s, e] = adaptive_range(i, out, in);
+    for (int64_t j = s; j < e; ++j) m[i * in + j] = 1.0 / static_cast<double>(e - s);
+  }
+  return from_vector(m, {out, in}, {kFloat64}).to(like.dtype()).to(like.device());
+}
+
+}  // namespace
+
+Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
+  check_input(x, 4, "adaptive_avg_pool2d");
+  check_positive(output_size, "output_size", "adaptive_avg_pool2d");
+  const int64_t h = x.sizes()[2], w = x.sizes()[3];
+  if (output_size[0] == 1 && output_size[1] == 1) return mean(x, {2, 3}, true);  // global pooling
+  // Separable: rows averaged by one matrix product, columns by another.
+  Tensor rows = matmul(averaging_matrix(output_size[0], h, x), x);
+  return matmul(rows, averaging_matrix(output_size[1], w, x).transpose(0, 1));
+}
+
+PoolResult adaptive_max_pool2d(const Tensor& x, Pair output_size) {
+  check_input(x, 4, "adaptive_max_pool2d");
+  check_positive(output_size, "output_size", "adaptive_max_pool2d");
+  const int64_t n = x.sizes()[0], c = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
+  std::vector<Tensor> values, indices;
+  for (int64_t i = 0; i < output_size[0]; ++i) {
+    auto [r0, r1] = adaptive_range(i, output_size[0], h);
+    for (int64_t j = 0; j < output_size[1]; ++j) {
+      auto [c0, c1] = adaptive_range(j, output_size[1], w);
+      Tensor cell = x.slice(2, r0, r1).slice(3, c0, c1).reshape({n, c, (r1 - r0) * (c1 - c0)});
+      auto [v, arg] = max(cell, -1);
+      values.push_back(v);
+      indices.push_back(add(mul(add(floor_divide(arg, c1 - c0), r0), w), add(remainder(arg, c1 - c0), c0)));
+    }
+  }
+  return {stack(values, -1).reshape({n, c, output_size[0], output_size[1]}),
+          stack(indices, -1).reshape({n, c, output_size[0], output_size[1]})};
+}
+
+Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
+                  const Tensor& bias, bool training, double momentum, double eps) {
+  EMBER_CHECK(x.dim() >= 2, ShapeMismatch, "[batch_norm] expected an input [N, C, ...], got shape ",
+              shape_str(x.sizes()));
+  const int64_t c = x.sizes()[1];
+  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
+    EMBER_CHECK(!t->defined() || (t->dim() == 1 && t->sizes()[0] == c), ShapeMismatch,
+                "[batch_norm] expected per-channel tensors of shape [", c, "], got ", shape_str(t->sizes()));
+  const Shape cs = channel_shape(x);
+  DimList dims;
+  for (int64_t d = 0; d < x.dim(); ++d)
+    if (d != 1) dims.push_back(d);
+  Tensor mu, var_;
+  if (training) {
+    const int64_t count = x.numel() / std::max<int64_t>(c, 1);
+    EMBER_CHECK(count > 1, InvalidArgument, "[batch_norm] training needs more than one value per channel, got input ",
+                shape_str(x.sizes()));
+    mu = mean(x, dims, true);
+    var_ = var(x, dims, 0, true);
+    if (running_mean.defined() && running_var.defined()) {
+      NoGradGuard no_grad;
+      const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
+      Tensor m = mu.detach().reshape({c}).to(running_mean.dtype());
+      Tensor v = mul(var_.detach().reshape({c}), unbias).to(running_var.dtype());
+      copy_(running_mean, add(mul(running_mean, 1 - momentum), mul(m, momentum)));
+      copy_(running_var, add(mul(running_var, 1 - momentum), mul(v, momentum)));
+    }
+  } else {
+    EMBER_CHECK(running_mean.defined() && running_var.defined(), InvalidArgument,
+                "[batch_norm] evaluation mode needs running_mean and running_var");
+    mu = running_mean.reshape(cs).to(x.dtype());
+    var_ = running_var.reshape(cs).to(x.dtype());
+  }
+  Tensor y = mul(sub(x, mu), rsqrt(add(var_, eps)));
+  if (weight.defined()) y = mul(y, weight.reshape(cs));
+  if (bias.defined()) y = add(y, bias.reshape(cs));
+  return y;
+}
+
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
+  EMBER_CHECK(x.dim() >= 2 && groups >= 1 && x.sizes()[1] % groups == 0, ShapeMismatch,
+              "[group_norm] expected an input [N, C, ...] with C divisible by ", groups, " groups, got shape ",
+              shape_str(x.sizes()));
+  const int64_t n = x.sizes()[0], c = x.sizes()[1];
+  for (const Tensor* t : {&weight, &bias})
+    EMBER_CHECK(!t->defined() || (t->dim() == 1 && t->sizes()[0] == c), ShapeMismatch,
+                "[group_norm] expected per-channel tensors of shape [", c, "], got ", shape_str(t->sizes()));
+  Tensor g = x.reshape({n, groups, -1});
+  Tensor y = mul(sub(g, mean(g, {2}, true)), rsqrt(add(var(g, {2}, 0, true), eps))).reshape(x.sizes());
+  const Shape cs = channel_shape(x);
+  if (weight.defined()) y = mul(y, weight.reshape(cs));
+  if (bias.defined()) y = add(y, bias.reshape(cs));
+  return y;
+}
+
+Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, double eps) {
+  EMBER_CHECK(x.dim() >= 3, ShapeMismatch, "[instance_norm] expected an input [N, C, ...], got shape ",
+              shape_str(x.sizes()));
+  return group_norm(x, x.sizes()[1], weight, bias, eps);
+}
+
+namespace {
+
+// The [out, in] matrix of bilinear weights along one axis (PyTorch's source-index rules).
+Tensor bilinear_matrix(int64_t out, int64_t in, bool align_corners, const Tensor& like) {
+  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
+  const float scale = align_corners ? (out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f)
+                                    : static_cast<float>(in) / static_cast<float>(out);
+  for (int64_t i = 0; i < out; ++i) {
+    float src = align_corners ? scale * static_cast<float>(i) : scale * (static_cast<float>(i) + 0.5f) - 0.5f;
+    if (src < 0) src = 0;
+    const int64_t i0 = std::min<int64_t>(static_cast<int64_t>(src), in - 1);
+    const int64_t i1 = std::min<int64_t>(i0 + 1, in - 1);
+    const double lambda = static_cast<double>(src) - static_cast<double>(i0);
+    m[i * in + i0] += 1 - lambda;
+    m[i * in + i1] += lambda;
+  }
+  return from_vector(m, {out, in}, {kFloat64}).to(like.dtype()).to(like.device());
+}
+
+Tensor nearest_index(int64_t out, int64_t in, Device device) {
+  std::vector<int64_t> idx(static_cast<size_t>(out));
+  const float scale = static_cast<float>(in) / static_cast<float>(out);  // float, as PyTorch computes it
+  for (int64_t i = 0; i < out; ++i)
+    idx[i] = std::min<int64_t>(static_cast<int64_t>(std::floor(static_cast<float>(i) * scale)), in - 1);
+  return from_vector(idx, {out}, {kInt64}).to(device);
+}
+
+}  // namespace
+
+Tensor interpolate(const Tensor& x, Pair size, const std::string& mode, bool align_corners) {
+  check_input(x, 4, "interpolate");
+  check_positive(size, "size", "interpolate");
+  const int64_t h = x.sizes()[2], w = x.sizes()[3];
+  if (mode == "nearest")
+    return index_select(index_select(x, 2, nearest_index(size[0], h, x.device())), 3,
+                        nearest_index(size[1], w, x.device()));
+  EMBER_CHECK(mode == "bilinear", InvalidArgument, "[interpolate] mode must be \"nearest\" or \"bilinear\", got \"",
+              mode, "\"");
+  Tensor rows = matmul(bilinear_matrix(size[0], h, align_corners, x), x);
+  return matmul(rows, bilinear_matrix(size[1], w, align_corners, x).transpose(0, 1));
+}
+
+Tensor pixel_shuffle(const Tensor& x, int64_t r) {
+  EMBER_CHECK(x.dim() == 4 && r >= 1 && x.sizes()[1] % (r * r) == 0, ShapeMismatch,
+              "[pixel_shuffle] expected [N, C·r², H, W] with r = ", r, ", got shape ", shape_str(x.sizes()));
+  const int64_t n = x.sizes()[0], c = x.sizes()[1] / (r * r), h = x.sizes()[2], w = x.sizes()[3];
+  return x.reshape({n, c, r, r, h, w}).permute({0, 1, 4, 2, 5, 3}).reshape({n, c, h * r, w * r});
+}
+
+}  // namespace ember::nn

@@ -1,0 +1,271 @@
+// Convolutional-network functions and modules: values against direct float64 loops, the
+// transposed convolution as the adjoint of the convolution, gradcheck of each, and the
+// modules' PyTorch names and buffers.
+#include <cmath>
+#include <limits>
+
+#include "nn/vision.h"
+#include "nn/vision_modules.h"
+#include "tests/harness.h"
+
+using namespace ember;
+using namespace ember::test;
+using nn::Pair;
+
+namespace {
+
+Tensor leaf(const Shape& shape, Device device, uint64_t seed, double lo = -1, double hi = 1) {
+  Tensor t = from_ref(random_ref(shape, lo, hi, seed), kFloat64, device);
+  t.requires_grad_();
+  return t;
+}
+
+void expect_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
+  INFO(what);
+  std::string err = gradcheck(fn, inputs);
+  CHECK_MESSAGE(err.empty(), err);
+}
+
+// Direct convolution in float64: out[n, o, i, j] = b[o] + Σ x[n, c, i·s − p + kh·d, j·s − p + kw·d] · w[o, c', kh, kw].
+Ref direct_conv(const Ref& x, const Ref& w, const Ref* b, Pair s, Pair p, Pair d, int64_t groups) {
+  const int64_t n = x.shape[0], h = x.shape[2], wd = x.shape[3];
+  const int64_t o = w.shape[0], cg = w.shape[1], kh = w.shape[2], kw = w.shape[3];
+  const int64_t oh = (h + 2 * p[0] - d[0] * (kh - 1) - 1) / s[0] + 1, ow = (wd + 2 * p[1] - d[1] * (kw - 1) - 1) / s[1] + 1;
+  Ref out{{n, o, oh, ow}, std::vector<double>(static_cast<size_t>(n * o * oh * ow))};
+  const int64_t og = o / groups;
+  for (int64_t in = 0; in < n; ++in)
+    for (int64_t io = 0; io < o; ++io)
+      for (int64_t i = 0; i < oh; ++i)
+        for (int64_t j = 0; j < ow; ++j) {
+          double acc = b ? b->v[io] : 0;
+          const int64_t g = io / og;
+          for (int64_t ic = 0; ic < cg; ++ic)
+            for (int64_t a = 0; a < kh; ++a)
+              for (int64_t bb = 0; bb < kw; ++bb) {
+                const int64_t y = i * s[0] - p[0] + a * d[0], xx = j * s[1] - p[1] + bb * d[1];
+                if (y < 0 || y >= h || xx < 0 || xx >= wd) continue;
+                acc += x.at({in, g * cg + ic, y, xx}) * w.at({io, ic, a, bb});
+              }
+          out.v[((in * o + io) * oh + i) * ow + j] = acc;
+        }
+  return out;
+}
+
+}  // namespace
+
+DEVICE_TEST("vision: conv2d equals the direct sum for strides, padding, dilation and groups") {
+  struct Case {
+    Pair stride, padding, dilation;
+    int64_t groups;
+    bool bias;
+  };
+  uint64_t seed = 100;
+  for (const Case& c : std::vector<Case>{{{1, 1}, {0, 0}, {1, 1}, 1, true},
+                                          {{2, 1}, {1, 2}, {1, 1}, 1, false},
+                                          {{1, 2}, {2, 1}, {2, 1}, 2, true},
+                                          {{2, 2}, {1, 1}, {1, 2}, 4, true}}) {
+    INFO("stride ", c.stride[0], ",", c.stride[1], " padding ", c.padding[0], ",", c.padding[1], " groups ", c.groups);
+    Ref x = random_ref({2, 4, 7, 6}, -1, 1, seed++), w = random_ref({8, 4 / c.groups, 3, 2}, -1, 1, seed++);
+    Ref b = random_ref({8}, -1, 1, seed++);
+    Tensor y = nn::conv2d(from_ref(x, kFloat64, device), from_ref(w, kFloat64, device),
+                          c.bias ? from_ref(b, kFloat64, device) : Tensor(), c.stride, c.padding, c.dilation, c.groups);
+    check_close(y, direct_conv(x, w, c.bias ? &b : nullptr, c.stride, c.padding, c.dilation, c.groups), kFloat64);
+    // float32 as well, against the same reference.
+    Tensor y32 = nn::conv2d(from_ref(x, kFloat32, device), from_ref(w, kFloat32, device),
+                            c.bias ? from_ref(b, kFloat32, device) : Tensor(), c.stride, c.padding, c.dilation, c.groups);
+    check_close(y32, direct_conv(x, w, c.bias ? &b : nullptr, c.stride, c.padding, c.dilation, c.groups), kFloat32, 10);
+  }
+  // "same" with an even kernel pads one more at the end, as PyTorch.
+  Ref x = random_ref({1, 2, 5, 5}, -1, 1, 7), w = random_ref({3, 2, 4, 4}, -1, 1, 8);
+  Tensor same = nn::conv2d(from_ref(x, kFloat64, device), from_ref(w, kFloat64, device), Tensor(), {1, 1}, nn::Padding::Same);
+  CHECK(same.sizes() == Shape{1, 3, 5, 5});
+  Tensor padded = pad(from_ref(x, kFloat64, device), {1, 2, 1, 2});
+  check_close(same, to_ref(nn::conv2d(padded, from_ref(w, kFloat64, device))), kFloat64);
+  check_error([&] { nn::conv2d(from_ref(x, kFloat64, device), from_ref(w, kFloat64, device), Tensor(), {1, 1}, {0, 0}, {1, 1}, 3); },
+              ErrorCode::ShapeMismatch, "do not fit");
+  check_error([&] { nn::conv2d(ones({2, 5, 5}, {kFloat64, device}), from_ref(w, kFloat64, device)); },
+              ErrorCode::ShapeMismatch, "expected a 4-d input");
+}
+
+DEVICE_TEST("vision: gradcheck of conv2d, conv1d and conv_transpose2d") {
+  Tensor x = leaf({2, 4, 5, 4}, device, 1), w = leaf({6, 2, 3, 2}, device, 2), b = leaf({6}, device, 3);
+  expect_gradcheck("conv2d groups 2, stride 2, padding 1, dilation (2, 1)", [](const TensorList& in) {
+    return TensorList{nn::conv2d(in[0], in[1], in[2], {2, 1}, {1, 1}, {2, 1}, 2)};
+  }, {x, w, b});
+  Tensor x1 = leaf({2, 3, 9}, device, 4), w1 = leaf({4, 3, 3}, device, 5);
+  expect_gradcheck("conv1d", [](const TensorList& in) { return TensorList{nn::conv1d(in[0], in[1], Tensor(), 2, 1, 2)}; },
+                   {x1, w1});
+  Tensor xt = leaf({2, 4, 3, 3}, device, 6), wt = leaf({4, 3, 3, 2}, device, 7), bt = leaf({6}, device, 8);
+  expect_gradcheck("conv_transpose2d", [](const TensorList& in) {
+    return TensorList{nn::conv_transpose2d(in[0], in[1], in[2], {2, 1}, {1, 0}, {1, 0}, 2, {1, 2})};
+  }, {xt, wt, bt});
+}
+
+DEVICE_TEST("vision: conv_transpose2d is the adjoint of conv2d") {
+  // <conv2d(x, w), y> = <x, conv_transpose2d(y, w)> for the same stride, padding, dilation.
+  for (auto [stride, padding, dilation, groups] : std::vector<std::tuple<Pair, Pair, Pair, int64_t>>{
+           {{1, 1}, {0, 0}, {1, 1}, 1}, {{2, 2}, {1, 0}, {1, 1}, 1}, {{2, 3}, {1, 1}, {2, 1}, 2}}) {
+    Tensor x = from_ref(random_ref({2, 4, 9, 10}, -1, 1, 11), kFloat64, device);
+    Tensor w = from_ref(random_ref({6, 4 / groups, 3, 3}, -1, 1, 12), kFloat64, device);
+    Tensor y = nn::conv2d(x, w, Tensor(), stride, padding, dilation, groups);
+    Tensor r = from_ref(random_ref(y.sizes(), -1, 1, 13), kFloat64, device);
+    // The output_padding that gives back x's size.
+    Pair op{0, 0};
+    for (int i = 0; i < 2; ++i) {
+      const int64_t got = (y.sizes()[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * 2 + 1;
+      op[i] = x.sizes()[2 + i] - got;
+    }
+    Tensor back = nn::conv_transpose2d(r, w, Tensor(), stride, padding, op, groups, dilation);
+    REQUIRE(back.sizes() == x.sizes());
+    CHECK(sum(mul(y, r)).item<double>() == doctest::Approx(sum(mul(x, back)).item<double>()).epsilon(1e-12));
+  }
+}
+
+DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and padding included") {
+  Ref x = random_ref({2, 3, 7, 8}, -2, 2, 21);
+  Tensor t = from_ref(x, kFloat64, device);
+  const int64_t h = 7, w = 8;
+  for (auto [k, s, p, ceil] : std::vector<std::tuple<Pair, Pair, Pair, bool>>{
+           {{2, 2}, {2, 2}, {0, 0}, false}, {{3, 3}, {2, 2}, {1, 1}, false}, {{3, 2}, {2, 3}, {1, 0}, true}}) {
+    INFO("kernel ", k[0], "x", k[1], " ceil ", ceil);
+    auto [values, indices] = nn::max_pool2d_with_indices(t, k, s, p, {1, 1}, ceil);
+    Tensor avg = nn::avg_pool2d(t, k, s, p, ceil, true), avg_real = nn::avg_pool2d(t, k, s, p, ceil, false);
+    const int64_t oh = values.sizes()[2], ow = values.sizes()[3];
+    Ref vr = to_ref(values), ir = to_ref(indices), ar = to_ref(avg), rr = to_ref(avg_real);
+    for (int64_t n = 0; n < 2; ++n)
+      for (int64_t c = 0; c < 3; ++c)
+        for (int64_t i = 0; i < oh; ++i)
+          for (int64_t j = 0; j < ow; ++j) {
+            double best = -1e300, total = 0;
+            int64_t arg = -1, real = 0;
+            const int64_t y0 = i * s[0] - p[0], x0 = j * s[1] - p[1];
+            const int64_t y_end = std::min(y0 + k[0], h + p[0]), x_end = std::min(x0 + k[1], w + p[1]);
+            for (int64_t y = y0; y < y0 + k[0]; ++y)
+              for (int64_t xx = x0; xx < x0 + k[1]; ++xx) {
+                if (y < 0 || y >= h || xx < 0 || xx >= w) continue;
+                const double v = x.at({n, c, y, xx});
+                if (v > best) best = v, arg = y * w + xx;
+                total += v;
+                ++real;
+              }
+            const size_t at = static_cast<size_t>(((n * 3 + c) * oh + i) * ow + j);
+            CHECK(vr.v[at] == best);
+            CHECK(ir.v[at] == arg);
+            CHECK(ar.v[at] == doctest::Approx(total / static_cast<double>((y_end - y0) * (x_end - x0))));
+            CHECK(rr.v[at] == doctest::Approx(total / static_cast<double>(real)));
+          }
+  }
+  Tensor g = leaf({1, 2, 5, 6}, device, 22);
+  expect_gradcheck("max_pool2d", [](const TensorList& in) {
+    return TensorList{nn::max_pool2d(in[0], {2, 3}, {2, 2}, {1, 1}, {1, 1}, true)};
+  }, {g});
+  expect_gradcheck("avg_pool2d", [](const TensorList& in) {
+    return TensorList{nn::avg_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}, true, false)};
+  }, {g});
+}
+
+DEVICE_TEST("vision: adaptive pooling cells follow PyTorch's ranges") {
+  Ref x = random_ref({1, 2, 5, 7}, -1, 1, 31);
+  Tensor t = from_ref(x, kFloat64, device);
+  Tensor avg = nn::adaptive_avg_pool2d(t, {3, 4});
+  auto [mx, idx] = nn::adaptive_max_pool2d(t, {3, 4});
+  Ref ar = to_ref(avg), mr = to_ref(mx), ir = to_ref(idx);
+  for (int64_t c = 0; c < 2; ++c)
+    for (int64_t i = 0; i < 3; ++i)
+      for (int64_t j = 0; j < 4; ++j) {
+        const int64_t r0 = i * 5 / 3, r1 = ((i + 1) * 5 + 2) / 3, c0 = j * 7 / 4, c1 = ((j + 1) * 7 + 3) / 4;
+        double total = 0, best = -1e300;
+        int64_t arg = -1;
+        for (int64_t y = r0; y < r1; ++y)
+          for (int64_t xx = c0; xx < c1; ++xx) {
+            total += x.at({0, c, y, xx});
+            if (x.at({0, c, y, xx}) > best) best = x.at({0, c, y, xx}), arg = y * 7 + xx;
+          }
+        const size_t at = static_cast<size_t>((c * 3 + i) * 4 + j);
+        CHECK(ar.v[at] == doctest::Approx(total / static_cast<double>((r1 - r0) * (c1 - c0))).epsilon(1e-12));
+        CHECK(mr.v[at] == best);
+        CHECK(ir.v[at] == arg);
+      }
+  Tensor g = leaf({1, 2, 5, 7}, device, 32);
+  expect_gradcheck("adaptive_avg_pool2d", [](const TensorList& in) { return TensorList{nn::adaptive_avg_pool2d(in[0], {3, 4})}; }, {g});
+}
+
+DEVICE_TEST("vision: batch norm trains on batch statistics, updates running ones, evaluates with them") {
+  Ref xr = random_ref({4, 3, 2, 5}, -2, 3, 41);
+  Tensor x = from_ref(xr, kFloat64, device);
+  Tensor rm = zeros({3}, {kFloat64, device}), rv = ones({3}, {kFloat64, device});
+  Tensor w = from_ref(random_ref({3}, 0.5, 2, 42), kFloat64, device), b = from_ref(random_ref({3}, -1, 1, 43), kFloat64, device);
+  Tensor y = nn::batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5);
+  for (int64_t c = 0; c < 3; ++c) {
+    double m = 0, v = 0;
+    for (int64_t n = 0; n < 4; ++n)
+      for (int64_t i = 0; i < 10; ++i) m += xr.v[(n * 3 + c) * 10 + i] / 40;
+    for (int64_t n = 0; n < 4; ++n)
+      for (int64_t i = 0; i < 10; ++i) v += std::pow(xr.v[(n * 3 + c) * 10 + i] - m, 2) / 40;
+    CHECK(rm.select(0, c).item<double>() == doctest::Approx(0.1 * m).epsilon(1e-12));
+    CHECK(rv.select(0, c).item<double>() == doctest::Approx(0.9 + 0.1 * v * 40 / 39).epsilon(1e-12));
+    const double want = (xr.v[(1 * 3 + c) * 10 + 3] - m) / std::sqrt(v + 1e-5) * w.select(0, c).item<double>() +
+                        b.select(0, c).item<double>();
+    CHECK(y.select(0, 1).select(0, c).reshape({-1}).select(0, 3).item<double>() == doctest::Approx(want).epsilon(1e-12));
+  }
+  Tensor e = nn::batch_norm(x, rm, rv, w, b, false, 0.1, 1e-5);
+  Tensor want = add(mul(div(sub(x, rm.reshape({1, 3, 1, 1})), sqrt(add(rv.reshape({1, 3, 1, 1}), 1e-5))), w.reshape({1, 3, 1, 1})),
+                    b.reshape({1, 3, 1, 1}));
+  check_close(e, to_ref(want), kFloat64);
+  Tensor xl = leaf({3, 2, 2, 3}, device, 44), wl = leaf({2}, device, 45), bl = leaf({2}, device, 46);
+  expect_gradcheck("batch_norm training", [](const TensorList& in) {
+    return TensorList{nn::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true)};
+  }, {xl, wl, bl});
+  expect_gradcheck("group_norm", [](const TensorList& in) { return TensorList{nn::group_norm(in[0], 2, in[1], in[2])}; },
+                   {leaf({2, 4, 3}, device, 47), leaf({4}, device, 48), leaf({4}, device, 49)});
+  Tensor gn = nn::group_norm(from_ref(xr, kFloat64, device), 3);
+  check_close(mean(gn.reshape({4, 3, -1}), {2}), to_ref(zeros({4, 3}, {kFloat64})), kFloat64);
+}
+
+DEVICE_TEST("vision: nearest and bilinear resizing, pixel shuffle") {
+  Ref x = random_ref({1, 1, 3, 4}, -1, 1, 51);
+  Tensor t = from_ref(x, kFloat64, device);
+  Ref near = to_ref(nn::interpolate(t, {5, 7}, "nearest"));
+  for (int64_t i = 0; i < 5; ++i)
+    for (int64_t j = 0; j < 7; ++j)
+      CHECK(near.v[i * 7 + j] == x.at({0, 0, std::min<int64_t>(static_cast<int64_t>(i * (3.0f / 5)), 2),
+                                       std::min<int64_t>(static_cast<int64_t>(j * (4.0f / 7)), 3)}));
+  // align_corners: the corners are kept and the middle interpolates linearly.
+  Ref bl = to_ref(nn::interpolate(t, {5, 7}, "bilinear", true));
+  CHECK(bl.v[0] == doctest::Approx(x.v[0]));
+  CHECK(bl.v[34] == doctest::Approx(x.v[11]));
+  CHECK(bl.v[2 * 7 + 0] == doctest::Approx(x.at({0, 0, 1, 0})));
+  CHECK(bl.v[0 * 7 + 1] == doctest::Approx(x.v[0] * 0.5 + x.v[1] * 0.5));
+  // Half-pixel centres without align_corners: doubling a 2x2 gives PyTorch's 0.25/0.75 mix.
+  Tensor two = from_vector<double>({0, 1, 2, 3}, {1, 1, 2, 2}, {kFloat64, device});
+  check_close(nn::interpolate(two, {4, 4}, "bilinear").select(2, 0).reshape({-1}), to_ref(tensor({0, 0.25, 0.75, 1}, {kFloat64})), kFloat64);
+  expect_gradcheck("bilinear", [](const TensorList& in) { return TensorList{nn::interpolate(in[0], {5, 3}, "bilinear")}; },
+                   {leaf({1, 2, 3, 4}, device, 52)});
+  Tensor ps = nn::pixel_shuffle(arange(16, {kFloat64, device}).reshape({1, 4, 2, 2}), 2);
+  check_equal_values(ps.reshape({-1}), {0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15});
+}
+
+TEST_CASE("vision: modules use PyTorch's names, shapes, buffers and initial bounds") {
+  manual_seed(0);
+  nn::Conv2d conv(4, 8, {3, 3}, {.stride = {2, 2}, .padding = {1, 1}, .groups = 2});
+  auto p = conv.named_parameters();
+  REQUIRE(p.size() == 2);
+  CHECK(p[0].first == "weight");
+  CHECK(p[0].second.sizes() == Shape{8, 2, 3, 3});
+  const double bound = 1 / std::sqrt(18.0);  // kaiming-uniform a = √5: 1/√fan_in
+  CHECK(amax(abs(p[0].second)).item<double>() <= bound);
+  CHECK(amax(abs(p[1].second)).item<double>() <= bound);
+  CHECK(conv(randn({2, 4, 9, 9})).sizes() == Shape{2, 8, 5, 5});
+  nn::BatchNorm2d bn(8);
+  auto names = bn.state_dict();
+  for (const char* k : {"weight", "bias", "running_mean", "running_var", "num_batches_tracked"}) CHECK(names.count(k) == 1);
+  bn(randn({2, 8, 3, 3}));
+  bn(randn({2, 8, 3, 3}));
+  CHECK(bn.state_dict().at("num_batches_tracked").item<int64_t>() == 2);
+  bn.eval();
+  CHECK(bn(randn({1, 8, 2, 2})).sizes() == Shape{1, 8, 2, 2});
+  nn::ConvTranspose2d up(8, 4, {3, 3}, {2, 2}, {1, 1}, {1, 1});
+  CHECK(up.named_parameters()[0].second.sizes() == Shape{8, 4, 3, 3});
+  CHECK(up(randn({1, 8, 5, 5})).sizes() == Shape{1, 4, 10, 10});
+  check_error([] { nn::Conv2d(3, 8, {3, 3}, {.groups = 2}); }, ErrorCode::InvalidArgument, "divisible by groups");
+}
