@@ -4,6 +4,7 @@
 #include <algorithm>
 
 #include "nn/functional.h"
+#include "nn/vision.h"
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
@@ -76,6 +77,38 @@ Tensor mean_reduction(const Tensor& t, const DimList& d, bool k) { return mean(t
 Tensor amax_reduction(const Tensor& t, const DimList& d, bool k) { return amax(t, d, k); }
 Tensor amin_reduction(const Tensor& t, const DimList& d, bool k) { return amin(t, d, k); }
 Tensor logsumexp_reduction(const Tensor& t, const DimList& d, bool k) { return logsumexp(t, d, k); }
+
+nn::Pair pair_attr(const Attributes& a, const std::string& name, nn::Pair fallback) {
+  if (!a.has(name)) return fallback;
+  std::vector<int64_t> v = a.get_ints(name);
+  EMBER_CHECK(v.size() == 1 || v.size() == 2, InvalidModel, "[", a.node, "] attribute \"", name,
+              "\" should hold 1 or 2 ints, got ", v.size());
+  return {v[0], v.size() == 2 ? v[1] : v[0]};
+}
+
+// aten.convolution: 1-d or 2-d, plain or transposed.
+Tensor convolution(const TensorList& in, const Attributes& a) {
+  const Tensor& x = in[0];
+  const Tensor& w = in[1];
+  const Tensor b = in.size() > 2 ? in[2] : Tensor();
+  const bool transposed = a.get_bool("transposed", false);
+  const int64_t groups = a.get_int("groups", 1);
+  EMBER_CHECK(x.dim() == 3 || x.dim() == 4, ShapeMismatch, "[", a.node, "] convolution of a ", x.dim(),
+              "-d input: only 1-d and 2-d convolutions are supported");
+  if (x.dim() == 3) {  // as a 2-d convolution of height 1
+    const nn::Pair stride{1, pair_attr(a, "stride", {1, 1})[0]}, padding{0, pair_attr(a, "padding", {0, 0})[0]};
+    const nn::Pair dilation{1, pair_attr(a, "dilation", {1, 1})[0]};
+    const nn::Pair out_pad{0, pair_attr(a, "output_padding", {0, 0})[0]};
+    Tensor y = transposed ? nn::conv_transpose2d(unsqueeze(x, 2), unsqueeze(w, 2), b, stride, padding, out_pad, groups, dilation)
+                          : nn::conv2d(unsqueeze(x, 2), unsqueeze(w, 2), b, stride, padding, dilation, groups);
+    return squeeze(y, 2);
+  }
+  const nn::Pair stride = pair_attr(a, "stride", {1, 1}), padding = pair_attr(a, "padding", {0, 0});
+  const nn::Pair dilation = pair_attr(a, "dilation", {1, 1});
+  if (transposed)
+    return nn::conv_transpose2d(x, w, b, stride, padding, pair_attr(a, "output_padding", {0, 0}), groups, dilation);
+  return nn::conv2d(x, w, b, stride, padding, dilation, groups);
+}
 
 Tensor cast_to(const Tensor& t, std::optional<DType> dtype) { return dtype && *dtype != t.dtype() ? t.to(*dtype) : t; }
 
@@ -274,6 +307,53 @@ std::vector<GraphOp> make_ops() {
       {"index_select", 2, 2, 1, {{"dim", kInt, true}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          return TensorList{index_select(in[0], a.get_int("dim"), in[1])};
+       }},
+      // ---- convolutional networks ----
+      {"convolution", 2, 3, 1,
+       {{"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"transposed", kBool}, {"output_padding", kInts},
+        {"groups", kInt}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) { return TensorList{convolution(in, a)}; }},
+      {"max_pool2d", 1, 1, 1, {{"kernel", kInts, true}, {"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"ceil_mode", kBool}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         const nn::Pair k = pair_attr(a, "kernel", {1, 1});
+         return TensorList{nn::max_pool2d(in[0], k, pair_attr(a, "stride", k), pair_attr(a, "padding", {0, 0}),
+                                          pair_attr(a, "dilation", {1, 1}), a.get_bool("ceil_mode", false))};
+       }},
+      {"avg_pool2d", 1, 1, 1,
+       {{"kernel", kInts, true}, {"stride", kInts}, {"padding", kInts}, {"ceil_mode", kBool}, {"count_include_pad", kBool},
+        {"divisor_override", kInt}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         const nn::Pair k = pair_attr(a, "kernel", {1, 1});
+         std::optional<int64_t> divisor;
+         if (a.has("divisor_override")) divisor = a.get_int("divisor_override");
+         return TensorList{nn::avg_pool2d(in[0], k, pair_attr(a, "stride", k), pair_attr(a, "padding", {0, 0}),
+                                          a.get_bool("ceil_mode", false), a.get_bool("count_include_pad", true), divisor)};
+       }},
+      {"adaptive_avg_pool2d", 1, 1, 1, {{"output_size", kInts, true}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         return TensorList{nn::adaptive_avg_pool2d(in[0], pair_attr(a, "output_size", {1, 1}))};
+       }},
+      // Inputs x, weight, bias, running_mean, running_var (weight and bias may be absent). The
+      // model's mode decides, as for a module: training normalises with batch statistics and
+      // updates the running ones in place; evaluation uses the running ones.
+      {"batch_norm", 5, 5, 1, {{"momentum", kFloat}, {"eps", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext& ctx) {
+         return TensorList{nn::batch_norm(in[0], in[3], in[4], in[1], in[2], ctx.training, a.get_float("momentum", 0.1),
+                                          a.get_float("eps", 1e-5))};
+       }},
+      {"group_norm", 1, 3, 1, {{"groups", kInt, true}, {"eps", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         return TensorList{nn::group_norm(in[0], a.get_int("groups"), in.size() > 1 ? in[1] : Tensor(),
+                                          in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
+       }},
+      {"interpolate", 1, 1, 1, {{"size", kInts, true}, {"mode", kString}, {"align_corners", kBool}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         return TensorList{nn::interpolate(in[0], pair_attr(a, "size", {1, 1}), a.get_string("mode", "nearest"),
+                                           a.get_bool("align_corners", false))};
+       }},
+      {"pixel_shuffle", 1, 1, 1, {{"upscale_factor", kInt, true}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         return TensorList{nn::pixel_shuffle(in[0], a.get_int("upscale_factor"))};
        }},
       {"gather", 2, 2, 1, {{"dim", kInt, true}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {

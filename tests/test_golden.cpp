@@ -35,6 +35,22 @@ void check_fixture(const std::string& name, Device device) {
     REQUIRE(p.grad().defined());
     check_close(p.grad(), to_ref(want), kFloat32, 10);
   }
+  if (!fs::exists(dir / "train_output_0.npy")) return;
+  // Training mode: batch statistics normalise, and the running statistics move as PyTorch's.
+  m.train();
+  {
+    NoGradGuard no_grad;
+    check_close(m.forward(inputs)[0], to_ref(load_npy((dir / "train_output_0.npy").string())), kFloat32, 10);
+  }
+  int checked = 0;
+  for (const auto& [bname, b] : m.named_buffers()) {
+    const fs::path want = dir / ("train_buffer." + bname + ".npy");
+    if (!fs::exists(want)) continue;
+    INFO(bname);
+    check_close(b, to_ref(load_npy(want.string())), kFloat32, 10);
+    ++checked;
+  }
+  CHECK(checked > 0);
 }
 
 }  // namespace
@@ -45,4 +61,8 @@ DEVICE_TEST("golden: an MLP exported from PyTorch matches its outputs and gradie
 
 DEVICE_TEST("golden: a model with reshapes, reductions and broadcasting matches PyTorch") {
   check_fixture("shapes", device);
+}
+
+DEVICE_TEST("golden: a small CNN (convolutions, batch norm, pooling, a residual add) matches PyTorch") {
+  check_fixture("cnn", device);
 }

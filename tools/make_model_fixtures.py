@@ -37,12 +37,45 @@ class Shapes(nn.Module):
         return z.flatten(1), z.amax(dim=1)
 
 
+class SmallCNN(nn.Module):
+    """Convolution (grouped, with and without bias), batch norm, relu, a residual add, max and
+    average pooling (ceil_mode), adaptive pooling and a linear head."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv1 = nn.Conv2d(3, 8, 3, padding=1, bias=False)
+        self.bn1 = nn.BatchNorm2d(8)
+        self.conv2 = nn.Conv2d(8, 8, 3, padding=1, groups=2)
+        self.bn2 = nn.BatchNorm2d(8)
+        self.pool = nn.MaxPool2d(2)
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x):
+        h = torch.relu(self.bn1(self.conv1(x)))
+        h = torch.relu(self.bn2(self.conv2(h)) + h)
+        h = self.pool(h)
+        h = nn.functional.avg_pool2d(h, 2, ceil_mode=True)
+        return self.head(nn.functional.adaptive_avg_pool2d(h, 1).flatten(1))
+
+
+def small_cnn():
+    model = SmallCNN()
+    with torch.no_grad():  # statistics and affine parameters away from their identity defaults
+        for m in model.modules():
+            if isinstance(m, nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5)
+                m.running_var.uniform_(0.5, 2.0)
+                m.weight.uniform_(0.5, 1.5)
+                m.bias.uniform_(-0.5, 0.5)
+    return model
+
+
 def mlp():
     return nn.Sequential(nn.Linear(64, 32), nn.ReLU(), nn.Dropout(0.1), nn.Linear(32, 16), nn.GELU(),
                          nn.Linear(16, 10))
 
 
-def write_fixture(folder, model, inputs, dynamic_batch=True):
+def write_fixture(folder, model, inputs, dynamic_batch=True, train_mode_check=False):
     os.makedirs(folder, exist_ok=True)
     model.eval()
     export(model, inputs, os.path.join(folder, "model.ember"), dynamic_batch=dynamic_batch)
@@ -56,6 +89,15 @@ def write_fixture(folder, model, inputs, dynamic_batch=True):
         np.save(os.path.join(folder, f"output_{k}.npy"), y.detach().numpy())
     for name, p in model.named_parameters():
         np.save(os.path.join(folder, f"grad.{name}.npy"), p.grad.numpy())
+    if train_mode_check:
+        # Training mode: batch statistics, and the running statistics updated as PyTorch does.
+        model.train()
+        with torch.no_grad():
+            y = model(*inputs)
+        np.save(os.path.join(folder, "train_output_0.npy"), y.numpy())
+        for name, buf in model.named_buffers():
+            if buf.is_floating_point():
+                np.save(os.path.join(folder, f"train_buffer.{name}.npy"), buf.numpy())
 
 
 def digits_model(root):
@@ -90,6 +132,8 @@ def main():
     write_fixture(os.path.join(models, "mlp"), mlp(), (torch.randn(5, 64),))
     torch.manual_seed(1)
     write_fixture(os.path.join(models, "shapes"), Shapes(), (torch.randn(4, 3, 8),))
+    torch.manual_seed(2)
+    write_fixture(os.path.join(models, "cnn"), small_cnn(), (torch.randn(3, 3, 10, 10),), train_mode_check=True)
     digits_model(root)
     print("fixtures written under", root)
 

@@ -71,6 +71,7 @@ PY
 check "ember ops prints a table" bash -c "'$cli' ops | tail -1 | grep -q ' ops$'"
 check "ember demo runs" bash -c "'$cli' demo --device cpu | grep -q 'ops registered'"
 check "train_digits reaches 97% test accuracy on the CPU" "$build/examples/train_digits" --device cpu
+check "a small CNN reaches 98% on the digits on the CPU" "$build/examples/train_digits" --model cnn --epochs 15 --device cpu
 check "the bundled PyTorch digits model fine-tunes on the CPU without losing accuracy" \
   "$build/examples/finetune_digits" --device cpu --output "$log_dir/digits_tuned.ember"
 check "ember info describes the bundled model" bash -c "'$cli' info examples/data/digits_mlp.ember | grep -q 'checksum .* (verified)'"
@@ -85,6 +86,7 @@ missing = [op["name"] for op in ops if op["cpu"] and not op["cuda"]]
 assert not missing, missing
 PY
   check "ember demo runs on cuda" bash -c "'$cli' demo --device cuda | grep -q 'ops registered'"
+  check "a small CNN reaches 98% on the digits on cuda" "$build/examples/train_digits" --model cnn --epochs 15 --device cuda
   check "the bundled PyTorch digits model fine-tunes on cuda" \
     "$build/examples/finetune_digits" --device cuda --output "$log_dir/digits_tuned_cuda.ember"
 fi

@@ -23,6 +23,8 @@ KEEP_OPS = [
     aten.leaky_relu.default, aten.elu.default, aten.softplus.default, aten.gelu.default, aten.reshape.default,
     aten.logsumexp.default, aten.embedding.default, aten.hardtanh.default, aten.t.default, aten.squeeze.dims,
     aten.mean.dim, aten.var.correction, aten.contiguous.default if hasattr(aten, "contiguous") else aten.clone.default,
+    aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec, aten.pixel_shuffle.default,
+    aten.adaptive_avg_pool2d.default,
 ]
 
 TRANSLATIONS: Dict[object, Callable] = {}
@@ -460,3 +462,96 @@ def _index_select(b, n):
 @register(aten.gather.default)
 def _gather(b, n):
     _emit1(b, n, "gather", [n.args[0], n.args[2]], {"dim": int(n.args[1])})
+
+
+# ---- convolutional networks --------------------------------------------------------------------
+
+@register(aten.convolution.default)
+def _convolution(b, n):
+    x, w, bias, stride, padding, dilation, transposed, output_padding, groups = n.args[:9]
+    inputs = [x, w] + ([bias] if bias is not None else [])
+    _emit1(b, n, "convolution", inputs, {"stride": list(stride), "padding": list(padding), "dilation": list(dilation),
+                                         "transposed": bool(transposed), "output_padding": list(output_padding),
+                                         "groups": int(groups)})
+
+
+@register(aten.conv2d.default, aten.conv1d.default)
+def _conv(b, n):
+    x, w = n.args[0], n.args[1]
+    bias = _arg(n, 2, "bias")
+    padding = _arg(n, 4, "padding", 0)
+    if isinstance(padding, str):
+        raise UnsupportedOpsError([f"{n.target} with padding={padding!r} (export decomposes it)"])
+    as_list = lambda v: [v] if isinstance(v, int) else list(v)  # noqa: E731
+    _emit1(b, n, "convolution", [x, w] + ([bias] if bias is not None else []),
+           {"stride": as_list(_arg(n, 3, "stride", 1)), "padding": as_list(padding),
+            "dilation": as_list(_arg(n, 5, "dilation", 1)), "groups": int(_arg(n, 6, "groups", 1))})
+
+
+@register(aten.max_pool2d_with_indices.default, aten.max_pool2d.default)
+def _max_pool2d(b, n):
+    kernel = list(n.args[1])
+    stride = list(_arg(n, 2, "stride", [])) or kernel
+    attrs = {"kernel": kernel, "stride": stride, "padding": list(_arg(n, 3, "padding", [0, 0])),
+             "dilation": list(_arg(n, 4, "dilation", [1, 1])), "ceil_mode": bool(_arg(n, 5, "ceil_mode", False))}
+    if "with_indices" in str(n.target):  # (values, indices): the values only
+        vid = _out(b, n, "max_pool2d", [], index=0)
+        b.emit("max_pool2d", [_in(b, n.args[0])], attrs, [vid], n.name)
+    else:
+        _emit1(b, n, "max_pool2d", [n.args[0]], attrs)
+
+
+@register(aten.avg_pool2d.default)
+def _avg_pool2d(b, n):
+    kernel = list(n.args[1])
+    stride = list(_arg(n, 2, "stride", [])) or kernel
+    div = _arg(n, 6, "divisor_override")
+    _emit1(b, n, "avg_pool2d", [n.args[0]], {"kernel": kernel, "stride": stride,
+                                              "padding": list(_arg(n, 3, "padding", [0, 0])),
+                                              "ceil_mode": bool(_arg(n, 4, "ceil_mode", False)),
+                                              "count_include_pad": bool(_arg(n, 5, "count_include_pad", True)),
+                                              "divisor_override": None if div is None else int(div)})
+
+
+@register(aten._adaptive_avg_pool2d.default, aten.adaptive_avg_pool2d.default)
+def _adaptive_avg_pool2d(b, n):
+    _emit1(b, n, "adaptive_avg_pool2d", [n.args[0]], {"output_size": [int(v) for v in n.args[1]]})
+
+
+@register(aten._native_batch_norm_legit_no_training.default)
+def _batch_norm_eval(b, n):
+    x, weight, bias, mean, var, momentum, eps = n.args[:7]
+    vid = _out(b, n, "batch_norm", [], index=0)
+    b.emit("batch_norm", [_in(b, x), _in(b, weight), _in(b, bias), _in(b, mean), _in(b, var)],
+           {"momentum": float(momentum), "eps": float(eps)}, [vid], n.name)
+
+
+@register(aten.batch_norm.default)
+def _batch_norm(b, n):
+    x, weight, bias, mean, var, _training, momentum, eps = n.args[:8]
+    _emit1(b, n, "batch_norm", [x, weight, bias, mean, var], {"momentum": float(momentum), "eps": float(eps)})
+
+
+@register(aten.native_group_norm.default)
+def _group_norm(b, n):
+    x, weight, bias = n.args[0], n.args[1], n.args[2]
+    groups, eps = n.args[6], n.args[7]
+    vid = _out(b, n, "group_norm", [], index=0)
+    b.emit("group_norm", [_in(b, x), _in(b, weight), _in(b, bias)], {"groups": int(groups), "eps": float(eps)}, [vid], n.name)
+
+
+@register(aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec)
+def _upsample(b, n):
+    out = n.meta["val"]
+    if any(not isinstance(d, int) for d in out.shape[2:]):
+        raise UnsupportedOpsError([f"{n.target} to a symbolic size"])
+    bilinear = "bilinear" in str(n.target)
+    attrs = {"size": [int(out.shape[2]), int(out.shape[3])], "mode": "bilinear" if bilinear else "nearest"}
+    if bilinear:
+        attrs["align_corners"] = bool(n.args[2])
+    _emit1(b, n, "interpolate", [n.args[0]], attrs)
+
+
+@register(aten.pixel_shuffle.default)
+def _pixel_shuffle(b, n):
+    _emit1(b, n, "pixel_shuffle", [n.args[0]], {"upscale_factor": int(n.args[1])})

@@ -95,3 +95,23 @@ def test_command_line(tmp_path, monkeypatch):
     if CLI:
         r = subprocess.run([CLI, "info", str(out)], capture_output=True, text=True)
         assert r.returncode == 0 and "[batch, 5]" in r.stdout, r.stdout + r.stderr
+
+
+@needs_cli
+@pytest.mark.parametrize("name", ["resnet18", "resnet50", "mobilenet_v2", "efficientnet_b0"])
+def test_torchvision_models_match_pytorch(tmp_path, name):
+    """torchvision classifiers (random weights, evaluation mode) export and run in ember on the
+    CPU and CUDA with logits within 1e-4 of PyTorch's, relative to their largest magnitude."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = getattr(torchvision.models, name)(weights=None).eval()
+    x = torch.randn(2, 3, 224, 224)
+    path = tmp_path / f"{name}.ember"
+    export(model, (x,), str(path))
+    with torch.no_grad():
+        want = model(x).numpy()
+    for device in ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]:
+        (y,) = run_ember(path, [x], tmp_path, device)
+        rel = float(np.abs(y - want).max() / np.abs(want).max())
+        print(f"{name} on {device}: max relative error {rel:.2e}")
+        assert rel <= 1e-4, (device, rel)
