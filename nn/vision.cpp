@@ -6,6 +6,7 @@
 
 #include "autograd/grad_mode.h"
 #include "ops/binary.h"
+#include "ops/conv.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"
@@ -32,22 +33,12 @@ void check_positive(Pair p, const char* what, const char* op, int64_t minimum = 
               ", got (", p[0], ", ", p[1], ")");
 }
 
-// Output length of a window sweep, PyTorch's pooling_output_shape (ceil_mode included).
 int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode, const char* op) {
-  const int64_t span = in + 2 * p - d * (k - 1) - 1;
-  EMBER_CHECK(span >= 0, ShapeMismatch, "[", op, "] the window (kernel ", k, ", dilation ", d,
-              ") is larger than the padded input (", in, " + 2·", p, ")");
-  int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (o - 1) * s >= in + p) --o;  // the last window must start inside the input
-  return o;
+  return window_count(in, k, s, p, d, ceil_mode, op);
 }
 
-// The [N, C, OH, OW, KH, KW] windows of a padded input, as a strided view (no copy).
 Tensor windows(const Tensor& padded, Pair k, Pair s, Pair d, int64_t oh, int64_t ow) {
-  Tensor xp = padded.contiguous();
-  const Strides& st = xp.strides();
-  return as_strided(xp, {xp.sizes()[0], xp.sizes()[1], oh, ow, k[0], k[1]},
-                    {st[0], st[1], st[2] * s[0], st[3] * s[1], st[2] * d[0], st[3] * d[1]}, xp.storage_offset());
+  return sliding_windows(padded, k, s, d, oh, ow);
 }
 
 Shape channel_shape(const Tensor& x) {
@@ -60,51 +51,19 @@ Shape channel_shape(const Tensor& x) {
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding, Pair dilation,
               int64_t groups) {
-  check_input(x, 4, "conv2d");
-  EMBER_CHECK(weight.dim() == 4, ShapeMismatch, "[conv2d] expected a weight [O, C/groups, KH, KW], got shape ",
-              shape_str(weight.sizes()));
-  check_positive(stride, "stride", "conv2d");
-  check_positive(dilation, "dilation", "conv2d");
-  check_positive(padding, "padding", "conv2d", 0);
-  EMBER_CHECK(groups >= 1, InvalidArgument, "[conv2d] groups must be >= 1, got ", groups);
-  const int64_t n = x.sizes()[0], c = x.sizes()[1], o = weight.sizes()[0], cg = weight.sizes()[1];
-  const int64_t kh = weight.sizes()[2], kw = weight.sizes()[3];
-  EMBER_CHECK(c == cg * groups && o % groups == 0, ShapeMismatch, "[conv2d] input with ", c, " channels, weight ",
-              shape_str(weight.sizes()), " and groups ", groups, " do not fit (expected C = ", cg, "·", groups,
-              " and O divisible by groups)");
-  EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.sizes()[0] == o), ShapeMismatch,
-              "[conv2d] expected a bias of shape [", o, "], got ", shape_str(bias.sizes()));
-  const Tensor xp = padding[0] || padding[1] ? pad(x, {padding[1], padding[1], padding[0], padding[0]}) : x;
-  const int64_t oh = out_size(x.sizes()[2], kh, stride[0], padding[0], dilation[0], false, "conv2d");
-  const int64_t ow = out_size(x.sizes()[3], kw, stride[1], padding[1], dilation[1], false, "conv2d");
-  const int64_t og = o / groups, k = cg * kh * kw;
-  Tensor win = windows(xp, {kh, kw}, stride, dilation, oh, ow);
-  Tensor out;
-  if (groups == 1) {
-    // [N·OH·OW, C·KH·KW] @ [C·KH·KW, O]
-    Tensor cols = win.permute({0, 2, 3, 1, 4, 5}).reshape({n * oh * ow, k});
-    out = mm(cols, weight.reshape({o, k}).transpose(0, 1)).reshape({n, oh, ow, o}).permute({0, 3, 1, 2});
-  } else {
-    Tensor cols = win.reshape({n, groups, cg, oh, ow, kh, kw}).permute({1, 0, 3, 4, 2, 5, 6}).reshape({groups, n * oh * ow, k});
-    out = bmm(cols, weight.reshape({groups, og, k}).transpose(1, 2))
-              .reshape({groups, n, oh, ow, og})
-              .permute({1, 0, 4, 2, 3})
-              .reshape({n, o, oh, ow});
-  }
-  out = out.contiguous();
-  return bias.defined() ? add(out, bias.reshape({1, o, 1, 1})) : out;
+  return ember::conv2d(x, weight, bias, stride, padding, dilation, groups);
 }
 
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Padding padding,
               Pair dilation, int64_t groups) {
-  if (padding == Padding::Valid) return conv2d(x, weight, bias, stride, Pair{0, 0}, dilation, groups);
+  if (padding == Padding::Valid) return nn::conv2d(x, weight, bias, stride, Pair{0, 0}, dilation, groups);
   EMBER_CHECK(stride[0] == 1 && stride[1] == 1, InvalidArgument, "[conv2d] padding=\"same\" needs stride 1");
   EMBER_CHECK(weight.dim() == 4, ShapeMismatch, "[conv2d] expected a weight [O, C/groups, KH, KW], got shape ",
               shape_str(weight.sizes()));
   const int64_t th = dilation[0] * (weight.sizes()[2] - 1), tw = dilation[1] * (weight.sizes()[3] - 1);
   // An odd total pads one more at the bottom and right, as PyTorch does.
   Tensor xp = pad(x, {tw / 2, tw - tw / 2, th / 2, th - th / 2});
-  return conv2d(xp, weight, bias, stride, Pair{0, 0}, dilation, groups);
+  return nn::conv2d(xp, weight, bias, stride, Pair{0, 0}, dilation, groups);
 }
 
 Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t stride, int64_t padding,
@@ -112,36 +71,14 @@ Tensor conv1d(const Tensor& x, const Tensor& weight, const Tensor& bias, int64_t
   check_input(x, 3, "conv1d");
   EMBER_CHECK(weight.dim() == 3, ShapeMismatch, "[conv1d] expected a weight [O, C/groups, K], got shape ",
               shape_str(weight.sizes()));
-  return squeeze(conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, Pair{1, stride}, Pair{0, padding},
+  return squeeze(nn::conv2d(unsqueeze(x, 2), unsqueeze(weight, 2), bias, Pair{1, stride}, Pair{0, padding},
                         Pair{1, dilation}, groups),
                  2);
 }
 
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair stride, Pair padding,
                         Pair output_padding, int64_t groups, Pair dilation) {
-  check_input(x, 4, "conv_transpose2d");
-  EMBER_CHECK(weight.dim() == 4 && weight.sizes()[0] == x.sizes()[1] && x.sizes()[1] % groups == 0, ShapeMismatch,
-              "[conv_transpose2d] expected a weight [", x.sizes()[1], ", C_out/groups, KH, KW], got ",
-              shape_str(weight.sizes()));
-  check_positive(stride, "stride", "conv_transpose2d");
-  check_positive(dilation, "dilation", "conv_transpose2d");
-  for (int i = 0; i < 2; ++i)
-    EMBER_CHECK(output_padding[i] >= 0 && output_padding[i] < std::max(stride[i], dilation[i]), InvalidArgument,
-                "[conv_transpose2d] output_padding must be smaller than stride or dilation, got ", output_padding[i]);
-  const int64_t n = x.sizes()[0], cin = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
-  const int64_t cog = weight.sizes()[1], kh = weight.sizes()[2], kw = weight.sizes()[3];
-  // Spread the input by the stride (zeros between pixels) ...
-  Tensor up = x;
-  if (stride[0] > 1)
-    up = pad(unsqueeze(up, 3), {0, 0, 0, stride[0] - 1}).reshape({n, cin, h * stride[0], w}).slice(2, 0, (h - 1) * stride[0] + 1);
-  const int64_t hu = up.sizes()[2];
-  if (stride[1] > 1)
-    up = pad(unsqueeze(up, 4), {0, stride[1] - 1}).reshape({n, cin, hu, w * stride[1]}).slice(3, 0, (w - 1) * stride[1] + 1);
-  // ... then a stride-1 convolution with the flipped, transposed kernel.
-  const int64_t ph = dilation[0] * (kh - 1) - padding[0], pw = dilation[1] * (kw - 1) - padding[1];
-  up = pad(up, {pw, pw + output_padding[1], ph, ph + output_padding[0]});  // negative pads crop
-  Tensor wt = weight.reshape({groups, cin / groups, cog, kh, kw}).transpose(1, 2).reshape({groups * cog, cin / groups, kh, kw});
-  return conv2d(up, flip(wt, {2, 3}), bias, Pair{1, 1}, Pair{0, 0}, dilation, groups);
+  return ember::conv_transpose2d(x, weight, bias, stride, padding, output_padding, groups, dilation);
 }
 
 PoolResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,

@@ -2,6 +2,7 @@
 // can live on a CUDA device), but each still fails with a clear error naming the op.
 #include "nn/fused_step.h"
 #include "ops/binary.h"
+#include "ops/conv.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"
@@ -31,6 +32,7 @@ EMBER_NO_CUDA(GatherOp)
 EMBER_NO_CUDA(ScatterOp)
 EMBER_NO_CUDA(RandomOp)
 EMBER_NO_CUDA(CrossEntropyOp)
+EMBER_NO_CUDA(Conv2dOp)
 EMBER_NO_CUDA(CrossEntropyBackwardOp)
 
 template <typename F>

@@ -2,6 +2,7 @@
 #pragma once
 
 #include "ops/binary.h"
+#include "ops/conv.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"

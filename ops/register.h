@@ -17,5 +17,6 @@ void register_join_ops(OpRegistry& r);
 void register_index_ops(OpRegistry& r);
 void register_layout_ops(OpRegistry& r);
 void register_loss_ops(OpRegistry& r);
+void register_conv_ops(OpRegistry& r);
 
 }  // namespace ember

@@ -269,3 +269,28 @@ TEST_CASE("vision: modules use PyTorch's names, shapes, buffers and initial boun
   CHECK(up(randn({1, 8, 5, 5})).sizes() == Shape{1, 4, 10, 10});
   check_error([] { nn::Conv2d(3, 8, {3, 3}, {.groups = 2}); }, ErrorCode::InvalidArgument, "divisible by groups");
 }
+
+DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last and half types included") {
+  // On CUDA the kernel is cuDNN's; on the CPU it is the reference itself.
+  for (auto [stride, padding, dilation, groups] : std::vector<std::tuple<Pair, Pair, Pair, int64_t>>{
+           {{1, 1}, {1, 1}, {1, 1}, 1}, {{2, 2}, {3, 3}, {1, 1}, 1}, {{1, 2}, {2, 1}, {2, 2}, 4}, {{1, 1}, {1, 1}, {1, 1}, 16}}) {
+    INFO("stride ", stride[0], " groups ", groups);
+    Tensor x = from_ref(random_ref({3, 16, 13, 11}, -1, 1, 61), kFloat32, device);
+    Tensor w = from_ref(random_ref({32, 16 / groups, 3, 3}, -1, 1, 62), kFloat32, device);
+    Tensor b = from_ref(random_ref({32}, -1, 1, 63), kFloat32, device);
+    Ref want = to_ref(conv2d_reference(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), stride, padding, dilation, groups));
+    check_close(nn::conv2d(x, w, b, stride, padding, dilation, groups), want, kFloat32, 10);
+    // The same values laid out channels-last: NCHW sizes with NHWC strides.
+    Tensor x_cl = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    REQUIRE(x_cl.strides()[1] == 1);
+    check_close(nn::conv2d(x_cl, w, b, stride, padding, dilation, groups), want, kFloat32, 10);
+    for (DType half : {kFloat16, kBFloat16}) {
+      INFO(half);
+      Tensor y = nn::conv2d(x.to(half), w.to(half), b.to(half), stride, padding, dilation, groups);
+      CHECK(y.dtype() == half);
+      // Inputs rounded to the half type, sums of up to 144 products: compare against the float64 result.
+      const double tol = half == kFloat16 ? 2e-2 : 1.5e-1;
+      CHECK(amax(abs(sub(y.to(kFloat64), from_ref(want, kFloat64, device)))).item<double>() < tol);
+    }
+  }
+}

@@ -14,7 +14,7 @@ void print_ops_table() {
   std::printf("%-16s %-10s %-4s %-5s %-8s %s\n", "op", "family", "cpu", "cuda", "backward", "dtypes");
   for (const auto& op : ops) {
     std::string dtypes;
-    for (size_t i = 0; i < op.dtypes.size(); ++i) dtypes += (i ? "," : "") + std::string(ember::dtype_name(op.dtypes[i]));
+    for (size_t i = 0; i < op.dtypes.size(); ++i) dtypes.append(i ? "," : "").append(ember::dtype_name(op.dtypes[i]));
     std::printf("%-16s %-10s %-4s %-5s %-8s %s\n", op.name.c_str(), op.family.c_str(), op.cpu ? "yes" : "no",
                 op.cuda ? "yes" : "no", op.backward ? "yes" : "no", dtypes.c_str());
   }
@@ -58,6 +58,20 @@ int main(int argc, char** argv) {
   std::string safetensors_path;
   convert->add_option("--safetensors", safetensors_path, "the safetensors file to write")->required();
 
+  auto* finetune = app.add_subcommand("finetune", "Train a .ember model on one batch with SGD and cross-entropy, "
+                                                    "printing each step's loss");
+  finetune->add_option("model", model_path, "the .ember file")->required();
+  std::string target_path, tuned_path;
+  int steps = 20;
+  double lr = 0.01, momentum = 0;
+  finetune->add_option("--input,-i", run_inputs, "an input .npy file, one per model input")->required();
+  finetune->add_option("--target,-t", target_path, "int64 class indices (.npy)")->required();
+  finetune->add_option("--steps", steps, "SGD steps")->capture_default_str();
+  finetune->add_option("--lr", lr, "learning rate")->capture_default_str();
+  finetune->add_option("--momentum", momentum, "SGD momentum")->capture_default_str();
+  finetune->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
+  finetune->add_option("--output,-o", tuned_path, "where to save the tuned model");
+
   CLI11_PARSE(app, argc, argv);
   try {
     if (*ops) {
@@ -69,6 +83,8 @@ int main(int argc, char** argv) {
       return ember::tools::model_info(model_path);
     } else if (*validate) {
       return ember::tools::model_validate(model_path);
+    } else if (*finetune) {
+      return ember::tools::model_finetune(model_path, run_inputs, target_path, device, steps, lr, momentum, tuned_path);
     } else if (*convert) {
       ember::load(model_path).save_safetensors(safetensors_path);
       std::cout << "wrote " << safetensors_path << "\n";

@@ -67,6 +67,7 @@ fi
   echo "================ gpu-check summary ================"
   for line in "${summary[@]}"; do echo "$line"; done
   [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"
   [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"
   [ -f "$out/load.txt" ] && cat "$out/load.txt"
   [ -f "$out/bench_cpu.txt" ] && grep -E 'add\(a, b\)|ember add |GFLOP' "$out/bench_cpu.txt"

@@ -108,4 +108,26 @@ int model_run(const std::string& path, const std::vector<std::string>& inputs, c
   return 0;
 }
 
+int model_finetune(const std::string& path, const std::vector<std::string>& inputs, const std::string& target,
+                   const std::string& device_name, int steps, double lr, double momentum, const std::string& output) {
+  const Device device = parse_device(device_name);
+  Model m = load(path, device);
+  EMBER_CHECK(inputs.size() == m.graph().inputs.size(), InvalidArgument, "the model takes ", m.graph().inputs.size(),
+              " inputs, got ", inputs.size(), " --input files");
+  TensorList args;
+  for (const std::string& f : inputs) args.push_back(load_npy(f).to(device));
+  Tensor y = load_npy(target).to(device);
+  m.train();
+  nn::SGD opt(m.parameters(), {.lr = lr, .momentum = momentum});
+  for (int step = 0; step < steps; ++step) {
+    Tensor loss = nn::cross_entropy(m.forward(args)[0], y);
+    opt.zero_grad();
+    loss.backward();
+    opt.step();
+    std::printf("step %d loss %.9g\n", step, loss.item<double>());
+  }
+  if (!output.empty()) m.save(output);
+  return 0;
+}
+
 }  // namespace ember::tools

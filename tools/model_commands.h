@@ -17,4 +17,10 @@ int model_validate(const std::string& path);
 int model_run(const std::string& path, const std::vector<std::string>& inputs,
               const std::vector<std::string>& outputs, const std::string& device, int64_t batch);
 
+/// Fine-tunes the model in training mode on one batch (inputs .npy, int64 class targets .npy)
+/// with SGD and cross-entropy for `steps` steps, printing each step's loss; writes the tuned
+/// model to `output` when given. For comparing training against PyTorch from the same weights.
+int model_finetune(const std::string& path, const std::vector<std::string>& inputs, const std::string& target,
+                   const std::string& device, int steps, double lr, double momentum, const std::string& output);
+
 }  // namespace ember::tools

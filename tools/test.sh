@@ -94,7 +94,8 @@ check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo -
 
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
 pytest_log="$log_dir/pytest.log"
-EMBER_CLI="$PWD/$cli" PYTHONPATH="$PWD/tools/ember_export${PYTHONPATH:+:$PYTHONPATH}" \
+rm -f "$log_dir/export_figures.txt"
+EMBER_TEST_LOGS="$(cd "$log_dir" && pwd)" EMBER_CLI="$PWD/$cli" PYTHONPATH="$PWD/tools/ember_export${PYTHONPATH:+:$PYTHONPATH}" \
   python3 -m pytest -q -rs -p no:cacheprovider tools/ember_export/tests >"$pytest_log" 2>&1
 pytest_rc=$?
 pytest_line=$(tail -1 "$pytest_log")

@@ -28,6 +28,15 @@ def run_ember(path, inputs, tmp_path, device="cpu"):
     return [np.load(tmp_path / f"out{k}.npy") for k in range(n_out)]
 
 
+def record(line):
+    """Figures for the run's summary (EMBER_TEST_LOGS, set by tools/test.sh)."""
+    print(line)
+    folder = os.environ.get("EMBER_TEST_LOGS")
+    if folder:
+        with open(os.path.join(folder, "export_figures.txt"), "a") as f:
+            f.write(line + "\n")
+
+
 def test_state_dict_names_and_metadata(tmp_path):
     model = nn.Sequential(nn.Linear(4, 3), nn.ReLU(), nn.Linear(3, 2)).eval()
     path = tmp_path / "m.ember"
@@ -113,5 +122,42 @@ def test_torchvision_models_match_pytorch(tmp_path, name):
     for device in ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]:
         (y,) = run_ember(path, [x], tmp_path, device)
         rel = float(np.abs(y - want).max() / np.abs(want).max())
-        print(f"{name} on {device}: max relative error {rel:.2e}")
+        record(f"{name} eval logits on {device}: max |ember - torch| / max |torch| = {rel:.2e}")
         assert rel <= 1e-4, (device, rel)
+
+
+@needs_cli
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_resnet18_finetunes_like_pytorch(tmp_path):
+    """The first 20 SGD losses of an exported resnet18 in training mode (batch norm on batch
+    statistics) on CUDA, against PyTorch's from the same weights and batch."""
+    torchvision = pytest.importorskip("torchvision")
+    torch.manual_seed(0)
+    model = torchvision.models.resnet18(weights=None, num_classes=10)
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    path = tmp_path / "r18.ember"
+    export(model.eval(), (x,), str(path))
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", y.numpy())
+    out = subprocess.run([CLI, "finetune", str(path), "--input", str(tmp_path / "x.npy"), "--target",
+                          str(tmp_path / "y.npy"), "--steps", "20", "--lr", "0.01", "--device", "cuda"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ember_losses = [float(line.split()[-1]) for line in out.stdout.splitlines() if line.startswith("step")]
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = model.cuda().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    torch_losses = []
+    for _ in range(20):
+        loss = torch.nn.functional.cross_entropy(model(x.cuda()), y.cuda())
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch_losses.append(loss.item())
+    rel = max(abs(a - b) / abs(b) for a, b in zip(ember_losses, torch_losses))
+    record(f"resnet18 fine-tuning on cuda, 20 SGD steps: losses {torch_losses[0]:.4f} -> {torch_losses[-1]:.4f} "
+           f"(torch), {ember_losses[0]:.4f} -> {ember_losses[-1]:.4f} (ember), max relative difference {rel:.2e}")
+    assert len(ember_losses) == 20
+    assert ember_losses[-1] < ember_losses[0]
+    assert rel <= 1e-3, (ember_losses, torch_losses)
