@@ -1,8 +1,9 @@
 // 2-d convolution as one op: on CUDA through cuDNN (algorithm chosen once per shape, workspace
 // from ember's allocator, any input strides: NCHW or channels-last); on the CPU, and as the
 // reference the CUDA kernel is tested against, with public ops (strided windows and a matrix
-// product). Backward uses public ops: the input's gradient is a transposed convolution (itself
-// a convolution, so cuDNN on CUDA), the weight's a product of the windows with the gradient.
+// product). Backward uses public ops: the input's gradient is a transposed convolution, the
+// weight's a product of the windows with the gradient (see Conv2dOp::backward for why these do
+// not go through cuDNN yet).
 #pragma once
 
 #include <array>

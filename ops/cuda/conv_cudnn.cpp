@@ -86,9 +86,8 @@ Choice choose(cudnnHandle_t h, const Key& key, const TensorDesc& x, const Filter
   EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x.d, w.d, conv.d, y.d, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                            &found, perf));
   // The heuristics' order, skipping what failed or needs more workspace than is free, and, for
-  // float32 and float64, the FFT and non-fused Winograd algorithms: their rounding is far from
-  // a direct sum's (a resnet18's first SGD step moved 5e-4 from PyTorch's with them, 9e-7
-  // without), and the transposed convolutions of backward are the shapes they win on.
+  // float32 and float64, the FFT and non-fused Winograd algorithms, whose rounding is far from a
+  // direct sum's.
   const bool exact = key_needs_exact_sums(std::get<1>(key));
   size_t free_bytes = 0, total = 0;
   {
