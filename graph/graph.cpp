@@ -182,7 +182,11 @@ void validate(const Graph& g) {
                 op->outputs < 0 ? std::string("at least 1") : std::to_string(op->outputs));
     for (size_t j = 0; j < n.inputs.size(); ++j) {
       const int32_t id = n.inputs[j];
-      if (id == -1) continue;
+      if (id == -1) {
+        EMBER_CHECK(j < 32 && (op->optional_inputs >> j) & 1u, InvalidModel, where, ": input ", j,
+                    " is absent (-1), but this operator requires it");
+        continue;
+      }
       EMBER_CHECK(id >= 0 && static_cast<size_t>(id) < nv, InvalidModel, where, ": input ", j, " refers to value ",
                   id, ", out of range (", nv, " values)");
       EMBER_CHECK(defined[id], InvalidModel, where, ": input ", j, " (\"", g.values[id].name,

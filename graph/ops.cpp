@@ -26,6 +26,7 @@ constexpr uint32_t kBool = attr_bit(AttrType::Bool);
 constexpr uint32_t kString = attr_bit(AttrType::String);
 constexpr uint32_t kInts = attr_bit(AttrType::Ints);
 constexpr uint32_t kDType = attr_bit(AttrType::DType);
+constexpr uint32_t kFloats = attr_bit(AttrType::Floats);
 
 // A scalar attribute as the Scalar kind it was written with (an int stays an int, so integer
 // tensors keep their dtype, as with a Python number in PyTorch).
@@ -346,10 +347,16 @@ std::vector<GraphOp> make_ops() {
          return TensorList{nn::group_norm(in[0], a.get_int("groups"), in.size() > 1 ? in[1] : Tensor(),
                                           in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
        }},
-      {"interpolate", 1, 1, 1, {{"size", kInts, true}, {"mode", kString}, {"align_corners", kBool}},
+      {"interpolate", 1, 1, 1, {{"size", kInts, true}, {"mode", kString}, {"align_corners", kBool}, {"scale_factors", kFloats}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
+         std::optional<std::array<double, 2>> scales;
+         if (a.has("scale_factors")) {
+           const auto* v = std::get_if<std::vector<double>>(&a.get("scale_factors"));
+           EMBER_CHECK(v && v->size() == 2, InvalidModel, "[", a.node, "] scale_factors should hold 2 floats");
+           scales = std::array<double, 2>{(*v)[0], (*v)[1]};
+         }
          return TensorList{nn::interpolate(in[0], pair_attr(a, "size", {1, 1}), a.get_string("mode", "nearest"),
-                                           a.get_bool("align_corners", false))};
+                                           a.get_bool("align_corners", false), scales)};
        }},
       {"pixel_shuffle", 1, 1, 1, {{"upscale_factor", kInt, true}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
@@ -360,6 +367,12 @@ std::vector<GraphOp> make_ops() {
          return TensorList{gather(in[0], a.get_int("dim"), in[1])};
        }},
   };
+  // Inputs that may be absent (-1): biases, and batch norm's affine parameters and statistics.
+  for (GraphOp& op : ops) {
+    if (op.name == "linear" || op.name == "convolution") op.optional_inputs = 1u << 2;
+    if (op.name == "batch_norm") op.optional_inputs = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4);
+    if (op.name == "group_norm") op.optional_inputs = (1u << 1) | (1u << 2);
+  }
   std::sort(ops.begin(), ops.end(), [](const GraphOp& a, const GraphOp& b) { return a.name < b.name; });
   return ops;
 }

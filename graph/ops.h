@@ -35,6 +35,7 @@ struct GraphOp {
   int outputs = 1;                     // -1: as many as the node lists (split)
   std::vector<AttrSpec> attrs;
   OpFn run;
+  uint32_t optional_inputs = 0;        // bit i: input i may be absent (-1)
 };
 
 /// The operator named `name`, or nullptr.

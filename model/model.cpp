@@ -54,19 +54,18 @@ void Model::to(Device device) {
   NoGradGuard no_grad;
   std::vector<bool> requires_grad(stored_.size());
   for (size_t id = 0; id < stored_.size(); ++id) requires_grad[id] = stored_[id].defined() && stored_[id].requires_grad();
+  // Moved into a copy, swapped in only when every weight has arrived: a failure (out of memory)
+  // leaves the model as it was.
+  std::vector<Tensor> moved = stored_;
   if (device_.is_cpu() && device.is_cuda()) {
-    upload_to_cuda(stored_, device);  // one transfer per weight, staged and overlapped
-    for (size_t id = 0; id < stored_.size(); ++id)
-      if (requires_grad[id]) stored_[id].requires_grad_();
-    device_ = device;
-    return;
+    upload_to_cuda(moved, device);  // one transfer per weight, staged and overlapped
+  } else {
+    for (Tensor& t : moved)
+      if (t.defined()) t = t.to(device);  // one copy per weight
   }
-  for (size_t id = 0; id < stored_.size(); ++id) {
-    if (!stored_[id].defined()) continue;
-    const bool rg = stored_[id].requires_grad();
-    stored_[id] = stored_[id].to(device);  // one upload per weight
-    if (rg) stored_[id].requires_grad_();
-  }
+  for (size_t id = 0; id < moved.size(); ++id)
+    if (requires_grad[id]) moved[id].requires_grad_();
+  stored_ = std::move(moved);
   device_ = device;
 }
 

@@ -150,9 +150,17 @@ std::pair<int64_t, int64_t> adaptive_range(int64_t i, int64_t n, int64_t in) {
   return {(i * in) / n, ((i + 1) * in + n - 1) / n};
 }
 
+// out × in elements for a resampling matrix, refused past 2^28 (a 1 GiB float32 matrix).
+size_t matrix_elements(int64_t out, int64_t in, const char* op) {
+  int64_t n = 0;
+  EMBER_CHECK(in >= 1 && out >= 1 && !__builtin_mul_overflow(out, in, &n) && n <= (int64_t{1} << 28), InvalidArgument,
+              "[", op, "] cannot resample a length of ", in, " to ", out);
+  return static_cast<size_t>(n);
+}
+
 // The [out, in] matrix averaging each adaptive cell.
 Tensor averaging_matrix(int64_t out, int64_t in, const Tensor& like) {
-  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
+  std::vector<double> m(matrix_elements(out, in, "adaptive_avg_pool2d"), 0.0);
   for (int64_t i = 0; i < out; ++i) {
     auto [s, e] = adaptive_range(i, out, in);
     for (int64_t j = s; j < e; ++j) m[i * in + j] = 1.0 / static_cast<double>(e - s);
@@ -166,6 +174,7 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Pair output_size) {
   check_input(x, 4, "adaptive_avg_pool2d");
   check_positive(output_size, "output_size", "adaptive_avg_pool2d");
   const int64_t h = x.sizes()[2], w = x.sizes()[3];
+  EMBER_CHECK(h >= 1 && w >= 1, ShapeMismatch, "[adaptive_avg_pool2d] cannot pool an empty plane ", shape_str(x.sizes()));
   if (output_size[0] == 1 && output_size[1] == 1) return mean(x, {2, 3}, true);  // global pooling
   // Separable: rows averaged by one matrix product, columns by another.
   Tensor rows = matmul(averaging_matrix(output_size[0], h, x), x);
@@ -176,6 +185,11 @@ PoolResult adaptive_max_pool2d(const Tensor& x, Pair output_size) {
   check_input(x, 4, "adaptive_max_pool2d");
   check_positive(output_size, "output_size", "adaptive_max_pool2d");
   const int64_t n = x.sizes()[0], c = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
+  EMBER_CHECK(h >= 1 && w >= 1, ShapeMismatch, "[adaptive_max_pool2d] cannot pool an empty plane ", shape_str(x.sizes()));
+  int64_t cells = 0;
+  EMBER_CHECK(!__builtin_mul_overflow(output_size[0], output_size[1], &cells) && cells <= (int64_t{1} << 16),
+              InvalidArgument, "[adaptive_max_pool2d] output size (", output_size[0], ", ", output_size[1],
+              ") is too large for the cell-by-cell path");
   std::vector<Tensor> values, indices;
   for (int64_t i = 0; i < output_size[0]; ++i) {
     auto [r0, r1] = adaptive_range(i, output_size[0], h);
@@ -255,10 +269,13 @@ Tensor instance_norm(const Tensor& x, const Tensor& weight, const Tensor& bias, 
 namespace {
 
 // The [out, in] matrix of bilinear weights along one axis (PyTorch's source-index rules).
-Tensor bilinear_matrix(int64_t out, int64_t in, bool align_corners, const Tensor& like) {
-  std::vector<double> m(static_cast<size_t>(out * in), 0.0);
+Tensor bilinear_matrix(int64_t out, int64_t in, bool align_corners, std::optional<double> scale_factor,
+                       const Tensor& like) {
+  std::vector<double> m(matrix_elements(out, in, "interpolate"), 0.0);
+  // PyTorch's area_pixel_compute_scale: 1/scale_factor when one was given, else in/out.
   const float scale = align_corners ? (out > 1 ? static_cast<float>(in - 1) / static_cast<float>(out - 1) : 0.0f)
-                                    : static_cast<float>(in) / static_cast<float>(out);
+                      : scale_factor ? static_cast<float>(1.0 / *scale_factor)
+                                     : static_cast<float>(in) / static_cast<float>(out);
   for (int64_t i = 0; i < out; ++i) {
     float src = align_corners ? scale * static_cast<float>(i) : scale * (static_cast<float>(i) + 0.5f) - 0.5f;
     if (src < 0) src = 0;
@@ -271,9 +288,11 @@ Tensor bilinear_matrix(int64_t out, int64_t in, bool align_corners, const Tensor
   return from_vector(m, {out, in}, {kFloat64}).to(like.dtype()).to(like.device());
 }
 
-Tensor nearest_index(int64_t out, int64_t in, Device device) {
+Tensor nearest_index(int64_t out, int64_t in, std::optional<double> scale_factor, Device device) {
+  matrix_elements(out, in, "interpolate");
   std::vector<int64_t> idx(static_cast<size_t>(out));
-  const float scale = static_cast<float>(in) / static_cast<float>(out);  // float, as PyTorch computes it
+  // float, as PyTorch computes it: 1/scale_factor when one was given, else in/out.
+  const float scale = scale_factor ? static_cast<float>(1.0 / *scale_factor) : static_cast<float>(in) / static_cast<float>(out);
   for (int64_t i = 0; i < out; ++i)
     idx[i] = std::min<int64_t>(static_cast<int64_t>(std::floor(static_cast<float>(i) * scale)), in - 1);
   return from_vector(idx, {out}, {kInt64}).to(device);
@@ -281,21 +300,32 @@ Tensor nearest_index(int64_t out, int64_t in, Device device) {
 
 }  // namespace
 
-Tensor interpolate(const Tensor& x, Pair size, const std::string& mode, bool align_corners) {
+Tensor interpolate(const Tensor& x, Pair size, const std::string& mode, bool align_corners,
+                   std::optional<std::array<double, 2>> scale_factors) {
   check_input(x, 4, "interpolate");
   check_positive(size, "size", "interpolate");
   const int64_t h = x.sizes()[2], w = x.sizes()[3];
+  EMBER_CHECK(h >= 1 && w >= 1, ShapeMismatch, "[interpolate] cannot resize an empty plane ", shape_str(x.sizes()));
+  std::optional<double> sh, sw;
+  if (scale_factors) {
+    EMBER_CHECK((*scale_factors)[0] > 0 && (*scale_factors)[1] > 0, InvalidArgument,
+                "[interpolate] scale factors must be positive");
+    sh = (*scale_factors)[0];
+    sw = (*scale_factors)[1];
+  }
   if (mode == "nearest")
-    return index_select(index_select(x, 2, nearest_index(size[0], h, x.device())), 3,
-                        nearest_index(size[1], w, x.device()));
+    return index_select(index_select(x, 2, nearest_index(size[0], h, sh, x.device())), 3,
+                        nearest_index(size[1], w, sw, x.device()));
   EMBER_CHECK(mode == "bilinear", InvalidArgument, "[interpolate] mode must be \"nearest\" or \"bilinear\", got \"",
               mode, "\"");
-  Tensor rows = matmul(bilinear_matrix(size[0], h, align_corners, x), x);
-  return matmul(rows, bilinear_matrix(size[1], w, align_corners, x).transpose(0, 1));
+  Tensor rows = matmul(bilinear_matrix(size[0], h, align_corners, sh, x), x);
+  return matmul(rows, bilinear_matrix(size[1], w, align_corners, sw, x).transpose(0, 1));
 }
 
 Tensor pixel_shuffle(const Tensor& x, int64_t r) {
-  EMBER_CHECK(x.dim() == 4 && r >= 1 && x.sizes()[1] % (r * r) == 0, ShapeMismatch,
+  EMBER_CHECK(r >= 1 && r <= (int64_t{1} << 20), InvalidArgument, "[pixel_shuffle] upscale_factor ", r,
+              " is out of range");
+  EMBER_CHECK(x.dim() == 4 && x.sizes()[1] % (r * r) == 0, ShapeMismatch,
               "[pixel_shuffle] expected [N, C·r², H, W] with r = ", r, ", got shape ", shape_str(x.sizes()));
   const int64_t n = x.sizes()[0], c = x.sizes()[1] / (r * r), h = x.sizes()[2], w = x.sizes()[3];
   return x.reshape({n, c, r, r, h, w}).permute({0, 1, 4, 2, 5, 3}).reshape({n, c, h * r, w * r});

@@ -53,8 +53,11 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight = Tensor
 Tensor instance_norm(const Tensor& x, const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
                      double eps = 1e-5);
 
-/// mode "nearest" or "bilinear" (align_corners applies to bilinear), to `size`.
-Tensor interpolate(const Tensor& x, Pair size, const std::string& mode = "nearest", bool align_corners = false);
+/// mode "nearest" or "bilinear" (align_corners applies to bilinear), to `size`. scale_factors
+/// (height, width), when the caller resized by factors, set the source-index scale to 1/factor
+/// as PyTorch does, instead of in/out.
+Tensor interpolate(const Tensor& x, Pair size, const std::string& mode = "nearest", bool align_corners = false,
+                   std::optional<std::array<double, 2>> scale_factors = std::nullopt);
 Tensor pixel_shuffle(const Tensor& x, int64_t upscale_factor);
 
 }  // namespace ember::nn

@@ -84,6 +84,13 @@ void apply_into_recorded(const std::shared_ptr<Op>& op, const TensorList& inputs
               "] in-place forms with several outputs are not recorded by autograd");
   const Tensor& out = outputs[0];
   check_rebase_allowed(out, op->name());
+  // The op is rerun out of place into a fresh tensor: only ops that compute every element (from
+  // inputs that include the written tensor, or from none, like fill_) can be recorded this way.
+  // Ops that write some elements only (scatter_) are refused rather than leave garbage.
+  bool reads_out = inputs.empty();
+  for (const Tensor& t : inputs) reads_out = reads_out || (t.defined() && t.shares_storage(out));
+  EMBER_CHECK(reads_out, Unsupported, "[", op->name(),
+              "] this in-place op is not recorded by autograd; use its out-of-place form");
   TensorList recorded_inputs;
   recorded_inputs.reserve(inputs.size());
   for (const Tensor& t : inputs)

@@ -1,6 +1,7 @@
 #include "serialization/atomic_file.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -23,11 +24,17 @@ std::filesystem::path folder_of(const std::filesystem::path& target) {
 AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
   const std::filesystem::path target(path_);
   // Built by appending: GCC 12 warns falsely (-Wrestrict) on "literal" + std::string temporaries.
+  // A unique name (mkstemp), so concurrent writers of one target never share a temporary.
   std::string name = ".";
-  name.append(target.filename().string()).append(".tmp.").append(std::to_string(::getpid()));
-  tmp_ = (folder_of(target) / name).string();
-  fd_ = ::open(tmp_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  name.append(target.filename().string()).append(".tmp.XXXXXX");
+  std::string tmpl = (folder_of(target) / name).string();
+  fd_ = ::mkstemp(tmpl.data());
+  tmp_ = tmpl;
   if (fd_ < 0) fail("cannot create", tmp_);
+  // mkstemp makes the file 0600; a saved model or checkpoint gets the usual 0666 minus umask.
+  const mode_t mask = ::umask(0);
+  ::umask(mask);
+  ::fchmod(fd_, 0666 & ~mask);
 }
 
 AtomicFile::~AtomicFile() {

@@ -123,6 +123,10 @@ DEVICE_TEST("autograd: in-place ops refuse views and outdate saved tensors") {
   Tensor y = mul(x, 2.0);
   Tensor row = y.select(0, 0);
   check_error([&] { add_(row, 1.0); }, ErrorCode::Unsupported, "not supported on views");
+  // An in-place op that writes only some elements is refused, not recorded with garbage.
+  Tensor target = zeros({4}, {kFloat64, device});
+  check_error([&] { scatter_add_(target, 0, from_vector<int64_t>({1}, {1}, {kInt64, device}), x.reshape({-1}).slice(0, 0, 1)); },
+              ErrorCode::Unsupported, "not recorded by autograd");
   // exp saves its output; changing it in place makes backward refuse.
   Tensor e = exp(mul(x, 1.0));
   Tensor loss = sum(mul(e, e));

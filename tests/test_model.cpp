@@ -244,6 +244,11 @@ TEST_CASE("model: bad files are InvalidModel errors naming what is wrong") {
     rejects(g, tm.data, "node 1 (relu \"relu\"): input 0 refers to value 99, out of range (9 values)");
   }
   {
+    graph::Graph g = tm.g;  // an absent input where the operator needs one
+    g.nodes[1].inputs = {-1};
+    rejects(g, tm.data, "input 0 is absent (-1), but this operator requires it");
+  }
+  {
     graph::Graph g = tm.g;
     g.nodes[1].op = "frobnicate";
     rejects(g, tm.data, "unknown operator \"frobnicate\"");

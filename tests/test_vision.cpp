@@ -241,6 +241,15 @@ DEVICE_TEST("vision: nearest and bilinear resizing, pixel shuffle") {
   check_close(nn::interpolate(two, {4, 4}, "bilinear").select(2, 0).reshape({-1}), to_ref(tensor({0, 0.25, 0.75, 1}, {kFloat64})), kFloat64);
   expect_gradcheck("bilinear", [](const TensorList& in) { return TensorList{nn::interpolate(in[0], {5, 3}, "bilinear")}; },
                    {leaf({1, 2, 3, 4}, device, 52)});
+  check_error([&] { nn::interpolate(zeros({1, 1, 0, 4}, {kFloat64, device}), {2, 2}, "bilinear"); },
+              ErrorCode::ShapeMismatch, "empty plane");
+  check_error([&] { nn::pixel_shuffle(zeros({1, 4, 2, 2}, {kFloat64, device}), int64_t{1} << 32); },
+              ErrorCode::InvalidArgument, "out of range");
+  // Scale factors change the source positions as in PyTorch (1/scale rather than in/out).
+  Tensor five = from_ref(random_ref({1, 1, 5, 5}, -1, 1, 53), kFloat64, device);
+  Tensor by_size = nn::interpolate(five, {7, 7}, "bilinear");
+  Tensor by_scale = nn::interpolate(five, {7, 7}, "bilinear", false, std::array<double, 2>{1.5, 1.5});
+  CHECK(amax(abs(sub(by_size, by_scale))).item<double>() > 1e-3);
   Tensor ps = nn::pixel_shuffle(arange(16, {kFloat64, device}).reshape({1, 4, 2, 2}), 2);
   check_equal_values(ps.reshape({-1}), {0, 4, 1, 5, 8, 12, 9, 13, 2, 6, 3, 7, 10, 14, 11, 15});
 }

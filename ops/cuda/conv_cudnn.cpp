@@ -5,6 +5,8 @@
 // PyTorch. A configuration cuDNN does not support runs the reference (public ops) on the GPU.
 #include <cuda_runtime.h>
 
+#include <climits>
+#include <cstdint>
 #include <map>
 #include <mutex>
 #include <tuple>
@@ -123,6 +125,13 @@ void Conv2dOp::forward_cuda(const TensorList& inputs, const TensorList& outputs)
     fill_(y, 0);
     return;
   }
+  // cuDNN's descriptors hold ints: larger sizes or strides take the reference path.
+  for (const Tensor* t : {&x, &w, &y})
+    for (int64_t d = 0; d < 4; ++d)
+      if (t->sizes()[d] > INT32_MAX || t->strides()[d] > INT32_MAX) {
+        copy_(y, conv2d_reference(x, w, bias, stride, padding, dilation, groups));
+        return;
+      }
   cudnnHandle_t h = cuda_detail::cudnn_handle(device);
   TensorDesc xd, yd;
   FilterDesc wd;

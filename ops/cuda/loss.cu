@@ -62,6 +62,7 @@ template <typename A>
 struct OnlineSoftmax {
   A max = -INFINITY, sum = 0;
   __device__ void add(A v) {
+    if (v == -INFINITY) return;  // a masked logit adds nothing (and exp(-inf - -inf) would be NaN)
     if (v > max) {
       sum = sum * exp(max - v) + A(1);
       max = v;

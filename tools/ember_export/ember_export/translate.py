@@ -344,7 +344,14 @@ def _squeeze(b, n):
 
 @register(aten.expand.default)
 def _expand(b, n):
-    _emit1(b, n, "expand", [n.args[0]], {"shape": _sizes(n.args[1])})
+    shape = _sizes(n.args[1])
+    src = list(n.args[0].meta["val"].shape)
+    for i, d in enumerate(shape):
+        # ember's -1 keeps the input's size: right only where that size is the symbolic one.
+        j = i - (len(shape) - len(src))
+        if d == -1 and (j < 0 or (isinstance(src[j], int) and src[j] == 1)):
+            raise UnsupportedOpsError([f"{n.target} of a size-1 dim to a symbolic size"])
+    _emit1(b, n, "expand", [n.args[0]], {"shape": shape})
 
 
 @register(aten.slice.Tensor)
@@ -549,6 +556,9 @@ def _upsample(b, n):
     attrs = {"size": [int(out.shape[2]), int(out.shape[3])], "mode": "bilinear" if bilinear else "nearest"}
     if bilinear:
         attrs["align_corners"] = bool(n.args[2])
+    scales = n.args[3] if bilinear and len(n.args) > 3 else (n.args[2] if not bilinear and len(n.args) > 2 else None)
+    if scales is not None:  # PyTorch then maps indices by 1/scale, not in/out
+        attrs["scale_factors"] = [float(v) for v in scales]
     _emit1(b, n, "interpolate", [n.args[0]], attrs)
 
 
