@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(g++ meson ninja-build pkg-config python3 python3-pip libeigen3-dev doctest-dev libcli11-dev libxxhash-dev
+packages=(g++ meson ninja-build pkg-config cmake python3 python3-pip libeigen3-dev doctest-dev libcli11-dev libxxhash-dev
           libflatbuffers-dev flatbuffers-compiler)
 missing=()
 for p in "${packages[@]}"; do

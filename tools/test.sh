@@ -75,6 +75,8 @@ check "a small CNN reaches 98% on the digits on the CPU" "$build/examples/train_
 check "the bundled PyTorch digits model fine-tunes on the CPU without losing accuracy" \
   "$build/examples/finetune_digits" --device cpu --output "$log_dir/digits_tuned.ember"
 check "the C API loads, runs and reports errors (from C)" "$build/tests/test_capi" examples/data/digits_mlp.ember
+check "meson install gives headers, library, ember.pc and the CLI; meson and CMake consumers build against it" \
+  tools/check-install.sh "$build"
 check "ember info describes the bundled model" bash -c "'$cli' info examples/data/digits_mlp.ember | grep -q 'checksum .* (verified)'"
 check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run examples/data/digits_mlp.ember --batch 3 | grep -q 'float32 \[3, 10\]'"
 check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
