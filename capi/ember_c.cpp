@@ -43,11 +43,7 @@ ember_status guarded(F&& f) {
   }
 }
 
-ember::Device parse_device(const char* name) {
-  const std::string n = name ? name : "cpu";
-  if (n == "best") return ember::cuda_device_count() > 0 ? ember::Device::cuda(0) : ember::Device::cpu();
-  return ember::Device::parse(n);
-}
+ember::Device parse_device(const char* name) { return ember::parse_device(name ? name : "cpu"); }
 
 }  // namespace
 

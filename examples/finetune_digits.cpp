@@ -44,8 +44,7 @@ int main(int argc, char** argv) {
   app.add_option("--output", output, "where to save the fine-tuned model")->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   try {
-    const Device device = device_name == "best" ? (cuda::is_available() ? Device::cuda(0) : Device::cpu())
-                                                : Device::parse(device_name);
+    const Device device = parse_device(device_name);
     manual_seed(0);
     Model model = load(model_path, device);
     std::printf("ember %s: loaded %s (%lld parameters, exported by %s with torch %s) on %s\n", version(),

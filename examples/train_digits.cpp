@@ -50,8 +50,7 @@ int main(int argc, char** argv) {
   app.add_option("--data", data_dir, "folder holding digits_images.npy and digits_labels.npy");
   CLI11_PARSE(app, argc, argv);
   try {
-    const Device device = device_name == "best" ? (cuda::is_available() ? Device::cuda(0) : Device::cpu())
-                                                : Device::parse(device_name);
+    const Device device = parse_device(device_name);
     manual_seed(seed);
     // 1,797 images of 8×8 pixels in 0..16 -> [N, 64] floats in [0, 1].
     Tensor images = load_npy(data_dir + "/digits_images.npy").to(kFloat32);

@@ -183,7 +183,7 @@ std::vector<GraphOp> make_ops() {
        [](const TensorList& in, const Attributes&, const RunContext&) {
          return TensorList{linear(in[0], in[1], in.size() > 2 && in[2].defined() ? std::optional<Tensor>(in[2])
                                                                                  : std::nullopt)};
-       }},
+       }, 1u << 2},
       {"matmul", 2, 2, 1, {}, [](const TensorList& in, const Attributes&, const RunContext&) { return TensorList{matmul(in[0], in[1])}; }},
       {"mm", 2, 2, 1, {}, [](const TensorList& in, const Attributes&, const RunContext&) { return TensorList{mm(in[0], in[1])}; }},
       {"bmm", 2, 2, 1, {}, [](const TensorList& in, const Attributes&, const RunContext&) { return TensorList{bmm(in[0], in[1])}; }},
@@ -313,7 +313,7 @@ std::vector<GraphOp> make_ops() {
       {"convolution", 2, 3, 1,
        {{"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"transposed", kBool}, {"output_padding", kInts},
         {"groups", kInt}},
-       [](const TensorList& in, const Attributes& a, const RunContext&) { return TensorList{convolution(in, a)}; }},
+       [](const TensorList& in, const Attributes& a, const RunContext&) { return TensorList{convolution(in, a)}; }, 1u << 2},
       {"max_pool2d", 1, 1, 1, {{"kernel", kInts, true}, {"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"ceil_mode", kBool}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          const nn::Pair k = pair_attr(a, "kernel", {1, 1});
@@ -341,12 +341,12 @@ std::vector<GraphOp> make_ops() {
        [](const TensorList& in, const Attributes& a, const RunContext& ctx) {
          return TensorList{nn::batch_norm(in[0], in[3], in[4], in[1], in[2], ctx.training, a.get_float("momentum", 0.1),
                                           a.get_float("eps", 1e-5))};
-       }},
+       }, (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4)},
       {"group_norm", 1, 3, 1, {{"groups", kInt, true}, {"eps", kFloat}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          return TensorList{nn::group_norm(in[0], a.get_int("groups"), in.size() > 1 ? in[1] : Tensor(),
                                           in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
-       }},
+       }, (1u << 1) | (1u << 2)},
       {"interpolate", 1, 1, 1, {{"size", kInts, true}, {"mode", kString}, {"align_corners", kBool}, {"scale_factors", kFloats}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          std::optional<std::array<double, 2>> scales;
@@ -367,12 +367,6 @@ std::vector<GraphOp> make_ops() {
          return TensorList{gather(in[0], a.get_int("dim"), in[1])};
        }},
   };
-  // Inputs that may be absent (-1): biases, and batch norm's affine parameters and statistics.
-  for (GraphOp& op : ops) {
-    if (op.name == "linear" || op.name == "convolution") op.optional_inputs = 1u << 2;
-    if (op.name == "batch_norm") op.optional_inputs = (1u << 1) | (1u << 2) | (1u << 3) | (1u << 4);
-    if (op.name == "group_norm") op.optional_inputs = (1u << 1) | (1u << 2);
-  }
   std::sort(ops.begin(), ops.end(), [](const GraphOp& a, const GraphOp& b) { return a.name < b.name; });
   return ops;
 }

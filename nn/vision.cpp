@@ -33,14 +33,6 @@ void check_positive(Pair p, const char* what, const char* op, int64_t minimum = 
               ", got (", p[0], ", ", p[1], ")");
 }
 
-int64_t out_size(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode, const char* op) {
-  return window_count(in, k, s, p, d, ceil_mode, op);
-}
-
-Tensor windows(const Tensor& padded, Pair k, Pair s, Pair d, int64_t oh, int64_t ow) {
-  return sliding_windows(padded, k, s, d, oh, ow);
-}
-
 Shape channel_shape(const Tensor& x) {
   Shape s(x.dim(), 1);
   s[1] = x.sizes()[1];
@@ -92,13 +84,13 @@ PoolResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pa
     EMBER_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, InvalidArgument,
                 "[max_pool2d] padding must be at most half the kernel size, got ", padding[i]);
   const int64_t n = x.sizes()[0], c = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
-  const int64_t oh = out_size(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode, "max_pool2d");
-  const int64_t ow = out_size(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode, "max_pool2d");
+  const int64_t oh = window_count(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode, "max_pool2d");
+  const int64_t ow = window_count(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode, "max_pool2d");
   const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (h + 2 * padding[0]));
   const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (w + 2 * padding[1]));
   Tensor xp = pad(x, {padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h},
                   -std::numeric_limits<double>::infinity());
-  Tensor win = windows(xp, kernel, stride, dilation, oh, ow).reshape({n, c, oh, ow, kernel[0] * kernel[1]});
+  Tensor win = sliding_windows(xp, kernel, stride, dilation, oh, ow).reshape({n, c, oh, ow, kernel[0] * kernel[1]});
   auto [values, arg] = max(win, -1);  // the first maximum of each window, as PyTorch
   // Flat index into the (unpadded) input plane of each window's maximum.
   const TensorOptions i64{kInt64, x.device()};
@@ -123,12 +115,12 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool 
     EMBER_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, InvalidArgument,
                 "[avg_pool2d] padding must be at most half the kernel size, got ", padding[i]);
   const int64_t h = x.sizes()[2], w = x.sizes()[3];
-  const int64_t oh = out_size(h, kernel[0], stride[0], padding[0], 1, ceil_mode, "avg_pool2d");
-  const int64_t ow = out_size(w, kernel[1], stride[1], padding[1], 1, ceil_mode, "avg_pool2d");
+  const int64_t oh = window_count(h, kernel[0], stride[0], padding[0], 1, ceil_mode, "avg_pool2d");
+  const int64_t ow = window_count(w, kernel[1], stride[1], padding[1], 1, ceil_mode, "avg_pool2d");
   const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + kernel[0] - (h + 2 * padding[0]));
   const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + kernel[1] - (w + 2 * padding[1]));
   const std::vector<int64_t> pads = {padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h};
-  Tensor sums = sum(windows(pad(x, pads), kernel, stride, {1, 1}, oh, ow), {4, 5});
+  Tensor sums = sum(sliding_windows(pad(x, pads), kernel, stride, {1, 1}, oh, ow), {4, 5});
   if (divisor_override) {
     EMBER_CHECK(*divisor_override != 0, InvalidArgument, "[avg_pool2d] divisor_override must not be 0");
     return div(sums, static_cast<double>(*divisor_override));
@@ -139,7 +131,7 @@ Tensor avg_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, bool 
   Tensor counted = count_include_pad ? pad(pad(ones_plane, {padding[1], padding[1], padding[0], padding[0]}, 1),
                                            {0, extra_w, 0, extra_h})
                                      : pad(ones_plane, pads);
-  Tensor divisor = sum(windows(counted, kernel, stride, {1, 1}, oh, ow), {4, 5});
+  Tensor divisor = sum(sliding_windows(counted, kernel, stride, {1, 1}, oh, ow), {4, 5});
   return div(sums, divisor);
 }
 

@@ -12,4 +12,9 @@ const char* version() { return EMBER_VERSION; }
 bool cuda_built() { return cuda_hooks().is_built(); }
 int cuda_device_count() { return cuda_hooks().device_count(); }
 
+Device parse_device(std::string_view name) {
+  if (name == "best") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
+  return Device::parse(name);
+}
+
 }  // namespace ember

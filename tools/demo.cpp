@@ -8,8 +8,7 @@
 namespace ember::tools {
 
 int run_demo(const std::string& device_name) {
-  Device device = device_name == "best" ? (cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu())
-                                        : Device::parse(device_name);
+  Device device = parse_device(device_name);
   std::cout << "ember " << version() << " on " << device << " (" << get_num_threads() << " CPU threads)\n\n";
   manual_seed(0);
 

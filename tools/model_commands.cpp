@@ -16,11 +16,6 @@ std::string shape_of(const graph::Value& v) {
   return s + "]";
 }
 
-Device parse_device(const std::string& name) {
-  if (name == "best") return cuda_device_count() > 0 ? Device::cuda(0) : Device::cpu();
-  return Device::parse(name);
-}
-
 }  // namespace
 
 int model_info(const std::string& path) {
