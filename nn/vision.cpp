@@ -13,6 +13,8 @@
 #include "ops/join.h"
 #include "ops/layout.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/pool.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
 #include "ops/view.h"
@@ -75,30 +77,9 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
 
 PoolResult max_pool2d_with_indices(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation,
                                    bool ceil_mode) {
-  check_input(x, 4, "max_pool2d");
   if (stride[0] == 0 && stride[1] == 0) stride = kernel;
-  check_positive(kernel, "kernel_size", "max_pool2d");
-  check_positive(stride, "stride", "max_pool2d");
-  check_positive(dilation, "dilation", "max_pool2d");
-  for (int i = 0; i < 2; ++i)
-    EMBER_CHECK(padding[i] >= 0 && padding[i] <= kernel[i] / 2, InvalidArgument,
-                "[max_pool2d] padding must be at most half the kernel size, got ", padding[i]);
-  const int64_t n = x.sizes()[0], c = x.sizes()[1], h = x.sizes()[2], w = x.sizes()[3];
-  const int64_t oh = window_count(h, kernel[0], stride[0], padding[0], dilation[0], ceil_mode, "max_pool2d");
-  const int64_t ow = window_count(w, kernel[1], stride[1], padding[1], dilation[1], ceil_mode, "max_pool2d");
-  const int64_t extra_h = std::max<int64_t>(0, (oh - 1) * stride[0] + dilation[0] * (kernel[0] - 1) + 1 - (h + 2 * padding[0]));
-  const int64_t extra_w = std::max<int64_t>(0, (ow - 1) * stride[1] + dilation[1] * (kernel[1] - 1) + 1 - (w + 2 * padding[1]));
-  Tensor xp = pad(x, {padding[1], padding[1] + extra_w, padding[0], padding[0] + extra_h},
-                  -std::numeric_limits<double>::infinity());
-  Tensor win = sliding_windows(xp, kernel, stride, dilation, oh, ow).reshape({n, c, oh, ow, kernel[0] * kernel[1]});
-  auto [values, arg] = max(win, -1);  // the first maximum of each window, as PyTorch
-  // Flat index into the (unpadded) input plane of each window's maximum.
-  const TensorOptions i64{kInt64, x.device()};
-  Tensor row = add(mul(arange(oh, i64).reshape({oh, 1}), stride[0]), -padding[0]);
-  Tensor col = add(mul(arange(ow, i64).reshape({1, ow}), stride[1]), -padding[1]);
-  row = add(row, mul(floor_divide(arg, kernel[1]), dilation[0]));
-  col = add(col, mul(remainder(arg, kernel[1]), dilation[1]));
-  return {values, add(mul(row, w), col)};
+  auto [values, indices] = ember::max_pool2d_with_indices(x, {kernel, stride, padding, dilation, ceil_mode});
+  return {values, indices};
 }
 
 Tensor max_pool2d(const Tensor& x, Pair kernel, Pair stride, Pair padding, Pair dilation, bool ceil_mode) {
@@ -199,41 +180,7 @@ PoolResult adaptive_max_pool2d(const Tensor& x, Pair output_size) {
 
 Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& running_var, const Tensor& weight,
                   const Tensor& bias, bool training, double momentum, double eps) {
-  EMBER_CHECK(x.dim() >= 2, ShapeMismatch, "[batch_norm] expected an input [N, C, ...], got shape ",
-              shape_str(x.sizes()));
-  const int64_t c = x.sizes()[1];
-  for (const Tensor* t : {&running_mean, &running_var, &weight, &bias})
-    EMBER_CHECK(!t->defined() || (t->dim() == 1 && t->sizes()[0] == c), ShapeMismatch,
-                "[batch_norm] expected per-channel tensors of shape [", c, "], got ", shape_str(t->sizes()));
-  const Shape cs = channel_shape(x);
-  DimList dims;
-  for (int64_t d = 0; d < x.dim(); ++d)
-    if (d != 1) dims.push_back(d);
-  Tensor mu, var_;
-  if (training) {
-    const int64_t count = x.numel() / std::max<int64_t>(c, 1);
-    EMBER_CHECK(count > 1, InvalidArgument, "[batch_norm] training needs more than one value per channel, got input ",
-                shape_str(x.sizes()));
-    mu = mean(x, dims, true);
-    var_ = var(x, dims, 0, true);
-    if (running_mean.defined() && running_var.defined()) {
-      NoGradGuard no_grad;
-      const double unbias = static_cast<double>(count) / static_cast<double>(count - 1);
-      Tensor m = mu.detach().reshape({c}).to(running_mean.dtype());
-      Tensor v = mul(var_.detach().reshape({c}), unbias).to(running_var.dtype());
-      copy_(running_mean, add(mul(running_mean, 1 - momentum), mul(m, momentum)));
-      copy_(running_var, add(mul(running_var, 1 - momentum), mul(v, momentum)));
-    }
-  } else {
-    EMBER_CHECK(running_mean.defined() && running_var.defined(), InvalidArgument,
-                "[batch_norm] evaluation mode needs running_mean and running_var");
-    mu = running_mean.reshape(cs).to(x.dtype());
-    var_ = running_var.reshape(cs).to(x.dtype());
-  }
-  Tensor y = mul(sub(x, mu), rsqrt(add(var_, eps)));
-  if (weight.defined()) y = mul(y, weight.reshape(cs));
-  if (bias.defined()) y = add(y, bias.reshape(cs));
-  return y;
+  return ember::batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps);
 }
 
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {

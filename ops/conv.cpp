@@ -1,5 +1,6 @@
 #include "ops/conv.h"
 
+#include "autograd/grad_mode.h"
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/layout.h"
@@ -69,7 +70,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 s
               int64_t groups) {
   check_conv(x, weight, bias, stride, padding, dilation, groups);
   const Shape out = conv_output_shape(x, weight, stride, padding, dilation);
-  return apply1(std::make_shared<Conv2dOp>(stride, padding, dilation, groups), {x, weight, bias}, {out, x.dtype()});
+  return apply1(std::make_shared<Conv2dOp>(ConvParams{stride, padding, dilation, groups}), {x, weight, bias},
+                {out, x.dtype()});
 }
 
 Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 stride, Pair2 padding,
@@ -137,8 +139,37 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
   return transposed_conv(x, weight, bias, stride, padding, output_padding, groups, dilation, false);
 }
 
+Tensor conv2d_input_grad_reference(const Tensor& g, const Tensor& w, const Shape& x_shape, const ConvParams& p) {
+  // The transposed convolution; the output padding (the rows and columns past the last window,
+  // always fewer than the stride) restores x's size.
+  Pair2 extra{};
+  for (int i = 0; i < 2; ++i)
+    extra[i] = x_shape[2 + i] -
+               ((g.sizes()[2 + i] - 1) * p.stride[i] - 2 * p.padding[i] + p.dilation[i] * (w.sizes()[2 + i] - 1) + 1);
+  return transposed_conv(g, w, Tensor(), p.stride, p.padding, extra, p.groups, p.dilation, /*reference=*/true);
+}
+
+Tensor conv2d_weight_grad_reference(const Tensor& x, const Tensor& g, const Shape& w_shape, const ConvParams& p) {
+  // dW[g] = G[g]ᵀ · windows[g], summed over the batch and the output positions.
+  const int64_t n = g.sizes()[0], o = g.sizes()[1], oh = g.sizes()[2], ow = g.sizes()[3];
+  const int64_t cg = w_shape[1], kh = w_shape[2], kw = w_shape[3], groups = p.groups;
+  Tensor win = sliding_windows(pad_input(x, p.padding), {kh, kw}, p.stride, p.dilation, oh, ow);
+  Tensor cols = win.reshape({n, groups, cg, oh, ow, kh, kw}).permute({1, 0, 3, 4, 2, 5, 6}).reshape({groups, n * oh * ow, cg * kh * kw});
+  Tensor gr = g.reshape({n, groups, o / groups, oh, ow}).permute({1, 2, 0, 3, 4}).reshape({groups, o / groups, n * oh * ow});
+  return bmm(gr, cols).reshape(w_shape);
+}
+
 void Conv2dOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
-  copy_(outputs[0], conv2d_reference(inputs[0], inputs[1], inputs[2], stride, padding, dilation, groups));
+  const ConvParams& p = params;
+  copy_(outputs[0], conv2d_reference(inputs[0], inputs[1], inputs[2], p.stride, p.padding, p.dilation, p.groups));
+}
+
+void Conv2dBackwardDataOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  copy_(outputs[0], conv2d_input_grad_reference(inputs[0], inputs[1], outputs[0].sizes(), params));
+}
+
+void Conv2dBackwardFilterOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  copy_(outputs[0], conv2d_weight_grad_reference(inputs[0], inputs[1], outputs[0].sizes(), params));
 }
 
 bool Conv2dOp::differentiable() const { return true; }
@@ -148,27 +179,15 @@ TensorList Conv2dOp::backward(const BackwardContext& ctx) const {
   const Tensor& w = ctx.inputs[1];
   const Tensor& g = ctx.grads[0];
   TensorList grads(3);
-  const int64_t n = g.sizes()[0], o = g.sizes()[1], oh = g.sizes()[2], ow = g.sizes()[3];
-  const int64_t cg = w.sizes()[1], kh = w.sizes()[2], kw = w.sizes()[3];
-  if (ctx.needs_input_grad(0)) {
-    // The transposed convolution; the output padding (the rows and columns past the last
-    // window, always fewer than the stride) restores x's size.
-    Pair2 extra{};
-    for (int i = 0; i < 2; ++i)
-      extra[i] = x.sizes()[2 + i] - ((g.sizes()[2 + i] - 1) * stride[i] - 2 * padding[i] + dilation[i] * (w.sizes()[2 + i] - 1) + 1);
-    // Through the public-op path, not cuDNN's forward kernel on the spread gradient: measured on
-    // an H100, a resnet18's first SGD step then matched PyTorch's to 9e-7 (PyTorch's own CPU and
-    // CUDA: 4e-7), against 5e-4 through cuDNN (cause not found; cuDNN's dedicated
-    // backward-data kernels are the planned replacement).
-    grads[0] = transposed_conv(g, w, Tensor(), stride, padding, extra, groups, dilation, /*reference=*/true);
-  }
-  if (ctx.needs_input_grad(1)) {
-    // dW[g] = G[g]ᵀ · windows[g], summed over the batch and the output positions.
-    Tensor win = sliding_windows(pad_input(x, padding), {kh, kw}, stride, dilation, oh, ow);
-    Tensor cols = win.reshape({n, groups, cg, oh, ow, kh, kw}).permute({1, 0, 3, 4, 2, 5, 6}).reshape({groups, n * oh * ow, cg * kh * kw});
-    Tensor gr = g.reshape({n, groups, o / groups, oh, ow}).permute({1, 2, 0, 3, 4}).reshape({groups, o / groups, n * oh * ow});
-    grads[1] = bmm(gr, cols).reshape(w.sizes());
-  }
+  // Under create_graph the public-op forms, which are differentiable; otherwise one kernel
+  // (cuDNN's backward-data and backward-filter on CUDA) for each gradient.
+  const bool differentiable_grads = grad_enabled();
+  if (ctx.needs_input_grad(0))
+    grads[0] = differentiable_grads ? conv2d_input_grad_reference(g, w, x.sizes(), params)
+                                    : apply1(std::make_shared<Conv2dBackwardDataOp>(params), {g, w}, {x.sizes(), x.dtype()});
+  if (ctx.needs_input_grad(1))
+    grads[1] = differentiable_grads ? conv2d_weight_grad_reference(x, g, w.sizes(), params)
+                                    : apply1(std::make_shared<Conv2dBackwardFilterOp>(params), {x, g}, {w.sizes(), w.dtype()});
   if (ctx.needs_input_grad(2)) grads[2] = sum(g, {0, 2, 3});
   return grads;
 }

@@ -1,9 +1,9 @@
-// 2-d convolution as one op: on CUDA through cuDNN (algorithm chosen once per shape, workspace
-// from ember's allocator, any input strides: NCHW or channels-last); on the CPU, and as the
-// reference the CUDA kernel is tested against, with public ops (strided windows and a matrix
-// product). Backward uses public ops: the input's gradient is a transposed convolution, the
-// weight's a product of the windows with the gradient (see Conv2dOp::backward for why these do
-// not go through cuDNN yet).
+// 2-d convolution as one op: on CUDA through cuDNN (algorithm chosen once per shape and pass,
+// workspace from ember's allocator, NCHW or channels-last inputs); on the CPU, and as the
+// reference the CUDA kernels are tested against, with public ops (strided windows and a matrix
+// product). Backward is two more ops, the input's gradient and the weight's, each one cuDNN call
+// on CUDA; under create_graph the same gradients are written with public ops so they can be
+// differentiated again.
 #pragma once
 
 #include <array>
@@ -14,13 +14,36 @@ namespace ember {
 
 using Pair2 = std::array<int64_t, 2>;
 
-struct Conv2dOp final : Op {
+/// A convolution's geometry; padding is symmetric.
+struct ConvParams {
   Pair2 stride, padding, dilation;
   int64_t groups;
-  Conv2dOp(Pair2 s, Pair2 p, Pair2 d, int64_t g) : stride(s), padding(p), dilation(d), groups(g) {}
+};
+
+/// Inputs: x [N, C, H, W], weight [O, C/groups, KH, KW], bias [O] (optional).
+struct Conv2dOp final : Op {
+  ConvParams params;
+  explicit Conv2dOp(ConvParams p) : params(p) {}
   const char* name() const override { return "conv2d"; }
   EMBER_OP_FORWARDS
   EMBER_OP_BACKWARD
+};
+
+/// The gradient of conv2d's input. Inputs: grad [N, O, OH, OW], weight; output: x's shape.
+/// Not differentiable itself: a backward under create_graph uses the public-op form.
+struct Conv2dBackwardDataOp final : Op {
+  ConvParams params;
+  explicit Conv2dBackwardDataOp(ConvParams p) : params(p) {}
+  const char* name() const override { return "conv2d_backward_data"; }
+  EMBER_OP_FORWARDS
+};
+
+/// The gradient of conv2d's weight. Inputs: x, grad [N, O, OH, OW]; output: the weight's shape.
+struct Conv2dBackwardFilterOp final : Op {
+  ConvParams params;
+  explicit Conv2dBackwardFilterOp(ConvParams p) : params(p) {}
+  const char* name() const override { return "conv2d_backward_filter"; }
+  EMBER_OP_FORWARDS
 };
 
 /// x [N, C, H, W], weight [O, C/groups, KH, KW], bias [O] or undefined; symmetric padding.
@@ -29,6 +52,10 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 s
 /// The same with public ops only (the CPU kernel and the CUDA kernel's reference).
 Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 stride, Pair2 padding,
                         Pair2 dilation, int64_t groups);
+/// conv2d's input gradient from the output gradient `g`, with public ops (differentiable).
+Tensor conv2d_input_grad_reference(const Tensor& g, const Tensor& weight, const Shape& x_shape, const ConvParams& p);
+/// conv2d's weight gradient, with public ops (differentiable).
+Tensor conv2d_weight_grad_reference(const Tensor& x, const Tensor& g, const Shape& w_shape, const ConvParams& p);
 /// The [N, C, OH, OW, KH, KW] windows of a (padded) [N, C, H, W] input as a strided view.
 Tensor sliding_windows(const Tensor& padded, Pair2 kernel, Pair2 stride, Pair2 dilation, int64_t out_h, int64_t out_w);
 /// Windows along a length `in` (PyTorch's pooling_output_shape, ceil_mode included); throws

@@ -8,6 +8,8 @@
 #include "ops/index.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/pool.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
 #include "ops/unary.h"
@@ -33,6 +35,12 @@ EMBER_NO_CUDA(ScatterOp)
 EMBER_NO_CUDA(RandomOp)
 EMBER_NO_CUDA(CrossEntropyOp)
 EMBER_NO_CUDA(Conv2dOp)
+EMBER_NO_CUDA(Conv2dBackwardDataOp)
+EMBER_NO_CUDA(Conv2dBackwardFilterOp)
+EMBER_NO_CUDA(BatchNormOp)
+EMBER_NO_CUDA(BatchNormBackwardOp)
+EMBER_NO_CUDA(MaxPool2dOp)
+EMBER_NO_CUDA(MaxPool2dBackwardOp)
 EMBER_NO_CUDA(CrossEntropyBackwardOp)
 
 template <typename F>

@@ -10,6 +10,8 @@
 #include "ops/layout.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
+#include "ops/norm.h"
+#include "ops/pool.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
 #include "ops/registry.h"

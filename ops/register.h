@@ -18,5 +18,7 @@ void register_index_ops(OpRegistry& r);
 void register_layout_ops(OpRegistry& r);
 void register_loss_ops(OpRegistry& r);
 void register_conv_ops(OpRegistry& r);
+void register_norm_ops(OpRegistry& r);
+void register_pool_ops(OpRegistry& r);
 
 }  // namespace ember

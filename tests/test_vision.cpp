@@ -26,6 +26,12 @@ void expect_gradcheck(const std::string& what, const GradcheckFn& fn, const Tens
   CHECK_MESSAGE(err.empty(), err);
 }
 
+void expect_gradgradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
+  INFO(what);
+  std::string err = gradgradcheck(fn, inputs);
+  CHECK_MESSAGE(err.empty(), err);
+}
+
 // Direct convolution in float64: out[n, o, i, j] = b[o] + Σ x[n, c, i·s − p + kh·d, j·s − p + kw·d] · w[o, c', kh, kw].
 Ref direct_conv(const Ref& x, const Ref& w, const Ref* b, Pair s, Pair p, Pair d, int64_t groups) {
   const int64_t n = x.shape[0], h = x.shape[2], wd = x.shape[3];
@@ -99,6 +105,10 @@ DEVICE_TEST("vision: gradcheck of conv2d, conv1d and conv_transpose2d") {
   expect_gradcheck("conv_transpose2d", [](const TensorList& in) {
     return TensorList{nn::conv_transpose2d(in[0], in[1], in[2], {2, 1}, {1, 0}, {1, 0}, 2, {1, 2})};
   }, {xt, wt, bt});
+  // Second order: the backward under create_graph takes the public-op forms.
+  expect_gradgradcheck("conv2d second order", [](const TensorList& in) {
+    return TensorList{nn::conv2d(in[0], in[1], in[2], {2, 1}, {1, 0}, {1, 1}, 2)};
+  }, {leaf({1, 4, 4, 3}, device, 9), leaf({2, 2, 2, 2}, device, 10), leaf({2}, device, 11)});
 }
 
 DEVICE_TEST("vision: conv_transpose2d is the adjoint of conv2d") {
@@ -162,6 +172,29 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
   expect_gradcheck("avg_pool2d", [](const TensorList& in) {
     return TensorList{nn::avg_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}, true, false)};
   }, {g});
+  expect_gradgradcheck("max_pool2d second order", [](const TensorList& in) {
+    return TensorList{nn::max_pool2d(in[0], {3, 3}, {1, 1}, {1, 1})};
+  }, {leaf({1, 1, 4, 4}, device, 24)});
+  // Dilation, overlapping windows and ties (zeros after a relu): this device's kernel against the
+  // CPU's public-op form, values, indices and gradients.
+  Tensor xd = relu(from_ref(random_ref({2, 3, 9, 10}, -1, 1, 23), kFloat32, device));
+  Tensor gd = from_ref(random_ref({2, 3, 9, 10}, -1, 1, 25), kFloat32, device);
+  for (auto [k, s, p, d, ceil] : std::vector<std::tuple<Pair, Pair, Pair, Pair, bool>>{
+           {{3, 3}, {1, 1}, {1, 1}, {1, 1}, false}, {{3, 2}, {2, 1}, {1, 0}, {2, 1}, true}}) {
+    INFO("kernel ", k[0], "x", k[1], " dilation ", d[0], " ceil ", ceil);
+    Tensor xi = xd.detach().clone(), xc = xd.to(Device::cpu());
+    xi.requires_grad_();
+    xc.requires_grad_();
+    auto [v, idx] = nn::max_pool2d_with_indices(xi, k, s, p, d, ceil);
+    auto [vc, ic] = nn::max_pool2d_with_indices(xc, k, s, p, d, ceil);
+    check_equal_values(v, to_ref(vc).v);
+    check_equal_values(idx, to_ref(ic).v);
+    Tensor go = gd.slice(2, 0, v.sizes()[2]).slice(3, 0, v.sizes()[3]);
+    check_close(grad({v}, {xi}, {go})[0], to_ref(grad({vc}, {xc}, {go.to(Device::cpu())})[0]), kFloat32);
+  }
+  // A NaN wins its window, as in PyTorch.
+  Tensor nan_in = from_vector<float>({0, std::nanf(""), 1, 2}, {1, 1, 2, 2}, {kFloat32, device});
+  CHECK(std::isnan(nn::max_pool2d(nan_in, {2, 2}).item<float>()));
 }
 
 DEVICE_TEST("vision: adaptive pooling cells follow PyTorch's ranges") {
@@ -216,6 +249,16 @@ DEVICE_TEST("vision: batch norm trains on batch statistics, updates running ones
   expect_gradcheck("batch_norm training", [](const TensorList& in) {
     return TensorList{nn::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true)};
   }, {xl, wl, bl});
+  expect_gradcheck("batch_norm training, running statistics, no weight", [&](const TensorList& in) {
+    Tensor m = zeros({2}, {kFloat64, device}), v = ones({2}, {kFloat64, device});
+    return TensorList{nn::batch_norm(in[0], m, v, Tensor(), in[1], true)};
+  }, {leaf({4, 2, 3}, device, 50), leaf({2}, device, 51)});
+  expect_gradcheck("batch_norm evaluation", [&](const TensorList& in) {
+    return TensorList{nn::batch_norm(in[0], rm, rv, in[1], in[2], false)};
+  }, {leaf({3, 3, 2, 3}, device, 52), leaf({3}, device, 53), leaf({3}, device, 54)});
+  expect_gradgradcheck("batch_norm training, second order", [](const TensorList& in) {
+    return TensorList{nn::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true)};
+  }, {leaf({3, 2, 2}, device, 55), leaf({2}, device, 56), leaf({2}, device, 57)});
   expect_gradcheck("group_norm", [](const TensorList& in) { return TensorList{nn::group_norm(in[0], 2, in[1], in[2])}; },
                    {leaf({2, 4, 3}, device, 47), leaf({4}, device, 48), leaf({4}, device, 49)});
   Tensor gn = nn::group_norm(from_ref(xr, kFloat64, device), 3);
@@ -301,5 +344,69 @@ DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last 
       const double tol = half == kFloat16 ? 2e-2 : 1.5e-1;
       CHECK(amax(abs(sub(y.to(kFloat64), from_ref(want, kFloat64, device)))).item<double>() < tol);
     }
+    // Gradients (cuDNN's backward-data and backward-filter kernels on CUDA) against float64 ones
+    // from the public-op forms, for both layouts and a gradient with zero strides.
+    const ConvParams params{stride, padding, dilation, groups};
+    Tensor g = from_ref(random_ref(want.shape, -1, 1, 64), kFloat32, device);
+    Ref want_dx = to_ref(conv2d_input_grad_reference(g.to(kFloat64), w.to(kFloat64), x.sizes(), params));
+    Ref want_dw = to_ref(conv2d_weight_grad_reference(x.to(kFloat64), g.to(kFloat64), w.sizes(), params));
+    for (const Tensor& input : {x, x_cl}) {
+      Tensor xi = input.detach(), wi = w.detach().clone(), bi = b.detach().clone();
+      xi.requires_grad_();
+      wi.requires_grad_();
+      bi.requires_grad_();
+      TensorList grads = grad({nn::conv2d(xi, wi, bi, stride, padding, dilation, groups)}, {xi, wi, bi}, {g});
+      check_close(grads[0], want_dx, kFloat32, 10);
+      check_close(grads[1], want_dw, kFloat32, 100);  // sums of N·OH·OW products
+      check_close(grads[2], to_ref(sum(g.to(kFloat64), {0, 2, 3})), kFloat32, 10);
+    }
+    Tensor xe = x.detach().clone();
+    xe.requires_grad_();
+    Tensor y_sum = sum(nn::conv2d(xe, w, b, stride, padding, dilation, groups));  // its gradient is expanded
+    Tensor dx_ones = grad({y_sum}, {xe})[0];
+    Tensor ones_g = ones(want.shape, {kFloat64, device});
+    check_close(dx_ones, to_ref(conv2d_input_grad_reference(ones_g, w.to(kFloat64), x.sizes(), params)), kFloat32, 10);
   }
+}
+
+DEVICE_TEST("vision: the batch-norm kernels equal the reference path for 2-, 3- and 4-d inputs") {
+  // On CUDA, float32 runs cuDNN's kernels; the reference is the public-op form in float64.
+  uint64_t seed = 70;
+  for (const Shape& shape : std::vector<Shape>{{16, 6}, {4, 6, 9}, {4, 6, 5, 7}}) {
+    INFO(shape_str(shape));
+    Tensor x = from_ref(random_ref(shape, -2, 3, seed++), kFloat32, device);
+    Tensor w = from_ref(random_ref({6}, 0.5, 2, seed++), kFloat32, device);
+    Tensor b = from_ref(random_ref({6}, -1, 1, seed++), kFloat32, device);
+    Tensor rm = from_ref(random_ref({6}, -1, 1, seed++), kFloat32, device);
+    Tensor rv = from_ref(random_ref({6}, 0.5, 2, seed++), kFloat32, device);
+    Tensor rm64 = rm.to(kFloat64), rv64 = rv.to(kFloat64);
+    TensorList want = batch_norm_forward_reference(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), true, 0.1, 1e-5,
+                                                   rm64, rv64);
+    Tensor xi = x.detach().clone(), wi = w.detach().clone(), bi = b.detach().clone();
+    for (const Tensor* t : {&xi, &wi, &bi}) t->requires_grad_();
+    Tensor y = nn::batch_norm(xi, rm, rv, wi, bi, true, 0.1, 1e-5);
+    check_close(y, to_ref(want[0]), kFloat32, 10);
+    check_close(rm, to_ref(rm64), kFloat32, 10);
+    check_close(rv, to_ref(rv64), kFloat32, 10);
+    Tensor g = from_ref(random_ref(shape, -1, 1, seed++), kFloat32, device);
+    TensorList grads = grad({y}, {xi, wi, bi}, {g});
+    TensorList want_grads = batch_norm_backward_reference(x.to(kFloat64), g.to(kFloat64), w.to(kFloat64), want[1], want[2]);
+    for (int i = 0; i < 3; ++i) check_close(grads[i], to_ref(want_grads[i]), kFloat32, 100);
+    // Evaluation: the running statistics.
+    Tensor e = nn::batch_norm(x, rm, rv, w, b, false, 0.1, 1e-5);
+    check_close(e, to_ref(batch_norm_forward_reference(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), false, 0.1,
+                                                       1e-5, rm.to(kFloat64), rv.to(kFloat64))[0]), kFloat32, 10);
+  }
+  // Without weight and bias (affine=False) and without running statistics.
+  Tensor x = from_ref(random_ref({3, 4, 5}, -1, 1, 80), kFloat32, device);
+  Tensor plain = nn::batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
+  check_close(plain, to_ref(batch_norm_forward_reference(x.to(kFloat64), Tensor(), Tensor(), true, 0.1, 1e-5, Tensor(),
+                                                         Tensor())[0]), kFloat32, 10);
+  // Half types take the public-op form, accumulating in float32.
+  Tensor xh = x.to(kFloat16);
+  Tensor yh = nn::batch_norm(xh, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
+  CHECK(yh.dtype() == kFloat16);
+  CHECK(amax(abs(sub(yh.to(kFloat32), plain))).item<double>() < 5e-3);
+  check_error([&] { nn::batch_norm(x, ones({4}, {kFloat32, device}), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5); },
+              ErrorCode::InvalidArgument, "both");
 }

@@ -61,12 +61,24 @@ if [ $bench = 1 ]; then
   if [ -f "$out/ember_cuda.csv" ] && [ -f "$out/torch_cuda.csv" ]; then
     python3 bench/compare.py "$out/ember_cuda.csv" "$out/torch_cuda.csv" >"$out/bench_table.md"
   fi
+  # Convolutional networks: PyTorch exports the models and times its side, then ember's.
+  mkdir -p /tmp/ember_cnn
+  if python3 bench/torch_cnn.py /tmp/ember_cnn "$out/torch_cnn.csv" >"$out/cnn.txt" 2>&1; then
+    for name in resnet18 resnet50; do
+      "$build/bench/bench_cnn" "/tmp/ember_cnn/$name.ember" $name "$out/ember_cnn.csv" >>"$out/cnn.txt" 2>&1 ||
+        note "bench_cnn $name failed: $(tail -3 "$out/cnn.txt")"
+    done
+    [ -f "$out/ember_cnn.csv" ] && python3 bench/compare.py "$out/ember_cnn.csv" "$out/torch_cnn.csv" >"$out/cnn_table.md"
+  else
+    note "torch_cnn.py failed: $(tail -3 "$out/cnn.txt")"
+  fi
 fi
 
 {
   echo "================ gpu-check summary ================"
   for line in "${summary[@]}"; do echo "$line"; done
   [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
+  [ -f "$out/cnn_table.md" ] && cat "$out/cnn_table.md"
   [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"
   [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"
   [ -f "$out/load.txt" ] && cat "$out/load.txt"

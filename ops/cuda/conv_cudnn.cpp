@@ -1,8 +1,9 @@
-// Conv2dOp on CUDA through cuDNN's convolution API. Descriptors take the tensors' real strides,
-// so NCHW and channels-last inputs both run without a copy. The algorithm for a shape is chosen
-// once (cuDNN's heuristics, the fastest whose workspace fits) and cached; the workspace comes
-// from ember's allocator. fp32 keeps full precision (FMA math) unless TF32 is allowed, as
-// PyTorch. A configuration cuDNN does not support runs the reference (public ops) on the GPU.
+// conv2d and its two gradients on CUDA through cuDNN's convolution API. Descriptors take the
+// tensors' real strides, so NCHW and channels-last tensors both run without a copy. The
+// algorithm for a shape and pass is chosen once (cuDNN's heuristics, the first whose workspace
+// fits) and cached; the workspace comes from ember's allocator. fp32 keeps full precision (FMA
+// math) unless TF32 is allowed, as PyTorch. A configuration cuDNN does not support runs the
+// public-op form on the GPU.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -11,10 +12,11 @@
 #include <mutex>
 #include <tuple>
 
+#include "ops/binary.h"
 #include "ops/conv.h"
 #include "ops/copy.h"
+#include "ops/cuda/cudnn_util.h"
 #include "ops/creation.h"
-#include "ops/binary.h"
 #include "ops/view.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/handles.h"
@@ -28,6 +30,9 @@
 namespace ember {
 
 namespace {
+
+using cudnn_util::data_or_null;
+using cudnn_util::Scale;
 
 cudnnDataType_t cudnn_type(DType t) {
   switch (t) {
@@ -52,19 +57,126 @@ using TensorDesc = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescript
 using FilterDesc = Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
 using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
 
-void set_tensor(const TensorDesc& desc, const Tensor& t) {
-  auto i = [](int64_t v) { return static_cast<int>(v); };
-  const Shape& s = t.sizes();
-  const Strides& st = t.strides();
-  EMBER_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(desc.d, cudnn_type(t.dtype()), i(s[0]), i(s[1]), i(s[2]), i(s[3]),
-                                                 i(st[0]), i(st[1]), i(st[2]), i(st[3])));
+int as_int(int64_t v) { return static_cast<int>(v); }
+
+// True when every size and stride fits cuDNN's int descriptors.
+bool fits_int(const Tensor& t) {
+  for (int64_t d = 0; d < 4; ++d)
+    if (t.sizes()[d] > INT32_MAX || t.strides()[d] > INT32_MAX) return false;
+  return true;
 }
 
-// Everything the algorithm choice depends on.
-using Key = std::tuple<int, DType, Shape, Strides, Shape, Pair2, Pair2, Pair2, int64_t, int>;
+// t itself where cuDNN reads it as laid out (NCHW or channels-last, dense); else a contiguous
+// copy (an expanded gradient has zero strides, which cuDNN does not take).
+Tensor dense_layout(const Tensor& t) {
+  if (t.is_contiguous()) return t;
+  const Shape& s = t.sizes();
+  const Strides& st = t.strides();
+  const bool channels_last = st[1] == 1 && st[3] == s[1] && st[2] == s[1] * s[3] && st[0] == s[1] * s[2] * s[3];
+  return channels_last ? t : t.contiguous();
+}
+
+enum class Pass { Forward, BackwardData, BackwardFilter };
+
+// The descriptors of one convolution: x, y (the output, or the gradient of it) and the filter.
+struct ConvDescriptors {
+  TensorDesc x, y;
+  FilterDesc w;
+  ConvDesc conv;
+  cudnnMathType_t math;
+
+  ConvDescriptors(const Tensor& xt, const Shape& w_shape, const Tensor& yt, const ConvParams& p) {
+    set_tensor(x, xt);
+    set_tensor(y, yt);
+    const DType dtype = xt.dtype();
+    EMBER_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.d, cudnn_type(dtype), CUDNN_TENSOR_NCHW, as_int(w_shape[0]),
+                                                 as_int(w_shape[1]), as_int(w_shape[2]), as_int(w_shape[3])));
+    const bool is_double = dtype == kFloat64;
+    EMBER_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
+        conv.d, as_int(p.padding[0]), as_int(p.padding[1]), as_int(p.stride[0]), as_int(p.stride[1]),
+        as_int(p.dilation[0]), as_int(p.dilation[1]), CUDNN_CROSS_CORRELATION,
+        is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
+    EMBER_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv.d, as_int(p.groups)));
+    math = dtype == kFloat32 ? (cuda::allow_tf32() ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH)
+           : is_double       ? CUDNN_DEFAULT_MATH
+                             : CUDNN_TENSOR_OP_MATH;
+    EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(conv.d, math));
+  }
+
+  static void set_tensor(const TensorDesc& desc, const Tensor& t) {
+    const Shape& s = t.sizes();
+    const Strides& st = t.strides();
+    EMBER_CUDNN_CHECK(cudnnSetTensor4dDescriptorEx(desc.d, cudnn_type(t.dtype()), as_int(s[0]), as_int(s[1]),
+                                                   as_int(s[2]), as_int(s[3]), as_int(st[0]), as_int(st[1]),
+                                                   as_int(st[2]), as_int(st[3])));
+  }
+};
+
+// Per pass: cuDNN's heuristic query, its workspace query, and the algorithms whose rounding is
+// far from a direct sum's (FFT and non-fused Winograd), skipped for float32 and float64.
+template <Pass P>
+struct PassTraits;
+
+template <>
+struct PassTraits<Pass::Forward> {
+  using Perf = cudnnConvolutionFwdAlgoPerf_t;
+  using Algo = cudnnConvolutionFwdAlgo_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+    return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d, kCount, found, perf);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.d, d.w.d, d.conv.d, d.y.d, a, bytes);
+  }
+  static bool inexact(Algo a) {
+    return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED;
+  }
+};
+
+template <>
+struct PassTraits<Pass::BackwardData> {
+  using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdDataAlgo_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+    return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d, kCount, found, perf);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.d, d.y.d, d.conv.d, d.x.d, a, bytes);
+  }
+  static bool inexact(Algo a) {
+    return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_WINOGRAD_NONFUSED;
+  }
+};
+
+template <>
+struct PassTraits<Pass::BackwardFilter> {
+  using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
+  using Algo = cudnnConvolutionBwdFilterAlgo_t;
+  static constexpr int kCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
+  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
+  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+    return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d, kCount, found, perf);
+  }
+  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
+    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.d, d.y.d, d.conv.d, d.w.d, a, bytes);
+  }
+  static bool inexact(Algo a) {
+    return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
+           a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_WINOGRAD_NONFUSED;
+  }
+};
+
+// Everything the algorithm choice depends on: pass, device, dtype, x and y layouts, weight
+// shape, geometry, math type.
+using Key = std::tuple<int, int, DType, Shape, Strides, Strides, Shape, Pair2, Pair2, Pair2, int64_t, int>;
 
 struct Choice {
-  cudnnConvolutionFwdAlgo_t algo;
+  int algo;
   size_t workspace;
 };
 
@@ -74,99 +186,117 @@ std::map<Key, Choice>& cache() {
   return c;
 }
 
-bool key_needs_exact_sums(DType t) { return t == kFloat32 || t == kFloat64; }
-
-Choice choose(cudnnHandle_t h, const Key& key, const TensorDesc& x, const FilterDesc& w, const ConvDesc& conv,
-              const TensorDesc& y, int device) {
+template <Pass P>
+Choice choose(cudnnHandle_t h, const ConvDescriptors& d, const Tensor& x, const Tensor& y, const Shape& w_shape,
+              const ConvParams& p) {
+  using T = PassTraits<P>;
+  const int device = x.device().index;
+  const Key key{static_cast<int>(P), device, x.dtype(), x.sizes(), x.strides(), y.strides(), w_shape,
+                p.stride, p.padding, p.dilation, p.groups, static_cast<int>(d.math)};
   {
     std::lock_guard<std::mutex> lock(cache_mutex);
     auto it = cache().find(key);
     if (it != cache().end()) return it->second;
   }
-  cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
+  typename T::Perf perf[T::kCount];
   int found = 0;
-  EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, x.d, w.d, conv.d, y.d, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
-                                                           &found, perf));
-  // The heuristics' order, skipping what failed or needs more workspace than is free, and, for
-  // float32 and float64, the FFT and non-fused Winograd algorithms, whose rounding is far from a
-  // direct sum's.
-  const bool exact = key_needs_exact_sums(std::get<1>(key));
+  EMBER_CUDNN_CHECK(T::find(h, d, &found, perf));
+  const bool exact = x.dtype() == kFloat32 || x.dtype() == kFloat64;
   size_t free_bytes = 0, total = 0;
   {
     cuda::DeviceGuard guard(device);
     if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) free_bytes = 0;
   }
-  Choice choice{CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM, 0};
+  // The heuristics' order, skipping what failed, what needs more than half the free memory,
+  // and the inexact algorithms for float32 and float64.
+  Choice choice{static_cast<int>(T::kFallback), 0};
   bool chosen = false;
   for (int i = 0; i < found && !chosen; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > free_bytes / 2) continue;
-    if (exact && (perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT || perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
-                  perf[i].algo == CUDNN_CONVOLUTION_FWD_ALGO_WINOGRAD_NONFUSED))
-      continue;
-    choice = {perf[i].algo, perf[i].memory};
+    if (exact && T::inexact(perf[i].algo)) continue;
+    choice = {static_cast<int>(perf[i].algo), perf[i].memory};
     chosen = true;
   }
-  if (!chosen)
-    EMBER_CUDNN_CHECK(cudnnGetConvolutionForwardWorkspaceSize(h, x.d, w.d, conv.d, y.d, choice.algo, &choice.workspace));
+  if (!chosen) EMBER_CUDNN_CHECK(T::workspace(h, d, T::kFallback, &choice.workspace));
   std::lock_guard<std::mutex> lock(cache_mutex);
   cache().emplace(key, choice);
   return choice;
 }
 
+
+Tensor workspace_for(const Choice& c, Device device) {
+  return c.workspace > 0 ? empty({static_cast<int64_t>(c.workspace)}, {kUInt8, device}) : Tensor();
+}
+
 }  // namespace
 
 void Conv2dOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
-  const Tensor& x = inputs[0];
+  const ConvParams& p = params;
+  const Tensor x = dense_layout(inputs[0]);
   const Tensor w = inputs[1].contiguous();
   const Tensor& bias = inputs[2];
   const Tensor& y = outputs[0];
-  const int device = x.device().index;
   if (x.numel() == 0 || y.numel() == 0) {
     fill_(y, 0);
     return;
   }
-  // cuDNN's descriptors hold ints: larger sizes or strides take the reference path.
-  for (const Tensor* t : {&x, &w, &y})
-    for (int64_t d = 0; d < 4; ++d)
-      if (t->sizes()[d] > INT32_MAX || t->strides()[d] > INT32_MAX) {
-        copy_(y, conv2d_reference(x, w, bias, stride, padding, dilation, groups));
-        return;
-      }
-  cudnnHandle_t h = cuda_detail::cudnn_handle(device);
-  TensorDesc xd, yd;
-  FilterDesc wd;
-  ConvDesc cd;
-  set_tensor(xd, x);
-  set_tensor(yd, y);
-  auto i = [](int64_t v) { return static_cast<int>(v); };
-  EMBER_CUDNN_CHECK(cudnnSetFilter4dDescriptor(wd.d, cudnn_type(w.dtype()), CUDNN_TENSOR_NCHW, i(w.sizes()[0]),
-                                               i(w.sizes()[1]), i(w.sizes()[2]), i(w.sizes()[3])));
-  const bool is_double = x.dtype() == kFloat64;
-  EMBER_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(cd.d, i(padding[0]), i(padding[1]), i(stride[0]), i(stride[1]),
-                                                    i(dilation[0]), i(dilation[1]), CUDNN_CROSS_CORRELATION,
-                                                    is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
-  EMBER_CUDNN_CHECK(cudnnSetConvolutionGroupCount(cd.d, i(groups)));
-  const cudnnMathType_t math = x.dtype() == kFloat32 ? (cuda::allow_tf32() ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH)
-                               : is_double            ? CUDNN_DEFAULT_MATH
-                                                      : CUDNN_TENSOR_OP_MATH;
-  EMBER_CUDNN_CHECK(cudnnSetConvolutionMathType(cd.d, math));
-  const Key key{device, x.dtype(), x.sizes(), x.strides(), w.sizes(), stride, padding, dilation, groups, static_cast<int>(math)};
-  const Choice choice = choose(h, key, xd, wd, cd, yd, device);
-  Tensor workspace = choice.workspace > 0 ? empty({static_cast<int64_t>(choice.workspace)}, {kUInt8, x.device()}) : Tensor();
-  const double one_d = 1, zero_d = 0;
-  const float one_f = 1, zero_f = 0;
-  const void* one = is_double ? static_cast<const void*>(&one_d) : &one_f;
-  const void* zero = is_double ? static_cast<const void*>(&zero_d) : &zero_f;
+  auto reference = [&] { copy_(y, conv2d_reference(x, w, bias, p.stride, p.padding, p.dilation, p.groups)); };
+  if (!fits_int(x) || !fits_int(w) || !fits_int(y)) return reference();  // cuDNN's descriptors hold ints
+  cudnnHandle_t h = cuda_detail::cudnn_handle(x.device().index);
+  ConvDescriptors d(x, w.sizes(), y, p);
+  const Choice c = choose<Pass::Forward>(h, d, x, y, w.sizes(), p);
+  Tensor ws = workspace_for(c, x.device());
+  const Scale s(x.dtype());
   const cudnnStatus_t status =
-      cudnnConvolutionForward(h, one, xd.d, x.data(), wd.d, w.data(), cd.d, choice.algo,
-                              workspace.defined() ? workspace.data() : nullptr, choice.workspace, zero, yd.d, y.data());
-  if (status == CUDNN_STATUS_NOT_SUPPORTED) {
-    // A configuration cuDNN has no kernel for: the reference path, still on the GPU.
-    copy_(y, conv2d_reference(x, w, bias, stride, padding, dilation, groups));
-    return;
-  }
+      cudnnConvolutionForward(h, s.one, d.x.d, x.data(), d.w.d, w.data(), d.conv.d, static_cast<cudnnConvolutionFwdAlgo_t>(c.algo),
+                              data_or_null(ws), c.workspace, s.zero, d.y.d, y.data());
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();  // no cuDNN kernel: public ops, still on the GPU
   EMBER_CUDNN_CHECK(status);
   if (bias.defined()) add_(y, bias.reshape({1, bias.sizes()[0], 1, 1}));
+}
+
+void Conv2dBackwardDataOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor g = dense_layout(inputs[0]);
+  const Tensor w = inputs[1].contiguous();
+  const Tensor& dx = outputs[0];
+  if (g.numel() == 0 || dx.numel() == 0) {
+    fill_(dx, 0);
+    return;
+  }
+  auto reference = [&] { copy_(dx, conv2d_input_grad_reference(g, w, dx.sizes(), params)); };
+  if (!fits_int(g) || !fits_int(w) || !fits_int(dx)) return reference();
+  cudnnHandle_t h = cuda_detail::cudnn_handle(g.device().index);
+  ConvDescriptors d(dx, w.sizes(), g, params);
+  const Choice c = choose<Pass::BackwardData>(h, d, dx, g, w.sizes(), params);
+  Tensor ws = workspace_for(c, g.device());
+  const Scale s(g.dtype());
+  const cudnnStatus_t status = cudnnConvolutionBackwardData(
+      h, s.one, d.w.d, w.data(), d.y.d, g.data(), d.conv.d, static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo),
+      data_or_null(ws), c.workspace, s.zero, d.x.d, dx.data());
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();
+  EMBER_CUDNN_CHECK(status);
+}
+
+void Conv2dBackwardFilterOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor x = dense_layout(inputs[0]);
+  const Tensor g = dense_layout(inputs[1]);
+  const Tensor& dw = outputs[0];
+  if (x.numel() == 0 || g.numel() == 0) {
+    fill_(dw, 0);
+    return;
+  }
+  auto reference = [&] { copy_(dw, conv2d_weight_grad_reference(x, g, dw.sizes(), params)); };
+  if (!fits_int(x) || !fits_int(g) || !fits_int(dw)) return reference();
+  cudnnHandle_t h = cuda_detail::cudnn_handle(x.device().index);
+  ConvDescriptors d(x, dw.sizes(), g, params);
+  const Choice c = choose<Pass::BackwardFilter>(h, d, x, g, dw.sizes(), params);
+  Tensor ws = workspace_for(c, x.device());
+  const Scale s(x.dtype());
+  const cudnnStatus_t status = cudnnConvolutionBackwardFilter(
+      h, s.one, d.x.d, x.data(), d.y.d, g.data(), d.conv.d, static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo),
+      data_or_null(ws), c.workspace, s.zero, d.w.d, dw.data());
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();
+  EMBER_CUDNN_CHECK(status);
 }
 
 }  // namespace ember

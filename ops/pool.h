@@ -1,0 +1,44 @@
+// 2-d max pooling as one op with its indices, as PyTorch's max_pool2d_with_indices: on CUDA one
+// thread per output window forward and one per input element backward (gathering from the
+// windows that chose it, so the sum is deterministic); on the CPU with public ops (a max over
+// strided windows). The public-op form materialised every window (nine times the output for a
+// 3×3 kernel) and scattered back through them.
+#pragma once
+
+#include <array>
+
+#include "ops/op.h"
+
+namespace ember {
+
+struct PoolParams {
+  std::array<int64_t, 2> kernel, stride, padding, dilation;
+  bool ceil_mode;
+};
+
+/// Input x [N, C, H, W]; outputs the window maxima [N, C, OH, OW] and their flat indices into
+/// each input plane (int64), the first maximum of each window, NaN winning as in PyTorch.
+struct MaxPool2dOp final : Op {
+  PoolParams params;
+  Shape input_shape;
+  MaxPool2dOp(PoolParams p, Shape in) : params(p), input_shape(std::move(in)) {}
+  const char* name() const override { return "max_pool2d"; }
+  bool saves_inputs() const override { return false; }
+  bool saves_outputs() const override { return true; }
+  EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
+};
+
+/// The input gradient of MaxPool2dOp. Inputs: grad [N, C, OH, OW], indices; output x's shape.
+/// Not differentiable itself: under create_graph the public-op form (a scatter-add) runs.
+struct MaxPool2dBackwardOp final : Op {
+  PoolParams params;
+  explicit MaxPool2dBackwardOp(PoolParams p) : params(p) {}
+  const char* name() const override { return "max_pool2d_backward"; }
+  EMBER_OP_FORWARDS
+};
+
+/// Runs MaxPool2dOp after checking the arguments: {values, indices}.
+std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const PoolParams& params);
+
+}  // namespace ember
