@@ -3,7 +3,10 @@
 //   <name>_infer_b1, <name>_infer_b64: evaluation-mode forward without autograd;
 //   <name>_train_b64: training-mode forward, cross-entropy, backward and an SGD update.
 // Each figure is the median over 11 event-timed batches of `inner` calls after warm-up.
-// Usage: bench_cnn MODEL.ember NAME [out.csv]
+// --tuned: cuDNN algorithms chosen by timing (cuda::set_cudnn_benchmark), rows named *_tuned.
+// --layers: instead of a model, single layers of a resnet50 at batch 64 (forward + backward),
+// for seeing where the time of a whole step goes.
+// Usage: bench_cnn MODEL.ember NAME [out.csv] [--tuned] | bench_cnn --layers [out.csv]
 #include <algorithm>
 #include <cstdio>
 #include <functional>
@@ -33,17 +36,76 @@ double median_gpu_ms(const std::function<void()>& fn, int inner, int device) {
 
 }  // namespace
 
+// Forward + backward of single layers at resnet50's sizes, batch 64.
+void bench_layers(FILE* csv) {
+  const Device device = Device::cuda(0);
+  auto report = [&](const char* what, double ms) {
+    std::printf("ember %-24s %9.3f ms\n", what, ms);
+    if (csv) std::fprintf(csv, "%s,%.6f,0,0\n", what, ms);
+  };
+  manual_seed(0);
+  auto leaf = [&](const Shape& s) {
+    Tensor t = randn(s, {kFloat32, device});
+    t.requires_grad_();
+    return t;
+  };
+  Tensor x = leaf({64, 256, 56, 56}), g = randn({64, 256, 56, 56}, {kFloat32, device});
+  Tensor w = leaf({256}), b = leaf({256});
+  Tensor rm = zeros({256}, {kFloat32, device}), rv = ones({256}, {kFloat32, device});
+  report("layer_bn_train_fwd_bwd", median_gpu_ms([&] {
+    grad({nn::batch_norm(x, rm, rv, w, b, true, 0.1, 1e-5)}, {x, w, b}, {g});
+  }, 5, 0));
+  report("layer_relu_fwd_bwd", median_gpu_ms([&] { grad({relu(x)}, {x}, {g}); }, 5, 0));
+  Tensor xp = leaf({64, 64, 112, 112});
+  Tensor gp = randn({64, 64, 56, 56}, {kFloat32, device});
+  report("layer_maxpool_fwd_bwd", median_gpu_ms([&] {
+    grad({nn::max_pool2d(xp, {3, 3}, {2, 2}, {1, 1})}, {xp}, {gp});
+  }, 5, 0));
+  Tensor xc = leaf({64, 64, 56, 56}), wc = leaf({64, 64, 3, 3});
+  Tensor gc = randn({64, 64, 56, 56}, {kFloat32, device});
+  {
+    NoGradGuard no_grad;
+    report("layer_conv3x3_fwd", median_gpu_ms([&] { nn::conv2d(xc, wc, Tensor(), {1, 1}, {1, 1}); }, 5, 0));
+  }
+  report("layer_conv3x3_fwd_bwd", median_gpu_ms([&] {
+    grad({nn::conv2d(xc, wc, Tensor(), {1, 1}, {1, 1})}, {xc, wc}, {gc});
+  }, 5, 0));
+  Tensor x1 = leaf({64, 256, 56, 56}), w1 = leaf({64, 256, 1, 1});
+  {
+    NoGradGuard no_grad;
+    report("layer_conv1x1_fwd", median_gpu_ms([&] { nn::conv2d(x1, w1); }, 5, 0));
+  }
+  report("layer_conv1x1_fwd_bwd", median_gpu_ms([&] { grad({nn::conv2d(x1, w1)}, {x1, w1}, {gc}); }, 5, 0));
+}
+
 int main(int argc, char** argv) {
-  if (argc < 3) {
-    std::fprintf(stderr, "usage: bench_cnn MODEL.ember NAME [out.csv]\n");
+  std::vector<std::string> args(argv + 1, argv + argc);
+  const bool tuned = std::find(args.begin(), args.end(), "--tuned") != args.end();
+  const bool layers = std::find(args.begin(), args.end(), "--layers") != args.end();
+  std::erase_if(args, [](const std::string& a) { return a.rfind("--", 0) == 0; });
+  if (layers) {
+    FILE* csv = !args.empty() ? std::fopen(args[0].c_str(), "a") : nullptr;
+    try {
+      bench_layers(csv);
+    } catch (const Error& e) {
+      std::fprintf(stderr, "bench_cnn: %s\n", e.what());
+      return 1;
+    }
+    if (csv) std::fclose(csv);
+    return 0;
+  }
+  if (args.size() < 2) {
+    std::fprintf(stderr, "usage: bench_cnn MODEL.ember NAME [out.csv] [--tuned] | bench_cnn --layers [out.csv]\n");
     return 1;
   }
-  const std::string path = argv[1], name = argv[2];
-  FILE* csv = argc > 3 ? std::fopen(argv[3], "a") : nullptr;
+  const std::string path = args[0], name = args[1];
+  const std::string suffix = tuned ? "_tuned" : "";
+  cuda::set_cudnn_benchmark(tuned);
+  FILE* csv = args.size() > 2 ? std::fopen(args[2].c_str(), "a") : nullptr;
   const Device device = Device::cuda(0);
   auto report = [&](const std::string& what, double ms) {
-    std::printf("ember %-20s %9.3f ms\n", (name + "_" + what).c_str(), ms);
-    if (csv) std::fprintf(csv, "%s_%s,%.6f,0,0\n", name.c_str(), what.c_str(), ms);
+    std::printf("ember %-26s %9.3f ms\n", (name + "_" + what + suffix).c_str(), ms);
+    if (csv) std::fprintf(csv, "%s_%s%s,%.6f,0,0\n", name.c_str(), what.c_str(), suffix.c_str(), ms);
   };
   try {
     manual_seed(0);

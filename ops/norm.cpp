@@ -120,8 +120,8 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
 }
 
 void BatchNormOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
-  TensorList r = batch_norm_forward_reference(inputs[0], inputs[1], inputs[2], training, momentum, eps, running_mean,
-                                              running_var);
+  TensorList r =
+      batch_norm_forward_reference(inputs[0], inputs[1], inputs[2], training, momentum, eps, running_mean, running_var);
   for (size_t i = 0; i < outputs.size(); ++i) copy_(outputs[i], r[i]);
 }
 

@@ -35,7 +35,8 @@ std::pair<Tensor, Tensor> max_pool_reference(const Tensor& x, const PoolParams& 
                                         (x.sizes()[2 + i] + 2 * p.padding[i]));
   Tensor xp = pad(x, {p.padding[1], p.padding[1] + extra[1], p.padding[0], p.padding[0] + extra[0]},
                   -std::numeric_limits<double>::infinity());
-  Tensor win = sliding_windows(xp, p.kernel, p.stride, p.dilation, oh, ow).reshape({n, c, oh, ow, p.kernel[0] * p.kernel[1]});
+  Tensor win =
+      sliding_windows(xp, p.kernel, p.stride, p.dilation, oh, ow).reshape({n, c, oh, ow, p.kernel[0] * p.kernel[1]});
   auto [values, arg] = max(win, -1);  // the first maximum of each window, as PyTorch
   // The flat index into the (unpadded) input plane of each window's maximum.
   const TensorOptions i64{kInt64, x.device()};

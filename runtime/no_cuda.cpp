@@ -68,6 +68,8 @@ void empty_cache(int) { no_cuda("empty_cache"); }
 void set_memory_cap(int, std::optional<size_t>) { no_cuda("set_memory_cap"); }
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
+void set_cudnn_benchmark(bool) {}
+bool cudnn_benchmark() { return false; }
 Tensor pin_memory(const Tensor&) { no_cuda("pin_memory"); }
 Tensor empty_pinned(const Shape&, DType) { no_cuda("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }

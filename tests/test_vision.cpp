@@ -367,6 +367,21 @@ DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last 
     Tensor ones_g = ones(want.shape, {kFloat64, device});
     check_close(dx_ones, to_ref(conv2d_input_grad_reference(ones_g, w.to(kFloat64), x.sizes(), params)), kFloat32, 10);
   }
+  // Algorithms chosen by timing (cudnn_benchmark) give the same values, forward and backward.
+  cuda::set_cudnn_benchmark(true);
+  Tensor x = from_ref(random_ref({4, 8, 12, 12}, -1, 1, 65), kFloat32, device);
+  Tensor w = from_ref(random_ref({16, 8, 3, 3}, -1, 1, 66), kFloat32, device);
+  x.requires_grad_();
+  w.requires_grad_();
+  Tensor y = nn::conv2d(x, w, Tensor(), {1, 1}, {1, 1});
+  Tensor g = from_ref(random_ref(y.sizes(), -1, 1, 67), kFloat32, device);
+  TensorList grads = grad({y}, {x, w}, {g});
+  cuda::set_cudnn_benchmark(false);
+  const ConvParams params{{1, 1}, {1, 1}, {1, 1}, 1};
+  Tensor x64 = x.detach().to(kFloat64), w64 = w.detach().to(kFloat64), g64 = g.to(kFloat64);
+  check_close(y, to_ref(conv2d_reference(x64, w64, Tensor(), {1, 1}, {1, 1}, {1, 1}, 1)), kFloat32, 10);
+  check_close(grads[0], to_ref(conv2d_input_grad_reference(g64, w64, x.sizes(), params)), kFloat32, 10);
+  check_close(grads[1], to_ref(conv2d_weight_grad_reference(x64, g64, w.sizes(), params)), kFloat32, 100);
 }
 
 DEVICE_TEST("vision: the batch-norm kernels equal the reference path for 2-, 3- and 4-d inputs") {

@@ -65,9 +65,12 @@ if [ $bench = 1 ]; then
   mkdir -p /tmp/ember_cnn
   if python3 bench/torch_cnn.py /tmp/ember_cnn "$out/torch_cnn.csv" >"$out/cnn.txt" 2>&1; then
     for name in resnet18 resnet50; do
-      "$build/bench/bench_cnn" "/tmp/ember_cnn/$name.ember" $name "$out/ember_cnn.csv" >>"$out/cnn.txt" 2>&1 ||
-        note "bench_cnn $name failed: $(tail -3 "$out/cnn.txt")"
+      for mode in "" --tuned; do
+        "$build/bench/bench_cnn" "/tmp/ember_cnn/$name.ember" $name "$out/ember_cnn.csv" $mode >>"$out/cnn.txt" 2>&1 ||
+          note "bench_cnn $name $mode failed: $(tail -3 "$out/cnn.txt")"
+      done
     done
+    "$build/bench/bench_cnn" --layers "$out/ember_cnn.csv" >>"$out/cnn.txt" 2>&1 || note "bench_cnn --layers failed"
     [ -f "$out/ember_cnn.csv" ] && python3 bench/compare.py "$out/ember_cnn.csv" "$out/torch_cnn.csv" >"$out/cnn_table.md"
   else
     note "torch_cnn.py failed: $(tail -3 "$out/cnn.txt")"

@@ -9,14 +9,15 @@
 #include <climits>
 #include <cstdint>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <tuple>
 
 #include "ops/binary.h"
 #include "ops/conv.h"
 #include "ops/copy.h"
-#include "ops/cuda/cudnn_util.h"
 #include "ops/creation.h"
+#include "ops/cuda/cudnn_util.h"
 #include "ops/view.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/handles.h"
@@ -55,7 +56,8 @@ struct Descriptor {
 };
 using TensorDesc = Descriptor<cudnnTensorDescriptor_t, cudnnCreateTensorDescriptor, cudnnDestroyTensorDescriptor>;
 using FilterDesc = Descriptor<cudnnFilterDescriptor_t, cudnnCreateFilterDescriptor, cudnnDestroyFilterDescriptor>;
-using ConvDesc = Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
+using ConvDesc =
+    Descriptor<cudnnConvolutionDescriptor_t, cudnnCreateConvolutionDescriptor, cudnnDestroyConvolutionDescriptor>;
 
 int as_int(int64_t v) { return static_cast<int>(v); }
 
@@ -92,10 +94,10 @@ struct ConvDescriptors {
     EMBER_CUDNN_CHECK(cudnnSetFilter4dDescriptor(w.d, cudnn_type(dtype), CUDNN_TENSOR_NCHW, as_int(w_shape[0]),
                                                  as_int(w_shape[1]), as_int(w_shape[2]), as_int(w_shape[3])));
     const bool is_double = dtype == kFloat64;
-    EMBER_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(
-        conv.d, as_int(p.padding[0]), as_int(p.padding[1]), as_int(p.stride[0]), as_int(p.stride[1]),
-        as_int(p.dilation[0]), as_int(p.dilation[1]), CUDNN_CROSS_CORRELATION,
-        is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
+    EMBER_CUDNN_CHECK(cudnnSetConvolution2dDescriptor(conv.d, as_int(p.padding[0]), as_int(p.padding[1]),
+                                                      as_int(p.stride[0]), as_int(p.stride[1]), as_int(p.dilation[0]),
+                                                      as_int(p.dilation[1]), CUDNN_CROSS_CORRELATION,
+                                                      is_double ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT));
     EMBER_CUDNN_CHECK(cudnnSetConvolutionGroupCount(conv.d, as_int(p.groups)));
     math = dtype == kFloat32 ? (cuda::allow_tf32() ? CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION : CUDNN_FMA_MATH)
            : is_double       ? CUDNN_DEFAULT_MATH
@@ -112,8 +114,15 @@ struct ConvDescriptors {
   }
 };
 
-// Per pass: cuDNN's heuristic query, its workspace query, and the algorithms whose rounding is
-// far from a direct sum's (FFT and non-fused Winograd), skipped for float32 and float64.
+// The three tensors of a pass: x (or dx), w (or dw), y (or dy).
+struct Buffers {
+  void* x;
+  void* w;
+  void* y;
+};
+
+// Per pass: cuDNN's heuristic query, its timing query, and the algorithms whose rounding is far
+// from a direct sum's (FFT and non-fused Winograd), skipped for float32 and float64.
 template <Pass P>
 struct PassTraits;
 
@@ -122,12 +131,13 @@ struct PassTraits<Pass::Forward> {
   using Perf = cudnnConvolutionFwdAlgoPerf_t;
   using Algo = cudnnConvolutionFwdAlgo_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_FWD_ALGO_COUNT;
-  static constexpr Algo kFallback = CUDNN_CONVOLUTION_FWD_ALGO_IMPLICIT_GEMM;
-  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
     return cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.d, d.w.d, d.conv.d, d.y.d, kCount, found, perf);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
-    return cudnnGetConvolutionForwardWorkspaceSize(h, d.x.d, d.w.d, d.conv.d, d.y.d, a, bytes);
+  static cudnnStatus_t timed(cudnnHandle_t h, const ConvDescriptors& d, const Buffers& b, int* found, Perf* perf,
+                             void* ws, size_t bytes) {
+    return cudnnFindConvolutionForwardAlgorithmEx(h, d.x.d, b.x, d.w.d, b.w, d.conv.d, d.y.d, b.y, kCount, found, perf,
+                                                  ws, bytes);
   }
   static bool inexact(Algo a) {
     return a == CUDNN_CONVOLUTION_FWD_ALGO_FFT || a == CUDNN_CONVOLUTION_FWD_ALGO_FFT_TILING ||
@@ -140,12 +150,13 @@ struct PassTraits<Pass::BackwardData> {
   using Perf = cudnnConvolutionBwdDataAlgoPerf_t;
   using Algo = cudnnConvolutionBwdDataAlgo_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT;
-  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_DATA_ALGO_1;
-  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
     return cudnnGetConvolutionBackwardDataAlgorithm_v7(h, d.w.d, d.y.d, d.conv.d, d.x.d, kCount, found, perf);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
-    return cudnnGetConvolutionBackwardDataWorkspaceSize(h, d.w.d, d.y.d, d.conv.d, d.x.d, a, bytes);
+  static cudnnStatus_t timed(cudnnHandle_t h, const ConvDescriptors& d, const Buffers& b, int* found, Perf* perf,
+                             void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardDataAlgorithmEx(h, d.w.d, b.w, d.y.d, b.y, d.conv.d, d.x.d, b.x, kCount, found,
+                                                       perf, ws, bytes);
   }
   static bool inexact(Algo a) {
     return a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_DATA_ALGO_FFT_TILING ||
@@ -158,12 +169,13 @@ struct PassTraits<Pass::BackwardFilter> {
   using Perf = cudnnConvolutionBwdFilterAlgoPerf_t;
   using Algo = cudnnConvolutionBwdFilterAlgo_t;
   static constexpr int kCount = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT;
-  static constexpr Algo kFallback = CUDNN_CONVOLUTION_BWD_FILTER_ALGO_1;
-  static cudnnStatus_t find(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
+  static cudnnStatus_t heuristics(cudnnHandle_t h, const ConvDescriptors& d, int* found, Perf* perf) {
     return cudnnGetConvolutionBackwardFilterAlgorithm_v7(h, d.x.d, d.y.d, d.conv.d, d.w.d, kCount, found, perf);
   }
-  static cudnnStatus_t workspace(cudnnHandle_t h, const ConvDescriptors& d, Algo a, size_t* bytes) {
-    return cudnnGetConvolutionBackwardFilterWorkspaceSize(h, d.x.d, d.y.d, d.conv.d, d.w.d, a, bytes);
+  static cudnnStatus_t timed(cudnnHandle_t h, const ConvDescriptors& d, const Buffers& b, int* found, Perf* perf,
+                             void* ws, size_t bytes) {
+    return cudnnFindConvolutionBackwardFilterAlgorithmEx(h, d.x.d, b.x, d.y.d, b.y, d.conv.d, d.w.d, b.w, kCount, found,
+                                                         perf, ws, bytes);
   }
   static bool inexact(Algo a) {
     return a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT || a == CUDNN_CONVOLUTION_BWD_FILTER_ALGO_FFT_TILING ||
@@ -171,61 +183,74 @@ struct PassTraits<Pass::BackwardFilter> {
   }
 };
 
-// Everything the algorithm choice depends on: pass, device, dtype, x and y layouts, weight
-// shape, geometry, math type.
-using Key = std::tuple<int, int, DType, Shape, Strides, Strides, Shape, Pair2, Pair2, Pair2, int64_t, int>;
-
-struct Choice {
-  int algo;
-  size_t workspace;
+// A pass's descriptors and algorithm for one configuration, made once and cached: building
+// descriptors costs several cuDNN calls per convolution, which dominated small batches.
+struct Plan {
+  ConvDescriptors d;
+  int algo = 0;
+  size_t workspace = 0;
+  bool supported = false;  // false: no cuDNN algorithm; the public-op form runs instead
+  Plan(const Tensor& x, const Shape& w_shape, const Tensor& y, const ConvParams& p) : d(x, w_shape, y, p) {}
 };
 
+// Everything a plan depends on: pass, device, dtype, x and y layouts, weight shape, geometry,
+// TF32 and benchmark switches.
+using Key =
+    std::tuple<int, int, DType, Shape, Strides, Shape, Strides, Shape, Pair2, Pair2, Pair2, int64_t, bool, bool>;
+
 std::mutex cache_mutex;
-std::map<Key, Choice>& cache() {
-  static std::map<Key, Choice> c;
+std::map<Key, std::unique_ptr<Plan>>& cache() {
+  static std::map<Key, std::unique_ptr<Plan>> c;
   return c;
 }
 
-template <Pass P>
-Choice choose(cudnnHandle_t h, const ConvDescriptors& d, const Tensor& x, const Tensor& y, const Shape& w_shape,
-              const ConvParams& p) {
-  using T = PassTraits<P>;
-  const int device = x.device().index;
-  const Key key{static_cast<int>(P), device, x.dtype(), x.sizes(), x.strides(), y.strides(), w_shape,
-                p.stride, p.padding, p.dilation, p.groups, static_cast<int>(d.math)};
-  {
-    std::lock_guard<std::mutex> lock(cache_mutex);
-    auto it = cache().find(key);
-    if (it != cache().end()) return it->second;
-  }
-  typename T::Perf perf[T::kCount];
-  int found = 0;
-  EMBER_CUDNN_CHECK(T::find(h, d, &found, perf));
-  const bool exact = x.dtype() == kFloat32 || x.dtype() == kFloat64;
+size_t free_device_memory(int device) {
   size_t free_bytes = 0, total = 0;
-  {
-    cuda::DeviceGuard guard(device);
-    if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) free_bytes = 0;
-  }
-  // The heuristics' order, skipping what failed, what needs more than half the free memory,
-  // and the inexact algorithms for float32 and float64.
-  Choice choice{static_cast<int>(T::kFallback), 0};
-  bool chosen = false;
-  for (int i = 0; i < found && !chosen; ++i) {
-    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > free_bytes / 2) continue;
-    if (exact && T::inexact(perf[i].algo)) continue;
-    choice = {static_cast<int>(perf[i].algo), perf[i].memory};
-    chosen = true;
-  }
-  if (!chosen) EMBER_CUDNN_CHECK(T::workspace(h, d, T::kFallback, &choice.workspace));
-  std::lock_guard<std::mutex> lock(cache_mutex);
-  cache().emplace(key, choice);
-  return choice;
+  cuda::DeviceGuard guard(device);
+  if (cudaMemGetInfo(&free_bytes, &total) != cudaSuccess) return 0;
+  return free_bytes;
 }
 
+// The plan for a pass over x (dx), w (dw) and y (dy); `b` holds their data for timing runs.
+template <Pass P>
+const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, const Tensor& y, const ConvParams& p,
+                     const Buffers& b) {
+  using T = PassTraits<P>;
+  const int device = x.device().index;
+  const bool benchmark = cuda::cudnn_benchmark();
+  const Key key{static_cast<int>(P), device,   x.dtype(), x.sizes(), x.strides(), y.sizes(),
+                y.strides(),         w_shape,  p.stride,  p.padding, p.dilation,  p.groups,
+                cuda::allow_tf32(),  benchmark};
+  std::lock_guard<std::mutex> lock(cache_mutex);  // held while choosing: timing runs must not overlap
+  auto it = cache().find(key);
+  if (it != cache().end()) return *it->second;
+  auto plan = std::make_unique<Plan>(x, w_shape, y, p);
+  typename T::Perf perf[T::kCount];
+  int found = 0;
+  const size_t budget = free_device_memory(device) / 2;
+  if (benchmark) {
+    // cuDNN times every algorithm whose workspace fits the budget (at most 1 GiB here).
+    const size_t bytes = std::min<size_t>(budget, size_t{1} << 30);
+    Tensor ws = bytes > 0 ? empty({static_cast<int64_t>(bytes)}, {kUInt8, x.device()}) : Tensor();
+    EMBER_CUDNN_CHECK(T::timed(h, plan->d, b, &found, perf, data_or_null(ws), bytes));
+  } else {
+    EMBER_CUDNN_CHECK(T::heuristics(h, plan->d, &found, perf));
+  }
+  // The first in cuDNN's order (fastest measured, or heuristics' preference) that succeeded,
+  // fits the budget and, for float32 and float64, is exact.
+  const bool exact = x.dtype() == kFloat32 || x.dtype() == kFloat64;
+  for (int i = 0; i < found && !plan->supported; ++i) {
+    if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > budget) continue;
+    if (exact && T::inexact(perf[i].algo)) continue;
+    plan->algo = static_cast<int>(perf[i].algo);
+    plan->workspace = perf[i].memory;
+    plan->supported = true;
+  }
+  return *cache().emplace(key, std::move(plan)).first->second;
+}
 
-Tensor workspace_for(const Choice& c, Device device) {
-  return c.workspace > 0 ? empty({static_cast<int64_t>(c.workspace)}, {kUInt8, device}) : Tensor();
+Tensor workspace_for(const Plan& plan, Device device) {
+  return plan.workspace > 0 ? empty({static_cast<int64_t>(plan.workspace)}, {kUInt8, device}) : Tensor();
 }
 
 }  // namespace
@@ -243,20 +268,21 @@ void Conv2dOp::forward_cuda(const TensorList& inputs, const TensorList& outputs)
   auto reference = [&] { copy_(y, conv2d_reference(x, w, bias, p.stride, p.padding, p.dilation, p.groups)); };
   if (!fits_int(x) || !fits_int(w) || !fits_int(y)) return reference();  // cuDNN's descriptors hold ints
   cudnnHandle_t h = cuda_detail::cudnn_handle(x.device().index);
-  ConvDescriptors d(x, w.sizes(), y, p);
-  const Choice c = choose<Pass::Forward>(h, d, x, y, w.sizes(), p);
-  Tensor ws = workspace_for(c, x.device());
+  const Plan& plan = plan_for<Pass::Forward>(h, x, w.sizes(), y, p, {x.data(), w.data(), y.data()});
+  if (!plan.supported) return reference();  // no cuDNN kernel: public ops, still on the GPU
+  Tensor ws = workspace_for(plan, x.device());
   const Scale s(x.dtype());
-  const cudnnStatus_t status =
-      cudnnConvolutionForward(h, s.one, d.x.d, x.data(), d.w.d, w.data(), d.conv.d, static_cast<cudnnConvolutionFwdAlgo_t>(c.algo),
-                              data_or_null(ws), c.workspace, s.zero, d.y.d, y.data());
-  if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();  // no cuDNN kernel: public ops, still on the GPU
+  const cudnnStatus_t status = cudnnConvolutionForward(h, s.one, plan.d.x.d, x.data(), plan.d.w.d, w.data(),
+                                                       plan.d.conv.d, static_cast<cudnnConvolutionFwdAlgo_t>(plan.algo),
+                                                       data_or_null(ws), plan.workspace, s.zero, plan.d.y.d, y.data());
+  if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();
   EMBER_CUDNN_CHECK(status);
   if (bias.defined()) add_(y, bias.reshape({1, bias.sizes()[0], 1, 1}));
 }
 
 void Conv2dBackwardDataOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
-  const Tensor g = dense_layout(inputs[0]);
+  // dx is allocated NCHW: the gradient is read in the same layout.
+  const Tensor g = inputs[0].contiguous();
   const Tensor w = inputs[1].contiguous();
   const Tensor& dx = outputs[0];
   if (g.numel() == 0 || dx.numel() == 0) {
@@ -266,20 +292,26 @@ void Conv2dBackwardDataOp::forward_cuda(const TensorList& inputs, const TensorLi
   auto reference = [&] { copy_(dx, conv2d_input_grad_reference(g, w, dx.sizes(), params)); };
   if (!fits_int(g) || !fits_int(w) || !fits_int(dx)) return reference();
   cudnnHandle_t h = cuda_detail::cudnn_handle(g.device().index);
-  ConvDescriptors d(dx, w.sizes(), g, params);
-  const Choice c = choose<Pass::BackwardData>(h, d, dx, g, w.sizes(), params);
-  Tensor ws = workspace_for(c, g.device());
+  const Plan& plan = plan_for<Pass::BackwardData>(h, dx, w.sizes(), g, params, {dx.data(), w.data(), g.data()});
+  if (!plan.supported) return reference();
+  Tensor ws = workspace_for(plan, g.device());
   const Scale s(g.dtype());
-  const cudnnStatus_t status = cudnnConvolutionBackwardData(
-      h, s.one, d.w.d, w.data(), d.y.d, g.data(), d.conv.d, static_cast<cudnnConvolutionBwdDataAlgo_t>(c.algo),
-      data_or_null(ws), c.workspace, s.zero, d.x.d, dx.data());
+  const cudnnStatus_t status =
+      cudnnConvolutionBackwardData(h, s.one, plan.d.w.d, w.data(), plan.d.y.d, g.data(), plan.d.conv.d,
+                                   static_cast<cudnnConvolutionBwdDataAlgo_t>(plan.algo), data_or_null(ws),
+                                   plan.workspace, s.zero, plan.d.x.d, dx.data());
   if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();
   EMBER_CUDNN_CHECK(status);
 }
 
 void Conv2dBackwardFilterOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
-  const Tensor x = dense_layout(inputs[0]);
-  const Tensor g = dense_layout(inputs[1]);
+  // x and the gradient in one layout: cuDNN has no kernel for a mix.
+  Tensor x = dense_layout(inputs[0]);
+  Tensor g = dense_layout(inputs[1]);
+  if (x.is_contiguous() != g.is_contiguous()) {
+    x = x.contiguous();
+    g = g.contiguous();
+  }
   const Tensor& dw = outputs[0];
   if (x.numel() == 0 || g.numel() == 0) {
     fill_(dw, 0);
@@ -288,13 +320,14 @@ void Conv2dBackwardFilterOp::forward_cuda(const TensorList& inputs, const Tensor
   auto reference = [&] { copy_(dw, conv2d_weight_grad_reference(x, g, dw.sizes(), params)); };
   if (!fits_int(x) || !fits_int(g) || !fits_int(dw)) return reference();
   cudnnHandle_t h = cuda_detail::cudnn_handle(x.device().index);
-  ConvDescriptors d(x, dw.sizes(), g, params);
-  const Choice c = choose<Pass::BackwardFilter>(h, d, x, g, dw.sizes(), params);
-  Tensor ws = workspace_for(c, x.device());
+  const Plan& plan = plan_for<Pass::BackwardFilter>(h, x, dw.sizes(), g, params, {x.data(), dw.data(), g.data()});
+  if (!plan.supported) return reference();
+  Tensor ws = workspace_for(plan, x.device());
   const Scale s(x.dtype());
-  const cudnnStatus_t status = cudnnConvolutionBackwardFilter(
-      h, s.one, d.x.d, x.data(), d.y.d, g.data(), d.conv.d, static_cast<cudnnConvolutionBwdFilterAlgo_t>(c.algo),
-      data_or_null(ws), c.workspace, s.zero, d.w.d, dw.data());
+  const cudnnStatus_t status =
+      cudnnConvolutionBackwardFilter(h, s.one, plan.d.x.d, x.data(), plan.d.y.d, g.data(), plan.d.conv.d,
+                                     static_cast<cudnnConvolutionBwdFilterAlgo_t>(plan.algo), data_or_null(ws),
+                                     plan.workspace, s.zero, plan.d.w.d, dw.data());
   if (status == CUDNN_STATUS_NOT_SUPPORTED) return reference();
   EMBER_CUDNN_CHECK(status);
 }

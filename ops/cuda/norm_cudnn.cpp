@@ -5,8 +5,8 @@
 #include <climits>
 
 #include "ops/copy.h"
-#include "ops/cuda/cudnn_util.h"
 #include "ops/creation.h"
+#include "ops/cuda/cudnn_util.h"
 #include "ops/norm.h"
 #include "runtime/cuda/handles.h"
 #include "runtime/error.h"
@@ -44,10 +44,9 @@ bool cudnn_applies(const Tensor& x, const TensorList& per_channel) {
 void set_activation(const TensorDesc& desc, const Tensor& x) {
   const int n = static_cast<int>(x.sizes()[0]), c = static_cast<int>(x.sizes()[1]);
   const int s = static_cast<int>(x.numel() / (x.sizes()[0] * x.sizes()[1]));
-  EMBER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(desc.d, CUDNN_TENSOR_NCHW,
-                                               x.dtype() == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT, n, c, s, 1));
+  EMBER_CUDNN_CHECK(cudnnSetTensor4dDescriptor(
+      desc.d, CUDNN_TENSOR_NCHW, x.dtype() == kFloat64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT, n, c, s, 1));
 }
-
 
 // cuDNN needs a scale and a shift even when the module has none.
 Tensor or_filled(const Tensor& t, int64_t c, double value, const Tensor& like) {
@@ -62,8 +61,8 @@ void BatchNormOp::forward_cuda(const TensorList& inputs, const TensorList& outpu
   const Tensor& weight = inputs[1];
   const Tensor& bias = inputs[2];
   if (!cudnn_applies(inputs[0], {weight, bias, running_mean, running_var})) {
-    TensorList r = batch_norm_forward_reference(inputs[0], weight, bias, training, momentum, eps, running_mean,
-                                                running_var);
+    TensorList r =
+        batch_norm_forward_reference(inputs[0], weight, bias, training, momentum, eps, running_mean, running_var);
     for (size_t i = 0; i < outputs.size(); ++i) copy_(outputs[i], r[i]);
     return;
   }
@@ -101,10 +100,9 @@ void BatchNormBackwardOp::forward_cuda(const TensorList& inputs, const TensorLis
   set_activation(xd, x);
   EMBER_CUDNN_CHECK(cudnnDeriveBNTensorDescriptor(bnd.d, xd.d, kMode));
   const Scale s(x.dtype());
-  EMBER_CUDNN_CHECK(cudnnBatchNormalizationBackward(h, kMode, s.one, s.zero, s.one, s.zero, xd.d, x.data(), xd.d,
-                                                    g.data(), xd.d, outputs[0].data(), bnd.d, scale.data(),
-                                                    outputs[1].data(), outputs[2].data(), eps, inputs[3].data(),
-                                                    inputs[4].data()));
+  EMBER_CUDNN_CHECK(cudnnBatchNormalizationBackward(
+      h, kMode, s.one, s.zero, s.one, s.zero, xd.d, x.data(), xd.d, g.data(), xd.d, outputs[0].data(), bnd.d,
+      scale.data(), outputs[1].data(), outputs[2].data(), eps, inputs[3].data(), inputs[4].data()));
 }
 
 }  // namespace ember

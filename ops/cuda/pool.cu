@@ -19,8 +19,9 @@ struct Geometry2d {
 
 Geometry2d geometry(const Shape& in, const Shape& out, const PoolParams& p) {
   auto i = [](int64_t v) { return static_cast<int>(v); };
-  return {in[0] * in[1], in[2], in[3], out[2], out[3], i(p.kernel[0]), i(p.kernel[1]), i(p.stride[0]),
-          i(p.stride[1]), i(p.padding[0]), i(p.padding[1]), i(p.dilation[0]), i(p.dilation[1])};
+  return {in[0] * in[1],   in[2],          in[3],          out[2],          out[3],          i(p.kernel[0]),
+          i(p.kernel[1]),  i(p.stride[0]), i(p.stride[1]), i(p.padding[0]), i(p.padding[1]), i(p.dilation[0]),
+          i(p.dilation[1])};
 }
 
 template <typename T>
@@ -54,7 +55,8 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
 
 template <typename T>
 __global__ void __launch_bounds__(cuda_ops::kBlock)
-    max_pool_backward(const T* __restrict__ grad, const int64_t* __restrict__ indices, T* __restrict__ dx, Geometry2d g) {
+    max_pool_backward(const T* __restrict__ grad, const int64_t* __restrict__ indices, T* __restrict__ dx,
+                      Geometry2d g) {
   using A = cuda_ops::acc_t<T>;
   const int64_t total = g.planes * g.h * g.w;
   for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {

@@ -115,6 +115,14 @@ void set_memory_cap(int device, std::optional<size_t> bytes);
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+/// Convolutions time cuDNN's candidate algorithms on the first call of each shape and keep the
+/// fastest (like torch.backends.cudnn.benchmark; off by default: the first call of each shape is
+/// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose.
+/// Either way float32 and float64 skip the FFT and non-fused Winograd algorithms, whose rounding
+/// is far from a direct sum's. The environment variable EMBER_CUDNN_BENCHMARK=1 turns it on.
+void set_cudnn_benchmark(bool on);
+bool cudnn_benchmark();
+
 /// A copy of a CPU tensor in page-locked memory, so transfers to the GPU can be asynchronous.
 Tensor pin_memory(const Tensor& t);
 /// A new uninitialised page-locked CPU tensor.

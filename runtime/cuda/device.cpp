@@ -2,6 +2,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <mutex>
+#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -168,5 +169,18 @@ std::atomic<bool> g_allow_tf32{false};
 
 void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
+
+namespace {
+std::atomic<bool>& cudnn_benchmark_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* v = std::getenv("EMBER_CUDNN_BENCHMARK");
+    return v != nullptr && std::string(v) == "1";
+  }()};
+  return flag;
+}
+}  // namespace
+
+void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().store(on); }
+bool cudnn_benchmark() { return cudnn_benchmark_flag().load(); }
 
 }  // namespace ember::cuda
