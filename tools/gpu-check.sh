@@ -3,7 +3,7 @@
 # (the CUDA cases included), the CPU and CUDA benchmarks and PyTorch's side of them, and
 # prints a one-screen summary last. Logs go to build-gpu/logs; where $OUT is set (the device
 # tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
-# Usage: tools/gpu-check.sh [--no-bench]
+# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench]   (--cnn-bench: only the CNN benchmark)
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -11,6 +11,7 @@ rm -rf "$out"
 mkdir -p "$out"
 bench=1
 [ "${1:-}" = "--no-bench" ] && bench=0
+[ "${1:-}" = "--cnn-bench" ] && bench=2
 export PATH="/usr/local/cuda/bin:$PATH"
 
 summary=()
@@ -61,6 +62,9 @@ if [ $bench = 1 ]; then
   if [ -f "$out/ember_cuda.csv" ] && [ -f "$out/torch_cuda.csv" ]; then
     python3 bench/compare.py "$out/ember_cuda.csv" "$out/torch_cuda.csv" >"$out/bench_table.md"
   fi
+fi
+
+if [ $bench != 0 ]; then
   # Convolutional networks: PyTorch exports the models and times its side, then ember's.
   mkdir -p /tmp/ember_cnn
   if python3 bench/torch_cnn.py /tmp/ember_cnn "$out/torch_cnn.csv" >"$out/cnn.txt" 2>&1; then
