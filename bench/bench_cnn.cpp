@@ -70,6 +70,21 @@ void bench_layers(FILE* csv) {
   report("layer_conv3x3_fwd_bwd", median_gpu_ms([&] {
     grad({nn::conv2d(xc, wc, Tensor(), {1, 1}, {1, 1})}, {xc, wc}, {gc});
   }, 5, 0));
+  {
+    // The chosen algorithms' rounding: gradients against float64 ones (public ops on the GPU).
+    TensorList gr = grad({nn::conv2d(xc, wc, Tensor(), {1, 1}, {1, 1})}, {xc, wc}, {gc});
+    NoGradGuard no_grad;
+    Tensor y = nn::conv2d(xc, wc, Tensor(), {1, 1}, {1, 1});
+    const ConvParams p{{1, 1}, {1, 1}, {1, 1}, 1};
+    Tensor x64 = xc.detach().to(kFloat64), w64 = wc.detach().to(kFloat64), g64 = gc.to(kFloat64);
+    auto rel = [](const Tensor& a, const Tensor& ref) {
+      return amax(abs(sub(a.to(kFloat64), ref))).item<double>() / amax(abs(ref)).item<double>();
+    };
+    std::printf("conv3x3 max error / max value: forward %.2e, input grad %.2e, weight grad %.2e\n",
+                rel(y, conv2d_reference(x64, w64, Tensor(), {1, 1}, {1, 1}, {1, 1}, 1)),
+                rel(gr[0], conv2d_input_grad_reference(g64, w64, xc.sizes(), p)),
+                rel(gr[1], conv2d_weight_grad_reference(x64, g64, wc.sizes(), p)));
+  }
   Tensor x1 = leaf({64, 256, 56, 56}), w1 = leaf({64, 256, 1, 1});
   {
     NoGradGuard no_grad;

@@ -5,7 +5,7 @@ no_grad, and a training step at batch 64 (forward, cross-entropy, backward, SGD)
 cuDNN's heuristics (PyTorch's default) and with torch.backends.cudnn.benchmark (rows *_tuned);
 then single resnet50 layers at batch 64 (bench_cnn --layers). Writes CSV rows
 case,milliseconds,0,0 to OUT.
-Usage: python3 bench/torch_cnn.py DIR OUT.csv"""
+Usage: python3 bench/torch_cnn.py DIR OUT.csv [resnet18,resnet50]"""
 import copy
 import os
 import statistics
@@ -35,10 +35,11 @@ def gpu_ms(fn, inner):
 
 def main():
     folder, out = sys.argv[1], sys.argv[2]
+    names = sys.argv[3].split(",") if len(sys.argv) > 3 else ["resnet18", "resnet50"]
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     rows = []
-    for name in ["resnet18", "resnet50"]:
+    for name in names:
         torch.manual_seed(0)
         model = getattr(torchvision.models, name)(weights=None).eval()
         export(model, (torch.randn(2, 3, 224, 224),), os.path.join(folder, f"{name}.ember"), dynamic_batch=True)

@@ -7,10 +7,13 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <cstdio>
+#include <cstdlib>
 #include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <tuple>
 
 #include "ops/binary.h"
@@ -238,7 +241,11 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
   }
   // The first in cuDNN's order (fastest measured, or heuristics' preference) that succeeded,
   // fits the budget and, for float32 and float64, is exact.
-  const bool exact = x.dtype() == kFloat32 || x.dtype() == kFloat64;
+  static const bool allow_all = [] {
+    const char* v = std::getenv("EMBER_CUDNN_ALGOS");  // experiment switch: "all" keeps every algorithm
+    return v != nullptr && std::string(v) == "all";
+  }();
+  const bool exact = (x.dtype() == kFloat32 || x.dtype() == kFloat64) && !allow_all;
   for (int i = 0; i < found && !plan->supported; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > budget) continue;
     if (exact && T::inexact(perf[i].algo)) continue;
@@ -246,6 +253,10 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
     plan->workspace = perf[i].memory;
     plan->supported = true;
   }
+  if (std::getenv("EMBER_CUDNN_LOG"))
+    std::fprintf(stderr, "cudnn plan: pass %d x %s w %s algo %d workspace %zu (%d candidates)\n", static_cast<int>(P),
+                 shape_str(x.sizes()).c_str(), shape_str(w_shape).c_str(), plan->supported ? plan->algo : -1,
+                 plan->workspace, found);
   return *cache().emplace(key, std::move(plan)).first->second;
 }
 
