@@ -109,6 +109,7 @@ Tensor floor_divide(const Operand& a, const Operand& b) {
 Tensor remainder(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Remainder{}); }
 Tensor pow(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Pow{}); }
 Tensor maximum(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Maximum{}); }
+Tensor relu_backward(const Tensor& grad, const Tensor& x) { return run_binary(grad, x, binary::ReluBackward{}); }
 Tensor minimum(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Minimum{}); }
 Tensor eq(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Eq{}); }
 Tensor ne(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Ne{}); }

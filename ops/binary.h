@@ -57,6 +57,8 @@ Tensor pow(const Operand& a, const Operand& b);
 /// Element-wise max / min; NaN propagates.
 Tensor maximum(const Operand& a, const Operand& b);
 Tensor minimum(const Operand& a, const Operand& b);
+/// relu's gradient: grad where x > 0 (or x is NaN), else 0, in one pass.
+Tensor relu_backward(const Tensor& grad, const Tensor& x);
 Tensor eq(const Operand& a, const Operand& b);
 Tensor ne(const Operand& a, const Operand& b);
 Tensor lt(const Operand& a, const Operand& b);

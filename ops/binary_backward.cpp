@@ -37,6 +37,8 @@ std::pair<Tensor, Tensor> binary_grads(const F& f, const Tensor& a, const Tensor
     Tensor ga = where(a_wins, g, where(tie, half, 0.0));
     Tensor gb = where(a_wins, 0.0, where(tie, half, g));
     return {ga, gb};
+  } else if constexpr (std::is_same_v<F, ReluBackward>) {
+    return {relu_backward(g, b), zeros_like(g)};  // linear in the gradient, piecewise constant in x
   } else if constexpr (std::is_same_v<F, DivTrunc> || std::is_same_v<F, DivFloor>) {
     return {zeros_like(g), zeros_like(g)};  // piecewise constant: zero, as PyTorch defines it
   } else if constexpr (std::is_same_v<F, Remainder>) {
@@ -52,7 +54,8 @@ template <typename F>
 bool BinaryOp<F>::differentiable() const {
   return std::is_same_v<F, Add> || std::is_same_v<F, Sub> || std::is_same_v<F, Mul> || std::is_same_v<F, Div> ||
          std::is_same_v<F, Pow> || std::is_same_v<F, Maximum> || std::is_same_v<F, Minimum> ||
-         std::is_same_v<F, Remainder> || std::is_same_v<F, DivTrunc> || std::is_same_v<F, DivFloor>;
+         std::is_same_v<F, Remainder> || std::is_same_v<F, DivTrunc> || std::is_same_v<F, DivFloor> ||
+         std::is_same_v<F, ReluBackward>;
 }
 
 template <typename F>

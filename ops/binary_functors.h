@@ -160,6 +160,10 @@ struct Minimum { EMBER_BINARY("minimum", Arith, true)
     if (b != b) return b;
     return a < b ? a : b;
   } };
+struct ReluBackward { EMBER_BINARY("relu_backward", Arith, false)
+  // relu's gradient: the incoming gradient a where relu's input b is above 0 (NaN included, as
+  // PyTorch's threshold_backward), else 0; one pass instead of a comparison and a select.
+  template <typename T> EMBER_HD T operator()(T a, T b) const { return b <= T(0) ? T(0) : a; } };
 struct Eq { EMBER_BINARY("eq", Compare, true)
   template <typename T> EMBER_HD bool operator()(T a, T b) const { return a == b; } };
 struct Ne { EMBER_BINARY("ne", Compare, true)
@@ -192,6 +196,7 @@ struct BitwiseXor { EMBER_BINARY("bitwise_xor", Bitwise, true)
 /// Every binary functor, for explicit instantiation and registration.
 #define EMBER_FOR_EACH_BINARY(X)                                                                 \
   X(Add) X(Sub) X(Mul) X(Div) X(DivTrunc) X(DivFloor) X(Remainder) X(Pow) X(Maximum) X(Minimum)     \
+  X(ReluBackward)                                                                                  \
   X(Eq) X(Ne) X(Lt) X(Le) X(Gt) X(Ge) X(LogicalAnd) X(LogicalOr) X(LogicalXor) X(BitwiseAnd)       \
   X(BitwiseOr) X(BitwiseXor)
 

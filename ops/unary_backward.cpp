@@ -37,7 +37,7 @@ Tensor unary_grad(const F& f, const Tensor& x, const Tensor& g) {
   } else if constexpr (std::is_same_v<F, Reciprocal>) {
     return neg(div(g, mul(x, x)));
   } else if constexpr (std::is_same_v<F, Relu>) {
-    return where(gt(x, 0.0), g, 0.0);
+    return relu_backward(g, x);
   } else if constexpr (std::is_same_v<F, Sign>) {
     return zeros_like(g);
   } else if constexpr (std::is_same_v<F, Gelu>) {

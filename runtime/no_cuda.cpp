@@ -70,6 +70,8 @@ void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
 void set_cudnn_benchmark(bool) {}
 bool cudnn_benchmark() { return false; }
+void set_cudnn_exact(bool) {}
+bool cudnn_exact() { return false; }
 Tensor pin_memory(const Tensor&) { no_cuda("pin_memory"); }
 Tensor empty_pinned(const Shape&, DType) { no_cuda("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }

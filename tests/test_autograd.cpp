@@ -400,6 +400,7 @@ DEVICE_TEST("autograd: gradcheck of the indexing ops and of max/min with indices
                    {x, src});
   expect_gradcheck("max(dim)", one([](const Tensor& t) { return max(t, 1).values; }), {x});
   expect_gradcheck("min(dim, keepdim)", one([](const Tensor& t) { return min(t, 0, true).values; }), {x});
+  expect_gradgradcheck("relu", one([](const Tensor& t) { return mul(relu(t), t); }), {x});
   expect_gradgradcheck("gather", one([&](const Tensor& t) { return mul(gather(t, 0, idx), gather(t, 0, idx)); }), {x});
 }
 

@@ -141,6 +141,11 @@ DEVICE_TEST("unary ops on special values") {
   check_equal_values(isnan(x), {0, 0, 0, 0, 1, 0});
   check_equal_values(isinf(x), {0, 0, 1, 1, 0, 0});
   check_equal_values(relu(x), {0, 0, inf, 0, nan, 1});
+  // relu's gradient passes where the input is above 0 or NaN, as PyTorch's threshold_backward.
+  Tensor g = tensor({2.0, 3.0, 4.0, 5.0, 6.0, 7.0}, {kFloat32, device});
+  check_equal_values(relu_backward(g, x), {0, 0, 4, 0, 6, 7});
+  x.requires_grad_();
+  check_equal_values(grad({relu(x)}, {x}, {g})[0], {0, 0, 4, 0, 6, 7});
   check_equal_values(exp(x), {1, 1, inf, 0, nan, std::exp(1.0f)});
   check_equal_values(sign(x), {0, 0, 1, -1, 0, 1});  // NaN gives 0, as in PyTorch
   check_equal_values(clamp(x, -1, 1), {0, 0, 1, -1, nan, 1});

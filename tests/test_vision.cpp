@@ -322,8 +322,23 @@ TEST_CASE("vision: modules use PyTorch's names, shapes, buffers and initial boun
   check_error([] { nn::Conv2d(3, 8, {3, 3}, {.groups = 2}); }, ErrorCode::InvalidArgument, "divisible by groups");
 }
 
+// Sets cuda::cudnn_exact for a scope.
+struct CudnnExact {
+  explicit CudnnExact(bool on) { cuda::set_cudnn_exact(on); }
+  ~CudnnExact() { cuda::set_cudnn_exact(false); }
+};
+
+// max |a − ref| / max |ref|, the measure for algorithms (FFT, Winograd) whose error is spread
+// over the output rather than relative to each element.
+double error_relative_to_max(const Tensor& a, const Tensor& ref) {
+  Tensor r = ref.to(kFloat64).to(a.device());
+  return amax(abs(sub(a.to(kFloat64), r))).item<double>() / amax(abs(r)).item<double>();
+}
+
 DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last and half types included") {
-  // On CUDA the kernel is cuDNN's; on the CPU it is the reference itself.
+  // On CUDA the kernel is cuDNN's, here restricted to algorithms that sum directly so that each
+  // element can be compared; on the CPU it is the reference itself.
+  CudnnExact exact(true);
   for (auto [stride, padding, dilation, groups] : std::vector<std::tuple<Pair, Pair, Pair, int64_t>>{
            {{1, 1}, {1, 1}, {1, 1}, 1}, {{2, 2}, {3, 3}, {1, 1}, 1}, {{1, 2}, {2, 1}, {2, 2}, 4}, {{1, 1}, {1, 1}, {1, 1}, 16}}) {
     INFO("stride ", stride[0], " groups ", groups);
@@ -382,6 +397,27 @@ DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last 
   check_close(y, to_ref(conv2d_reference(x64, w64, Tensor(), {1, 1}, {1, 1}, {1, 1}, 1)), kFloat32, 10);
   check_close(grads[0], to_ref(conv2d_input_grad_reference(g64, w64, x.sizes(), params)), kFloat32, 10);
   check_close(grads[1], to_ref(conv2d_weight_grad_reference(x64, g64, w.sizes(), params)), kFloat32, 100);
+}
+
+DEVICE_TEST("vision: conv2d with cuDNN's default algorithm choice (FFT and Winograd allowed), resnet shapes") {
+  // PyTorch's choice: what cuDNN's heuristics rank first, FFT and Winograd included, whose error
+  // is spread over the output (PyTorch's own 3×3 weight gradient: 7e-5 of its largest value).
+  for (auto [c, hw, k, stride] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
+           {64, 28, 3, 1}, {64, 28, 1, 1}, {32, 29, 3, 2}, {16, 56, 7, 2}}) {
+    INFO("channels ", c, " kernel ", k, " stride ", stride);
+    Tensor x = from_ref(random_ref({8, c, hw, hw}, -1, 1, 90), kFloat32, device);
+    Tensor w = from_ref(random_ref({c, c, k, k}, -1, 1, 91), kFloat32, device);
+    x.requires_grad_();
+    w.requires_grad_();
+    const ConvParams p{{stride, stride}, {k / 2, k / 2}, {1, 1}, 1};
+    Tensor y = nn::conv2d(x, w, Tensor(), p.stride, p.padding);
+    Tensor g = from_ref(random_ref(y.sizes(), -1, 1, 92), kFloat32, device);
+    TensorList grads = grad({y}, {x, w}, {g});
+    Tensor x64 = x.detach().to(kFloat64), w64 = w.detach().to(kFloat64), g64 = g.to(kFloat64);
+    CHECK(error_relative_to_max(y, conv2d_reference(x64, w64, Tensor(), p.stride, p.padding, p.dilation, 1)) < 2e-5);
+    CHECK(error_relative_to_max(grads[0], conv2d_input_grad_reference(g64, w64, x.sizes(), p)) < 2e-5);
+    CHECK(error_relative_to_max(grads[1], conv2d_weight_grad_reference(x64, g64, w.sizes(), p)) < 3e-4);
+  }
 }
 
 DEVICE_TEST("vision: the batch-norm kernels equal the reference path for 2-, 3- and 4-d inputs") {

@@ -1,4 +1,4 @@
-// CUDA binary kernels: rounding divisions, remainder, pow, maximum, minimum.
+// CUDA binary kernels: rounding divisions, remainder, pow, maximum, minimum, relu's gradient.
 #include "ops/cuda/binary_kernels.cuh"
 
 EMBER_BINARY_CUDA_INSTANTIATE(DivTrunc)
@@ -7,3 +7,4 @@ EMBER_BINARY_CUDA_INSTANTIATE(Remainder)
 EMBER_BINARY_CUDA_INSTANTIATE(Pow)
 EMBER_BINARY_CUDA_INSTANTIATE(Maximum)
 EMBER_BINARY_CUDA_INSTANTIATE(Minimum)
+EMBER_BINARY_CUDA_INSTANTIATE(ReluBackward)

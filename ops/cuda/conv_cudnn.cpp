@@ -1,9 +1,10 @@
 // conv2d and its two gradients on CUDA through cuDNN's convolution API. Descriptors take the
 // tensors' real strides, so NCHW and channels-last tensors both run without a copy. The
-// algorithm for a shape and pass is chosen once (cuDNN's heuristics, the first whose workspace
-// fits) and cached; the workspace comes from ember's allocator. fp32 keeps full precision (FMA
-// math) unless TF32 is allowed, as PyTorch. A configuration cuDNN does not support runs the
-// public-op form on the GPU.
+// algorithm for a shape and pass is chosen once (cuDNN's heuristics as in PyTorch, or timing
+// under cuda::cudnn_benchmark(); the first whose workspace fits) and cached with its descriptors;
+// the workspace comes from ember's allocator. fp32 keeps full precision (FMA math) unless TF32
+// is allowed, as PyTorch. A configuration cuDNN does not support runs the public-op form on the
+// GPU.
 #include <cuda_runtime.h>
 
 #include <climits>
@@ -124,8 +125,8 @@ struct Buffers {
   void* y;
 };
 
-// Per pass: cuDNN's heuristic query, its timing query, and the algorithms whose rounding is far
-// from a direct sum's (FFT and non-fused Winograd), skipped for float32 and float64.
+// Per pass: cuDNN's heuristic query, its timing query, and the algorithms whose rounding is
+// further from a direct sum's (FFT and non-fused Winograd), skipped under cuda::cudnn_exact().
 template <Pass P>
 struct PassTraits;
 
@@ -197,9 +198,9 @@ struct Plan {
 };
 
 // Everything a plan depends on: pass, device, dtype, x and y layouts, weight shape, geometry,
-// TF32 and benchmark switches.
+// TF32, benchmark and exact switches.
 using Key =
-    std::tuple<int, int, DType, Shape, Strides, Shape, Strides, Shape, Pair2, Pair2, Pair2, int64_t, bool, bool>;
+    std::tuple<int, int, DType, Shape, Strides, Shape, Strides, Shape, Pair2, Pair2, Pair2, int64_t, bool, bool, bool>;
 
 std::mutex cache_mutex;
 std::map<Key, std::unique_ptr<Plan>>& cache() {
@@ -220,10 +221,9 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
                      const Buffers& b) {
   using T = PassTraits<P>;
   const int device = x.device().index;
-  const bool benchmark = cuda::cudnn_benchmark();
-  const Key key{static_cast<int>(P), device,   x.dtype(), x.sizes(), x.strides(), y.sizes(),
-                y.strides(),         w_shape,  p.stride,  p.padding, p.dilation,  p.groups,
-                cuda::allow_tf32(),  benchmark};
+  const bool benchmark = cuda::cudnn_benchmark(), exact_only = cuda::cudnn_exact();
+  const Key key{static_cast<int>(P), device,  x.dtype(), x.sizes(), x.strides(), y.sizes(), y.strides(),
+                w_shape, p.stride, p.padding, p.dilation, p.groups, cuda::allow_tf32(), benchmark, exact_only};
   std::lock_guard<std::mutex> lock(cache_mutex);  // held while choosing: timing runs must not overlap
   auto it = cache().find(key);
   if (it != cache().end()) return *it->second;
@@ -240,12 +240,8 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
     EMBER_CUDNN_CHECK(T::heuristics(h, plan->d, &found, perf));
   }
   // The first in cuDNN's order (fastest measured, or heuristics' preference) that succeeded,
-  // fits the budget and, for float32 and float64, is exact.
-  static const bool allow_all = [] {
-    const char* v = std::getenv("EMBER_CUDNN_ALGOS");  // experiment switch: "all" keeps every algorithm
-    return v != nullptr && std::string(v) == "all";
-  }();
-  const bool exact = (x.dtype() == kFloat32 || x.dtype() == kFloat64) && !allow_all;
+  // fits the budget and, under cudnn_exact for float32 and float64, sums directly.
+  const bool exact = (x.dtype() == kFloat32 || x.dtype() == kFloat64) && exact_only;
   for (int i = 0; i < found && !plan->supported; ++i) {
     if (perf[i].status != CUDNN_STATUS_SUCCESS || perf[i].memory > budget) continue;
     if (exact && T::inexact(perf[i].algo)) continue;

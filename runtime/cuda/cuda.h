@@ -117,11 +117,17 @@ bool allow_tf32();
 
 /// Convolutions time cuDNN's candidate algorithms on the first call of each shape and keep the
 /// fastest (like torch.backends.cudnn.benchmark; off by default: the first call of each shape is
-/// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose.
-/// Either way float32 and float64 skip the FFT and non-fused Winograd algorithms, whose rounding
-/// is far from a direct sum's. The environment variable EMBER_CUDNN_BENCHMARK=1 turns it on.
+/// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose, as
+/// in PyTorch. The environment variable EMBER_CUDNN_BENCHMARK=1 turns it on.
 void set_cudnn_benchmark(bool on);
 bool cudnn_benchmark();
+
+/// float32 and float64 convolutions skip cuDNN's FFT and non-fused Winograd algorithms, whose
+/// rounding is further from a direct sum's (a 3×3 weight gradient: about 7e-5 of its largest
+/// value against 1e-6). Off by default: PyTorch uses them, and ember then computes what PyTorch
+/// does, as fast. The environment variable EMBER_CUDNN_EXACT=1 turns it on.
+void set_cudnn_exact(bool on);
+bool cudnn_exact();
 
 /// A copy of a CPU tensor in page-locked memory, so transfers to the GPU can be asynchronous.
 Tensor pin_memory(const Tensor& t);

@@ -183,4 +183,17 @@ std::atomic<bool>& cudnn_benchmark_flag() {
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().store(on); }
 bool cudnn_benchmark() { return cudnn_benchmark_flag().load(); }
 
+namespace {
+std::atomic<bool>& cudnn_exact_flag() {
+  static std::atomic<bool> flag{[] {
+    const char* v = std::getenv("EMBER_CUDNN_EXACT");
+    return v != nullptr && std::string(v) == "1";
+  }()};
+  return flag;
+}
+}  // namespace
+
+void set_cudnn_exact(bool on) { cudnn_exact_flag().store(on); }
+bool cudnn_exact() { return cudnn_exact_flag().load(); }
+
 }  // namespace ember::cuda

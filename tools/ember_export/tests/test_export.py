@@ -166,3 +166,43 @@ def test_resnet18_finetunes_like_pytorch(tmp_path):
     # steps drift apart as losses shrink, as PyTorch's own CPU and CUDA runs do (3.5e-3 apart).
     assert first_step <= 1e-5, (ember_losses, torch_losses)
     assert rel <= 1e-2, (ember_losses, torch_losses)
+
+
+@needs_cli
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_training_mode_updates_batch_norm_statistics_like_pytorch(tmp_path):
+    """One SGD step of an exported mobilenet_v2 in training mode on CUDA: the batch norms'
+    running statistics ember saves equal PyTorch's after the same step."""
+    torchvision = pytest.importorskip("torchvision")
+    st = pytest.importorskip("safetensors.torch")
+    torch.manual_seed(0)
+    model = torchvision.models.mobilenet_v2(weights=None, num_classes=10)
+    x, y = torch.randn(8, 3, 64, 64), torch.randint(0, 10, (8,))
+    path, tuned = tmp_path / "m.ember", tmp_path / "tuned.ember"
+    export(model.eval(), (x,), str(path))
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", y.numpy())
+    out = subprocess.run([CLI, "finetune", str(path), "--input", str(tmp_path / "x.npy"), "--target",
+                          str(tmp_path / "y.npy"), "--steps", "1", "--lr", "0.01", "--device", "cuda", "--output",
+                          str(tuned)], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    r = subprocess.run([CLI, "convert", str(tuned), "--safetensors", str(tmp_path / "t.safetensors")],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    saved = st.load_file(str(tmp_path / "t.safetensors"))
+    torch.backends.cudnn.allow_tf32 = False
+    model = model.cuda().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.01)
+    loss = torch.nn.functional.cross_entropy(model(x.cuda()), y.cuda())
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    worst, count = 0.0, 0
+    for name, want in model.state_dict().items():
+        if name.endswith("running_mean") or name.endswith("running_var"):
+            got = saved[name].float()
+            worst = max(worst, float((got - want.cpu()).abs().max() / want.abs().max().clamp_min(1e-12)))
+            count += 1
+    record(f"mobilenet_v2 training step on cuda: {count} running statistics, largest relative difference "
+           f"{worst:.1e}")
+    assert count == 104 and worst <= 1e-5, worst
