@@ -8,9 +8,9 @@
 #include <cuda_runtime.h>
 
 #include <climits>
+#include <cstdint>
 #include <cstdio>
 #include <cstdlib>
-#include <cstdint>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -22,6 +22,7 @@
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/cuda/cudnn_util.h"
+#include "ops/matmul.h"
 #include "ops/view.h"
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/handles.h"
@@ -222,8 +223,9 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
   using T = PassTraits<P>;
   const int device = x.device().index;
   const bool benchmark = cuda::cudnn_benchmark(), exact_only = cuda::cudnn_exact();
-  const Key key{static_cast<int>(P), device,  x.dtype(), x.sizes(), x.strides(), y.sizes(), y.strides(),
-                w_shape, p.stride, p.padding, p.dilation, p.groups, cuda::allow_tf32(), benchmark, exact_only};
+  const Key key{static_cast<int>(P), device,    x.dtype(), x.sizes(), x.strides(), y.sizes(),
+                y.strides(),         w_shape,   p.stride,  p.padding, p.dilation,  p.groups,
+                cuda::allow_tf32(),  benchmark, exact_only};
   std::lock_guard<std::mutex> lock(cache_mutex);  // held while choosing: timing runs must not overlap
   auto it = cache().find(key);
   if (it != cache().end()) return *it->second;
@@ -256,6 +258,25 @@ const Plan& plan_for(cudnnHandle_t h, const Tensor& x, const Shape& w_shape, con
   return *cache().emplace(key, std::move(plan)).first->second;
 }
 
+// A 1×1 convolution with stride 1, no padding and one group over a contiguous NCHW input is a
+// batched matrix product, y[n] = W · x[n] (and dx[n] = Wᵀ · dy[n]), which cuBLAS runs faster
+// than the legacy API's heuristic pick. EMBER_CONV1X1_GEMM=0 sends these to cuDNN too.
+bool pointwise(const Tensor& x, const Shape& w_shape, const ConvParams& p) {
+  static const bool enabled = [] {
+    const char* v = std::getenv("EMBER_CONV1X1_GEMM");
+    return v == nullptr || std::string(v) != "0";
+  }();
+  return enabled && w_shape[2] == 1 && w_shape[3] == 1 && p.groups == 1 && p.stride == Pair2{1, 1} &&
+         p.padding == Pair2{0, 0} && x.is_contiguous();
+}
+
+// out [N, M, H, W] = weight [M, K] (a matrix view) times each of x's N [K, H·W] planes.
+void pointwise_product(const Tensor& weight, const Tensor& x, const Tensor& out) {
+  const int64_t n = x.sizes()[0], k = x.sizes()[1], plane = x.sizes()[2] * x.sizes()[3], m = out.sizes()[1];
+  GemmOp gemm;
+  gemm.forward_cuda({weight.unsqueeze(0).expand({n, m, k}), x.view({n, k, plane})}, {out.view({n, m, plane})});
+}
+
 Tensor workspace_for(const Plan& plan, Device device) {
   return plan.workspace > 0 ? empty({static_cast<int64_t>(plan.workspace)}, {kUInt8, device}) : Tensor();
 }
@@ -270,6 +291,11 @@ void Conv2dOp::forward_cuda(const TensorList& inputs, const TensorList& outputs)
   const Tensor& y = outputs[0];
   if (x.numel() == 0 || y.numel() == 0) {
     fill_(y, 0);
+    return;
+  }
+  if (pointwise(x, w.sizes(), p) && y.is_contiguous()) {
+    pointwise_product(w.view({w.sizes()[0], w.sizes()[1]}), x, y);
+    if (bias.defined()) add_(y, bias.reshape({1, bias.sizes()[0], 1, 1}));
     return;
   }
   auto reference = [&] { copy_(y, conv2d_reference(x, w, bias, p.stride, p.padding, p.dilation, p.groups)); };
@@ -296,6 +322,8 @@ void Conv2dBackwardDataOp::forward_cuda(const TensorList& inputs, const TensorLi
     fill_(dx, 0);
     return;
   }
+  if (pointwise(dx, w.sizes(), params) && dx.is_contiguous())
+    return pointwise_product(w.view({w.sizes()[0], w.sizes()[1]}).transpose(0, 1), g, dx);
   auto reference = [&] { copy_(dx, conv2d_input_grad_reference(g, w, dx.sizes(), params)); };
   if (!fits_int(g) || !fits_int(w) || !fits_int(dx)) return reference();
   cudnnHandle_t h = cuda_detail::cudnn_handle(g.device().index);

@@ -12,6 +12,10 @@ namespace ember {
 
 namespace {
 
+// Below this, every offset and the grid-stride loop's index fit int32 (with a margin for the
+// loop's last step past the end).
+constexpr int64_t kInt32Limit = int64_t{1} << 30;
+
 struct Geometry2d {
   int64_t planes, h, w, oh, ow;  // planes = N·C
   int kh, kw, sh, sw, ph, pw, dh, dw;
@@ -24,28 +28,32 @@ Geometry2d geometry(const Shape& in, const Shape& out, const PoolParams& p) {
           i(p.dilation[1])};
 }
 
-template <typename T>
+// I: the index type, int32 where every offset fits (64-bit division costs several times more).
+template <typename T, typename I>
 __global__ void __launch_bounds__(cuda_ops::kBlock)
-    max_pool_forward(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices, Geometry2d g) {
+    max_pool_forward(const T* __restrict__ x, T* __restrict__ y, int64_t* __restrict__ indices, Geometry2d geo) {
   using A = cuda_ops::opmath_t<T>;
-  const int64_t total = g.planes * g.oh * g.ow;
-  for (int64_t o = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; o < total; o += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t ow = o % g.ow, oh = (o / g.ow) % g.oh, plane = o / (g.ow * g.oh);
-    const T* in = x + plane * g.h * g.w;
-    int64_t h0 = oh * g.sh - g.ph, w0 = ow * g.sw - g.pw;
+  const I oh_n = static_cast<I>(geo.oh), ow_n = static_cast<I>(geo.ow), h = static_cast<I>(geo.h),
+          w = static_cast<I>(geo.w);
+  const I total = static_cast<I>(geo.planes) * oh_n * ow_n;
+  for (I o = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; o < total;
+       o += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I ow = o % ow_n, rest = o / ow_n, oh = rest % oh_n, plane = rest / oh_n;
+    const T* in = x + static_cast<int64_t>(plane) * h * w;
+    I h0 = oh * geo.sh - geo.ph, w0 = ow * geo.sw - geo.pw;
     // Windows start inside the input (ceil_mode drops the others): skip the padded rows first.
-    while (h0 < 0) h0 += g.dh;
-    while (w0 < 0) w0 += g.dw;
-    const int64_t h1 = min(oh * g.sh - g.ph + int64_t{g.dh} * (g.kh - 1) + 1, g.h);
-    const int64_t w1 = min(ow * g.sw - g.pw + int64_t{g.dw} * (g.kw - 1) + 1, g.w);
+    while (h0 < 0) h0 += geo.dh;
+    while (w0 < 0) w0 += geo.dw;
+    const I h1 = min(static_cast<I>(oh * geo.sh - geo.ph + geo.dh * (geo.kh - 1) + 1), h);
+    const I w1 = min(static_cast<I>(ow * geo.sw - geo.pw + geo.dw * (geo.kw - 1) + 1), w);
     A best = -INFINITY;
-    int64_t arg = h0 * g.w + w0;
-    for (int64_t r = h0; r < h1; r += g.dh)
-      for (int64_t c = w0; c < w1; c += g.dw) {
-        const A v = cuda_ops::convert<A>(in[r * g.w + c]);
+    I arg = h0 * w + w0;
+    for (I r = h0; r < h1; r += geo.dh)
+      for (I c = w0; c < w1; c += geo.dw) {
+        const A v = cuda_ops::convert<A>(in[r * w + c]);
         if (v > best || isnan(v)) {  // the first maximum; a NaN wins, as in PyTorch
           best = v;
-          arg = r * g.w + c;
+          arg = r * w + c;
         }
       }
     y[o] = cuda_ops::convert<T>(best);
@@ -53,24 +61,29 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
   }
 }
 
-template <typename T>
+template <typename T, typename I>
 __global__ void __launch_bounds__(cuda_ops::kBlock)
     max_pool_backward(const T* __restrict__ grad, const int64_t* __restrict__ indices, T* __restrict__ dx,
-                      Geometry2d g) {
+                      Geometry2d geo) {
   using A = cuda_ops::acc_t<T>;
-  const int64_t total = g.planes * g.h * g.w;
-  for (int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x; i < total; i += int64_t{gridDim.x} * blockDim.x) {
-    const int64_t c = i % g.w, r = (i / g.w) % g.h, plane = i / (g.w * g.h);
+  const I oh_n = static_cast<I>(geo.oh), ow_n = static_cast<I>(geo.ow), h = static_cast<I>(geo.h),
+          w = static_cast<I>(geo.w);
+  const I total = static_cast<I>(geo.planes) * h * w;
+  for (I i = static_cast<I>(blockIdx.x) * blockDim.x + threadIdx.x; i < total;
+       i += static_cast<I>(gridDim.x) * blockDim.x) {
+    const I c = i % w, rest = i / w, r = rest % h, plane = rest / h;
     // The windows that can contain (r, c): those starting at most one kernel span before it.
-    const int64_t span_h = int64_t{g.dh} * (g.kh - 1) + 1, span_w = int64_t{g.dw} * (g.kw - 1) + 1;
-    const int64_t oh0 = r + g.ph < span_h ? 0 : (r + g.ph - span_h) / g.sh + 1;
-    const int64_t ow0 = c + g.pw < span_w ? 0 : (c + g.pw - span_w) / g.sw + 1;
-    const int64_t oh1 = min((r + g.ph) / g.sh + 1, g.oh), ow1 = min((c + g.pw) / g.sw + 1, g.ow);
-    const int64_t base = plane * g.oh * g.ow, self = r * g.w + c;
+    const I span_h = geo.dh * (geo.kh - 1) + 1, span_w = geo.dw * (geo.kw - 1) + 1;
+    const I oh0 = r + geo.ph < span_h ? 0 : (r + geo.ph - span_h) / geo.sh + 1;
+    const I ow0 = c + geo.pw < span_w ? 0 : (c + geo.pw - span_w) / geo.sw + 1;
+    const I oh1 = min(static_cast<I>((r + geo.ph) / geo.sh + 1), oh_n);
+    const I ow1 = min(static_cast<I>((c + geo.pw) / geo.sw + 1), ow_n);
+    const I base = plane * oh_n * ow_n;
+    const int64_t self = static_cast<int64_t>(r) * w + c;
     A sum = 0;
-    for (int64_t oh = oh0; oh < oh1; ++oh)
-      for (int64_t ow = ow0; ow < ow1; ++ow)
-        if (indices[base + oh * g.ow + ow] == self) sum += cuda_ops::convert<A>(grad[base + oh * g.ow + ow]);
+    for (I oh = oh0; oh < oh1; ++oh)
+      for (I ow = ow0; ow < ow1; ++ow)
+        if (indices[base + oh * ow_n + ow] == self) sum += cuda_ops::convert<A>(grad[base + oh * ow_n + ow]);
     dx[i] = cuda_ops::convert<T>(sum);
   }
 }
@@ -84,9 +97,15 @@ void MaxPool2dOp::forward_cuda(const TensorList& inputs, const TensorList& outpu
   if (total == 0) return;
   const int device = x.device().index;
   cudaStream_t stream = cuda_detail::stream(device);
+  const bool small = x.numel() < kInt32Limit && total < kInt32Limit;
   cuda_ops::dispatch<kFloatingSet>(x.dtype(), name(), [&]<typename T>() {
-    max_pool_forward<T><<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(
-        x.data_ptr<T>(), outputs[0].data_ptr<T>(), outputs[1].data_ptr<int64_t>(), g);
+    const dim3 grid(cuda_ops::grid_for(total, device)), block(cuda_ops::kBlock);
+    if (small)
+      max_pool_forward<T, int32_t>
+          <<<grid, block, 0, stream>>>(x.data_ptr<T>(), outputs[0].data_ptr<T>(), outputs[1].data_ptr<int64_t>(), g);
+    else
+      max_pool_forward<T, int64_t>
+          <<<grid, block, 0, stream>>>(x.data_ptr<T>(), outputs[0].data_ptr<T>(), outputs[1].data_ptr<int64_t>(), g);
     EMBER_CUDA_CHECK_LAUNCH();
   });
 }
@@ -100,9 +119,15 @@ void MaxPool2dBackwardOp::forward_cuda(const TensorList& inputs, const TensorLis
   if (total == 0) return;
   const int device = dx.device().index;
   cudaStream_t stream = cuda_detail::stream(device);
+  const bool small = total < kInt32Limit && grad.numel() < kInt32Limit;
   cuda_ops::dispatch<kFloatingSet>(dx.dtype(), name(), [&]<typename T>() {
-    max_pool_backward<T><<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(
-        grad.data_ptr<T>(), indices.data_ptr<int64_t>(), dx.data_ptr<T>(), g);
+    const dim3 grid(cuda_ops::grid_for(total, device)), block(cuda_ops::kBlock);
+    if (small)
+      max_pool_backward<T, int32_t>
+          <<<grid, block, 0, stream>>>(grad.data_ptr<T>(), indices.data_ptr<int64_t>(), dx.data_ptr<T>(), g);
+    else
+      max_pool_backward<T, int64_t>
+          <<<grid, block, 0, stream>>>(grad.data_ptr<T>(), indices.data_ptr<int64_t>(), dx.data_ptr<T>(), g);
     EMBER_CUDA_CHECK_LAUNCH();
   });
 }
