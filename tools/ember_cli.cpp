@@ -5,6 +5,7 @@
 
 #include "ember.h"
 #include "tools/demo.h"
+#include "tools/launch.h"
 #include "tools/model_commands.h"
 
 namespace {
@@ -72,6 +73,20 @@ int main(int argc, char** argv) {
   finetune->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
   finetune->add_option("--output,-o", tuned_path, "where to save the tuned model");
 
+  auto* launch = app.add_subcommand(
+      "launch", "Start one process per local rank with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, "
+                "MASTER_ADDR, ...); when one fails, stop the others and exit with its status");
+  ember::tools::LaunchOptions lo;
+  launch->add_option("--nproc-per-node", lo.nproc_per_node, "processes on this machine (one per GPU)")->required();
+  launch->add_option("--nnodes", lo.nnodes, "machines in the job")->capture_default_str();
+  launch->add_option("--node-rank", lo.node_rank, "this machine's index, 0 on the one with rank 0")
+      ->capture_default_str();
+  launch->add_option("--master-addr", lo.master_addr, "host of rank 0")->capture_default_str();
+  launch->add_option("--master-port", lo.master_port, "port rank 0 listens on")->capture_default_str();
+  launch->add_option("--grace", lo.grace_seconds, "seconds between SIGTERM and SIGKILL for the surviving ranks")
+      ->capture_default_str();
+  launch->add_flag("--allow-oversubscribe", lo.allow_oversubscribe, "allow more ranks than GPUs (CPU jobs)");
+  launch->add_option("command", lo.command, "the program and its arguments, after --")->required();
   CLI11_PARSE(app, argc, argv);
   try {
     if (*ops) {
@@ -83,6 +98,8 @@ int main(int argc, char** argv) {
       return ember::tools::model_info(model_path);
     } else if (*validate) {
       return ember::tools::model_validate(model_path);
+    } else if (*launch) {
+      return ember::tools::launch(lo);
     } else if (*finetune) {
       return ember::tools::model_finetune(model_path, run_inputs, target_path, device, steps, lr, momentum, tuned_path);
     } else if (*convert) {

@@ -89,11 +89,26 @@ missing = [op["name"] for op in ops if op["cpu"] and not op["cuda"]]
 assert not missing, missing
 PY
   check "ember demo runs on cuda" bash -c "'$cli' demo --device cuda | grep -q 'ops registered'"
+  check "ember launch refuses more ranks than GPUs" bash -c "out=\$('$cli' launch --nproc-per-node 999 -- true 2>&1);
+    [ \$? -eq 1 ] && grep -q 'ranks per node but this machine has' <<<\"\$out\""
   check "a small CNN reaches 98% on the digits on cuda" "$build/examples/train_digits" --model cnn --epochs 15 --device cuda
   check "the bundled PyTorch digits model fine-tunes on cuda" \
     "$build/examples/finetune_digits" --device cuda --output "$log_dir/digits_tuned_cuda.ember"
 fi
 check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo --device tpu 2>&1); [ \$? -eq 1 ] && grep -q 'InvalidArgument' <<<\"\$out\""
+# ember launch: torchrun's environment for each rank; a failing rank stops the others promptly.
+port=$(( 30000 + $$ % 20000 ))
+check "ember launch gives each rank torchrun's variables" bash -c "out=\$('$cli' launch --nproc-per-node 3 \
+  --allow-oversubscribe --master-port $port -- sh -c 'echo \$RANK/\$WORLD_SIZE/\$LOCAL_RANK/\$MASTER_ADDR:\$MASTER_PORT' | sort);
+  [ \"\$out\" = \"\$(printf '0/3/0/127.0.0.1:$port\n1/3/1/127.0.0.1:$port\n2/3/2/127.0.0.1:$port')\" ]"
+check "ember launch: a failing rank stops the others and sets the exit status" bash -c "start=\$(date +%s);
+  '$cli' launch --nproc-per-node 3 --allow-oversubscribe --grace 2 -- sh -c '[ \$RANK = 1 ] && exit 3; exec sleep 60';
+  rc=\$?; [ \$rc -eq 3 ] && [ \$(( \$(date +%s) - start )) -lt 20 ]"
+check "launched ranks rendezvous over TCP and share rank 0's token" bash -c "out=\$('$cli' launch --nproc-per-node 4 \
+  --allow-oversubscribe --master-port $((port + 1)) -- '$build/examples/distributed_hello');
+  [ \$(grep -c '^rank [0-3] of 4' <<<\"\$out\") -eq 4 ] && [ \$(sed 's/.*token//' <<<\"\$out\" | sort -u | wc -l) -eq 1 ]"
+check "ember launch: a program that cannot start is a failure" bash -c "! '$cli' launch --nproc-per-node 2 \
+  --allow-oversubscribe -- /nonexistent/program 2>/dev/null"
 
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
 pytest_log="$log_dir/pytest.log"
