@@ -1,6 +1,7 @@
 // Where this process sits in a distributed job, read from the environment conventions users
 // already have: torchrun's (RANK, WORLD_SIZE, LOCAL_RANK, LOCAL_WORLD_SIZE, MASTER_ADDR,
-// MASTER_PORT), Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_NTASKS_PER_NODE) and
+// MASTER_PORT), Slurm's (SLURM_PROCID, SLURM_NTASKS, SLURM_LOCALID, SLURM_TASKS_PER_NODE with
+// SLURM_NODEID, SLURM_NNODES) and
 // Open MPI's (OMPI_COMM_WORLD_RANK, _SIZE, _LOCAL_RANK, _LOCAL_SIZE). The rendezvous address
 // always comes from MASTER_ADDR / MASTER_PORT (Slurm and mpirun jobs export them in the batch
 // script; see docs/DISTRIBUTED.md).

@@ -145,7 +145,10 @@ std::vector<uint8_t> serve(const DistEnv& env, const std::vector<uint8_t>& paylo
     const std::string what = "a peer";
     uint32_t header[4] = {};
     try {
-      for (uint32_t& v : header) v = recv_u32(peer.fd, deadline, what);
+      // A rank sends its header as soon as it connects; a connection that stays silent (a
+      // health check, a scanner) is given a few seconds, not the whole rendezvous.
+      const Clock::time_point header_deadline = std::min(deadline, Clock::now() + std::chrono::seconds(5));
+      for (uint32_t& v : header) v = recv_u32(peer.fd, header_deadline, what);
     } catch (const Error&) {
       continue;  // a connection that closed early: the timeout reports the rank if it was one
     }
@@ -183,15 +186,25 @@ Socket connect_to(const DistEnv& env, Clock::time_point deadline) {
       last = ::gai_strerror(rc);
     } else {
       for (addrinfo* a = found; a; a = a->ai_next) {
-        Socket s(::socket(a->ai_family, a->ai_socktype, a->ai_protocol));
+        // Non-blocking, so that an unanswered SYN (a filtered host) ends at the deadline, not
+        // at the kernel's two-minute connect timeout; reads and writes poll first anyway.
+        Socket s(::socket(a->ai_family, a->ai_socktype | SOCK_NONBLOCK, a->ai_protocol));
         if (s.fd < 0) continue;
-        if (::connect(s.fd, a->ai_addr, a->ai_addrlen) == 0) {
+        int err = ::connect(s.fd, a->ai_addr, a->ai_addrlen) == 0 ? 0 : errno;
+        if (err == EINPROGRESS) {
+          err = ETIMEDOUT;
+          if (wait_ready(s.fd, POLLOUT, std::min(deadline, Clock::now() + std::chrono::seconds(5)))) {
+            socklen_t len = sizeof err;
+            if (::getsockopt(s.fd, SOL_SOCKET, SO_ERROR, &err, &len) != 0) err = errno;
+          }
+        }
+        if (err == 0) {
           ::freeaddrinfo(found);
           const int one = 1;
           ::setsockopt(s.fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
           return s;
         }
-        last = std::strerror(errno);
+        last = std::strerror(err);
       }
       ::freeaddrinfo(found);
     }

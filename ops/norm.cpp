@@ -116,7 +116,10 @@ Tensor batch_norm(const Tensor& x, const Tensor& running_mean, const Tensor& run
   auto op = std::make_shared<BatchNormOp>(training, momentum, eps, running_mean, running_var);
   const DType acc = accumulation_type(x.dtype());
   if (!training) return apply1(op, {x, weight, bias}, {x.sizes(), x.dtype()});
-  return apply(op, {x, weight, bias}, {{x.sizes(), x.dtype()}, {{c}, acc}, {{c}, acc}})[0];
+  TensorList out = apply(op, {x, weight, bias}, {{x.sizes(), x.dtype()}, {{c}, acc}, {{c}, acc}});
+  op->saved_mean = out[1].detach();  // detached: a tensor holding the node would be a cycle
+  op->saved_invstd = out[2].detach();
+  return out[0];
 }
 
 void BatchNormOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
@@ -162,7 +165,7 @@ TensorList BatchNormOp::backward(const BackwardContext& ctx) const {
     Tensor xa = x.to(acc);
     r = training_grads(x, g, weight, mean(xa, dims), rsqrt(add(var(xa, dims, 0), eps)));
   } else {
-    r = apply(std::make_shared<BatchNormBackwardOp>(eps), {x, g, weight, ctx.outputs[1], ctx.outputs[2]},
+    r = apply(std::make_shared<BatchNormBackwardOp>(eps), {x, g, weight, saved_mean, saved_invstd},
               {{x.sizes(), x.dtype()}, {{c}, acc}, {{c}, acc}});
   }
   if (ctx.needs_input_grad(0)) grads[0] = r[0];

@@ -18,10 +18,12 @@ struct BatchNormOp final : Op {
   bool training;
   double momentum, eps;
   Tensor running_mean, running_var;  // buffers updated in place, not inputs of the graph
+  // Training: the batch statistics backward needs, kept here rather than by saving the
+  // outputs, so that y may be modified in place (`y += identity`) before backward, as in PyTorch.
+  Tensor saved_mean, saved_invstd;
   BatchNormOp(bool train, double m, double e, Tensor rm, Tensor rv)
       : training(train), momentum(m), eps(e), running_mean(std::move(rm)), running_var(std::move(rv)) {}
   const char* name() const override { return "batch_norm"; }
-  bool saves_outputs() const override { return training; }
   EMBER_OP_FORWARDS
   EMBER_OP_BACKWARD
 };

@@ -11,6 +11,7 @@
 #include "ops/layout.h"
 #include "ops/reduce.h"
 #include "ops/register.h"
+#include "ops/unary.h"
 #include "ops/view.h"
 #include "runtime/error.h"
 
@@ -42,9 +43,16 @@ std::pair<Tensor, Tensor> max_pool_reference(const Tensor& x, const PoolParams& 
   const TensorOptions i64{kInt64, x.device()};
   Tensor row = add(mul(arange(oh, i64).reshape({oh, 1}), p.stride[0]), -p.padding[0]);
   Tensor col = add(mul(arange(ow, i64).reshape({1, ow}), p.stride[1]), -p.padding[1]);
+  // A window whose maximum is -inf may have picked a padding cell (they tie): PyTorch reports
+  // the window's first cell inside the input instead.
+  auto first_inside = [](const Tensor& start, int64_t d) {
+    return add(start, mul(floor_divide(add(clamp(neg(start), Scalar(0)), d - 1), d), d));
+  };
+  Tensor first = add(mul(first_inside(row, p.dilation[0]), w), first_inside(col, p.dilation[1]));
   row = add(row, mul(floor_divide(arg, p.kernel[1]), p.dilation[0]));
   col = add(col, mul(remainder(arg, p.kernel[1]), p.dilation[1]));
-  return {values, add(mul(row, w), col)};
+  Tensor index = add(mul(row, w), col);
+  return {values, where(eq(values, -std::numeric_limits<double>::infinity()), first.expand(index.sizes()), index)};
 }
 
 // The public-op input gradient: each window's gradient added at its maximum's index.
@@ -70,7 +78,9 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const PoolPar
                 "[max_pool2d] padding must be at most half the kernel size, got ", p.padding[i]);
   }
   const Shape out = output_shape(x.sizes(), p);
-  TensorList r = apply(std::make_shared<MaxPool2dOp>(p, x.sizes()), {x}, {{out, x.dtype()}, {out, kInt64}});
+  auto op = std::make_shared<MaxPool2dOp>(p, x.sizes());
+  TensorList r = apply(op, {x}, {{out, x.dtype()}, {out, kInt64}});
+  op->saved_indices = r[1].detach();  // detached: a tensor holding the node would be a cycle
   return {r[0], r[1]};
 }
 
@@ -88,7 +98,7 @@ bool MaxPool2dOp::differentiable() const { return true; }
 
 TensorList MaxPool2dOp::backward(const BackwardContext& ctx) const {
   const Tensor& g = ctx.grads[0];
-  const Tensor& indices = ctx.outputs[1];
+  const Tensor& indices = saved_indices;
   if (!ctx.needs_input_grad(0) || !g.defined()) return {Tensor()};
   if (grad_enabled()) return {max_pool_grad_reference(g, indices, input_shape)};  // differentiable in g
   return {apply1(std::make_shared<MaxPool2dBackwardOp>(params), {g, indices}, {input_shape, g.dtype()})};

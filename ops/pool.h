@@ -21,10 +21,12 @@ struct PoolParams {
 struct MaxPool2dOp final : Op {
   PoolParams params;
   Shape input_shape;
+  // The indices backward needs, kept here rather than by saving the outputs, so that the values
+  // may be modified in place before backward.
+  Tensor saved_indices;
   MaxPool2dOp(PoolParams p, Shape in) : params(p), input_shape(std::move(in)) {}
   const char* name() const override { return "max_pool2d"; }
   bool saves_inputs() const override { return false; }
-  bool saves_outputs() const override { return true; }
   EMBER_OP_FORWARDS
   EMBER_OP_BACKWARD
 };

@@ -192,6 +192,19 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
     Tensor go = gd.slice(2, 0, v.sizes()[2]).slice(3, 0, v.sizes()[3]);
     check_close(grad({v}, {xi}, {go})[0], to_ref(grad({vc}, {xc}, {go.to(Device::cpu())})[0]), kFloat32);
   }
+  // A window of -inf reports its first cell inside the input (not a padding cell), as PyTorch.
+  Tensor minus_inf = full({1, 1, 3, 3}, -INFINITY, {kFloat32, device});
+  minus_inf.requires_grad_();
+  auto [vi, ii] = nn::max_pool2d_with_indices(minus_inf, {3, 3}, {2, 2}, {1, 1});
+  check_equal_values(ii, {0, 1, 3, 4});  // windows start at rows and columns -1 and 1
+  check_equal_values(grad({vi}, {minus_inf}, {ones({1, 1, 2, 2}, {kFloat32, device})})[0],
+                     {1, 1, 0, 1, 1, 0, 0, 0, 0});
+  // The values may be changed in place before backward (the op keeps only the indices).
+  Tensor xv = from_ref(random_ref({1, 2, 4, 4}, -1, 1, 26), kFloat32, device);
+  xv.requires_grad_();
+  Tensor pooled = nn::max_pool2d(xv, {2, 2});
+  add_(pooled, 1.0);
+  CHECK(sum(grad({sum(pooled)}, {xv})[0]).item<float>() == 8.0f);
   // A NaN wins its window, as in PyTorch.
   Tensor nan_in = from_vector<float>({0, std::nanf(""), 1, 2}, {1, 1, 2, 2}, {kFloat32, device});
   CHECK(std::isnan(nn::max_pool2d(nan_in, {2, 2}).item<float>()));
@@ -448,6 +461,13 @@ DEVICE_TEST("vision: the batch-norm kernels equal the reference path for 2-, 3- 
     check_close(e, to_ref(batch_norm_forward_reference(x.to(kFloat64), w.to(kFloat64), b.to(kFloat64), false, 0.1,
                                                        1e-5, rm.to(kFloat64), rv.to(kFloat64))[0]), kFloat32, 10);
   }
+  // The output may be changed in place before backward (y += identity, as a resnet block does).
+  Tensor xr = from_ref(random_ref({4, 3, 5}, -1, 1, 81), kFloat32, device);
+  xr.requires_grad_();
+  Tensor yr = nn::batch_norm(xr, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);
+  add_(yr, 1.0);
+  Tensor gr = grad({sum(mul(yr, yr))}, {xr})[0];
+  CHECK(std::isfinite(amax(abs(gr)).item<float>()));
   // Without weight and bias (affine=False) and without running statistics.
   Tensor x = from_ref(random_ref({3, 4, 5}, -1, 1, 80), kFloat32, device);
   Tensor plain = nn::batch_norm(x, Tensor(), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5);

@@ -20,15 +20,13 @@ volatile sig_atomic_t g_forwarded_signal = 0;
 
 void remember_signal(int sig) { g_forwarded_signal = sig; }
 
-// Starts `command` with the rank's environment; returns the child's pid.
+// Starts `command` with the rank's environment (this process's, with torchrun's variables
+// set); returns the child's pid. Everything is built before fork: between fork and exec the
+// child only calls exec (CUDA's threads may hold the allocator's lock at fork time).
 pid_t start_rank(const LaunchOptions& o, int local_rank) {
   const int world = o.nnodes * o.nproc_per_node;
   const int rank = o.node_rank * o.nproc_per_node + local_rank;
-  const pid_t pid = ::fork();
-  EMBER_CHECK(pid >= 0, Io, "[launch] fork failed: ", std::strerror(errno));
-  if (pid > 0) return pid;
-  // The child: torchrun's variables, then the program.
-  const std::pair<const char*, std::string> vars[] = {
+  const std::pair<std::string, std::string> vars[] = {
       {"RANK", std::to_string(rank)},
       {"WORLD_SIZE", std::to_string(world)},
       {"LOCAL_RANK", std::to_string(local_rank)},
@@ -37,12 +35,28 @@ pid_t start_rank(const LaunchOptions& o, int local_rank) {
       {"MASTER_ADDR", o.master_addr},
       {"MASTER_PORT", std::to_string(o.master_port)},
   };
-  for (const auto& [name, value] : vars) ::setenv(name, value.c_str(), 1);
-  std::vector<char*> argv;
+  std::vector<std::string> env;
+  for (char** e = environ; *e; ++e) {
+    const std::string entry(*e);
+    bool replaced = false;
+    for (const auto& [name, value] : vars) replaced = replaced || entry.rfind(name + "=", 0) == 0;
+    if (!replaced) env.push_back(entry);
+  }
+  for (const auto& [name, value] : vars) env.push_back(name + "=" + value);
+  std::vector<char*> envp, argv;
+  for (std::string& e : env) envp.push_back(e.data());
+  envp.push_back(nullptr);
   for (const std::string& a : o.command) argv.push_back(const_cast<char*>(a.c_str()));
   argv.push_back(nullptr);
-  ::execvp(argv[0], argv.data());
-  std::fprintf(stderr, "[ember launch] rank %d: cannot run %s: %s\n", rank, argv[0], std::strerror(errno));
+  const std::string cannot_run = str_cat("[ember launch] rank ", rank, ": cannot run ", o.command[0], ": ");
+  const pid_t pid = ::fork();
+  EMBER_CHECK(pid >= 0, Io, "[launch] fork failed: ", std::strerror(errno));
+  if (pid > 0) return pid;
+  ::execvpe(argv[0], argv.data(), envp.data());
+  // One write, so that ranks failing together do not interleave their lines.
+  char line[1024];
+  const int n = std::snprintf(line, sizeof line, "%s%s\n", cannot_run.c_str(), std::strerror(errno));
+  [[maybe_unused]] ssize_t written = ::write(2, line, static_cast<size_t>(std::min<int>(n, sizeof line - 1)));
   std::_Exit(127);
 }
 
@@ -67,14 +81,21 @@ int launch(const LaunchOptions& o) {
   sa.sa_handler = remember_signal;
   ::sigaction(SIGINT, &sa, nullptr);
   ::sigaction(SIGTERM, &sa, nullptr);
+  ::signal(SIGCHLD, SIG_DFL);  // an inherited SIG_IGN would make waitpid lose the ranks' statuses
 
   std::vector<pid_t> pids;
-  for (int r = 0; r < o.nproc_per_node; ++r) pids.push_back(start_rank(o, r));
-  const int first_rank = o.node_rank * o.nproc_per_node;
   auto stop_all = [&](int sig) {
     for (pid_t p : pids)
       if (p > 0) ::kill(p, sig);
   };
+  try {
+    for (int r = 0; r < o.nproc_per_node; ++r) pids.push_back(start_rank(o, r));
+  } catch (const Error&) {
+    stop_all(SIGKILL);  // a rank that could not start: the ones already running go too
+    for (pid_t p : pids) ::waitpid(p, nullptr, 0);
+    throw;
+  }
+  const int first_rank = o.node_rank * o.nproc_per_node;
   int running = o.nproc_per_node, result = 0;
   bool stopping = false;
   auto stop_deadline = std::chrono::steady_clock::time_point::max();
@@ -99,13 +120,20 @@ int launch(const LaunchOptions& o) {
       }
       continue;
     }
-    if (g_forwarded_signal != 0 && !stopping) {
-      // Ctrl-C or a scheduler's SIGTERM: passed on, then the same grace period.
-      stopping = true;
-      result = 128 + g_forwarded_signal;
-      stop_all(g_forwarded_signal);
-      stop_deadline = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(
-                                                              std::chrono::duration<double>(o.grace_seconds));
+    if (g_forwarded_signal != 0) {
+      const int sig = g_forwarded_signal;
+      g_forwarded_signal = 0;
+      if (!stopping) {
+        // Ctrl-C or a scheduler's SIGTERM: passed on, then the same grace period.
+        stopping = true;
+        result = 128 + sig;
+        stop_all(sig);
+        stop_deadline = std::chrono::steady_clock::now() +
+                        std::chrono::duration_cast<std::chrono::steady_clock::duration>(
+                            std::chrono::duration<double>(o.grace_seconds));
+      } else {
+        stop_all(SIGKILL);  // a second Ctrl-C does not wait for the grace period
+      }
     }
     if (stopping && std::chrono::steady_clock::now() > stop_deadline) {
       std::fprintf(stderr, "[ember launch] ranks still running after %.0f s: killing them\n", o.grace_seconds);
