@@ -110,6 +110,26 @@ check "launched ranks rendezvous over TCP and share rank 0's token" bash -c "out
 check "ember launch: a program that cannot start is a failure" bash -c "! '$cli' launch --nproc-per-node 2 \
   --allow-oversubscribe -- /nonexistent/program 2>/dev/null"
 
+# Packaging (EMBER_FULL_CI=1, set by .ci/run; slow, and installs Debian's aarch64 cross tools):
+# the CPU suite cross-built for aarch64 and run under qemu-user, and the single-binary app
+# linked against the static library.
+if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
+  if tools/cross-test.sh >"$log_dir/cross.log" 2>&1; then
+    run_doctest ember_tests_aarch64_qemu qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/ember_tests
+  else
+    echo "FAILED: the aarch64 cross build (see $log_dir/cross.log)"
+    tail -20 "$log_dir/cross.log"
+    failed=$((failed + 1))
+  fi
+  static=build-static
+  check "the single-binary app links ember statically" bash -c "{ [ -f $static/build.ninja ] ||
+    meson setup $static -Ddefault_library=static -Dtests=false -Dcuda=disabled --buildtype=release; } &&
+    ninja -C $static examples/classify && ! ldd $static/examples/classify | grep -q libember"
+  check "the single-binary app classifies the bundled digits" bash -c "$static/examples/classify \
+    examples/data/digits_mlp.ember examples/data/digits_images.npy examples/data/digits_labels.npy --scale 16 |
+    awk '/^accuracy:/ { ok = \$2 + 0 > 70 } END { exit !ok }'"
+fi
+
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
 pytest_log="$log_dir/pytest.log"
 rm -f "$log_dir/export_figures.txt"
