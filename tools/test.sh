@@ -115,7 +115,11 @@ check "ember launch: a program that cannot start is a failure" bash -c "! '$cli'
 # linked against the static library.
 if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
   if tools/cross-test.sh >"$log_dir/cross.log" 2>&1; then
-    run_doctest ember_tests_aarch64_qemu qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/ember_tests
+    # Under qemu: the suites measured to pass there, one OpenMP thread (libgomp's multi-threaded
+    # regions stalled under qemu-user here), bounded by a timeout; docs/JETSON.md lists the rest.
+    run_doctest ember_tests_aarch64_qemu env OMP_NUM_THREADS=1 timeout 600 \
+      qemu-aarch64 -L /usr/aarch64-linux-gnu build-aarch64/tests/ember_tests -sf="$(tools/cross-test.sh --suites)" \
+      -tce="*staging buffers*,*fused CUDA optimizer*"
   else
     echo "FAILED: the aarch64 cross build (see $log_dir/cross.log)"
     tail -20 "$log_dir/cross.log"
