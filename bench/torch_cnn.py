@@ -8,29 +8,18 @@ case,milliseconds,0,0 to OUT.
 Usage: python3 bench/torch_cnn.py DIR OUT.csv [resnet18,resnet50]"""
 import copy
 import os
-import statistics
 import sys
 
 import torch
 import torchvision
+from torch_cuda import gpu_ms as _gpu_ms
 
 from ember_export import export
 
 
 def gpu_ms(fn, inner):
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-    times = []
-    for _ in range(11):
-        start.record()
-        for _ in range(inner):
-            fn()
-        end.record()
-        end.synchronize()
-        times.append(start.elapsed_time(end) / inner)
-    return statistics.median(times)
+    """Median of 11 event-timed batches of `inner` calls (bench_cnn.cpp times the same way)."""
+    return _gpu_ms(fn, inner=inner, reps=11)
 
 
 def main():

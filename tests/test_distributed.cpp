@@ -30,6 +30,27 @@ EnvLookup env_of(std::map<std::string, std::string> vars) {
 // A port for one test: different per test and per run, inside the unprivileged range.
 int test_port(int offset) { return 20000 + static_cast<int>(::getpid() % 20000) + offset; }
 
+// One rank of a rendezvous on its own thread: what it received, or its error message.
+struct RankResult {
+  std::vector<uint8_t> got;
+  std::string error;
+};
+
+std::thread start_rank(int rank, int world, int port, std::vector<uint8_t> payload, std::chrono::milliseconds timeout,
+                       RankResult& out) {
+  return std::thread([=, &out] {
+    DistEnv env;
+    env.rank = rank;
+    env.world_size = world;
+    env.master_port = port;
+    try {
+      out.got = tcp_broadcast(env, payload, timeout);
+    } catch (const Error& e) {
+      out.error = e.what();
+    }
+  });
+}
+
 }  // namespace
 
 TEST_CASE("distributed: the job is read from torchrun's, Slurm's and Open MPI's variables") {
@@ -92,60 +113,32 @@ TEST_CASE("distributed: the TCP rendezvous gives every rank rank 0's bytes") {
   const int world = 4;
   const int port = test_port(0);
   const std::vector<uint8_t> id = {1, 2, 3, 250, 0, 7};
-  std::vector<std::vector<uint8_t>> got(world);
-  std::vector<std::string> errors(world);
+  std::vector<RankResult> results(world);
   std::vector<std::thread> ranks;
   // Rank 0 starts last: the others retry until it listens.
   for (int r = world - 1; r >= 0; --r) {
-    ranks.emplace_back([&, r] {
-      DistEnv env;
-      env.rank = r;
-      env.world_size = world;
-      env.master_port = port;
-      try {
-        got[r] = tcp_broadcast(env, r == 0 ? id : std::vector<uint8_t>{9}, std::chrono::seconds(20));
-      } catch (const Error& e) {
-        errors[r] = e.what();
-      }
-    });
+    ranks.push_back(start_rank(r, world, port, r == 0 ? id : std::vector<uint8_t>{9}, std::chrono::seconds(20),
+                               results[r]));
     if (r == 1) std::this_thread::sleep_for(std::chrono::milliseconds(300));
   }
   for (auto& t : ranks) t.join();
   for (int r = 0; r < world; ++r) {
-    INFO("rank ", r, ": ", errors[r]);
-    CHECK(errors[r].empty());
-    CHECK(got[r] == id);
+    INFO("rank ", r, ": ", results[r].error);
+    CHECK(results[r].error.empty());
+    CHECK(results[r].got == id);
   }
 }
 
 TEST_CASE("distributed: a rendezvous with a missing rank times out naming it") {
   const int port = test_port(1);
-  std::string rank0_error, rank1_error;
-  std::thread r0([&] {
-    DistEnv env;
-    env.world_size = 3;
-    env.master_port = port;
-    try {
-      tcp_broadcast(env, {1}, std::chrono::milliseconds(1500));
-    } catch (const Error& e) {
-      rank0_error = e.what();
-    }
-  });
-  std::thread r1([&] {
-    DistEnv env;
-    env.rank = 1;
-    env.world_size = 3;
-    env.master_port = port;
-    try {
-      tcp_broadcast(env, {}, std::chrono::seconds(10));  // longer than rank 0's: it sees rank 0 give up
-    } catch (const Error& e) {
-      rank1_error = e.what();
-    }
-  });
+  RankResult rank0, rank1;
+  std::thread r0 = start_rank(0, 3, port, {1}, std::chrono::milliseconds(1500), rank0);
+  // A longer timeout than rank 0's: rank 1 sees rank 0 give up.
+  std::thread r1 = start_rank(1, 3, port, {}, std::chrono::seconds(10), rank1);
   r0.join();
   r1.join();
-  CHECK(rank0_error.find("missing ranks: 2") != std::string::npos);
-  CHECK(rank1_error.find("closed the connection") != std::string::npos);
+  CHECK(rank0.error.find("missing ranks: 2") != std::string::npos);
+  CHECK(rank1.error.find("closed the connection") != std::string::npos);
   // Nobody listening at all: the joining rank gives up at its deadline, naming the address.
   DistEnv alone;
   alone.rank = 1;
@@ -157,32 +150,13 @@ TEST_CASE("distributed: a rendezvous with a missing rank times out naming it") {
 
 TEST_CASE("distributed: ranks that disagree on the world size are refused") {
   const int port = test_port(3);
-  std::string rank0_error, rank1_error;
-  std::thread r0([&] {
-    DistEnv env;
-    env.world_size = 2;
-    env.master_port = port;
-    try {
-      tcp_broadcast(env, {1}, std::chrono::seconds(10));
-    } catch (const Error& e) {
-      rank0_error = e.what();
-    }
-  });
-  std::thread r1([&] {
-    DistEnv env;
-    env.rank = 1;
-    env.world_size = 3;
-    env.master_port = port;
-    try {
-      tcp_broadcast(env, {}, std::chrono::seconds(10));
-    } catch (const Error& e) {
-      rank1_error = e.what();
-    }
-  });
+  RankResult rank0, rank1;
+  std::thread r0 = start_rank(0, 2, port, {1}, std::chrono::seconds(10), rank0);
+  std::thread r1 = start_rank(1, 3, port, {}, std::chrono::seconds(10), rank1);
   r0.join();
   r1.join();
-  CHECK(rank0_error.find("rank 1 has world size 3, rank 0 has 2") != std::string::npos);
-  CHECK(rank1_error.find("rank 0 refused rank 1") != std::string::npos);
+  CHECK(rank0.error.find("rank 1 has world size 3, rank 0 has 2") != std::string::npos);
+  CHECK(rank1.error.find("rank 0 refused rank 1") != std::string::npos);
 }
 
 TEST_CASE("distributed: shards are disjoint, cover the dataset and follow the epoch") {

@@ -15,19 +15,7 @@ if [ "${1:-}" = --suites ]; then
   exit 0
 fi
 
-packages=(g++-aarch64-linux-gnu qemu-user libxxhash-dev:arm64 libflatbuffers-dev:arm64)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  dpkg --print-foreign-architectures | grep -qx arm64 || $sudo_cmd dpkg --add-architecture arm64
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+tools/install-packages.sh g++-aarch64-linux-gnu qemu-user libxxhash-dev:arm64 libflatbuffers-dev:arm64
 
 build=build-aarch64
 if [ ! -f "$build/build.ninja" ]; then

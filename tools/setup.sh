@@ -6,17 +6,7 @@ cd "$(dirname "$0")/.."
 
 packages=(g++ meson ninja-build pkg-config cmake python3 python3-pip libeigen3-dev doctest-dev libcli11-dev libxxhash-dev
           libflatbuffers-dev flatbuffers-compiler)
-missing=()
-for p in "${packages[@]}"; do
-  dpkg -s "$p" >/dev/null 2>&1 || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-  echo "installing: ${missing[*]}"
-  sudo_cmd=""
-  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
-  $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
-fi
+tools/install-packages.sh "${packages[@]}"
 
 # The exporter's Python dependencies (PyPI; torch is not needed to build or test ember: the
 # exporter's torch tests are skipped where it is missing).
