@@ -5,6 +5,7 @@
 #include "autograd/engine.h"
 
 #include <queue>
+#include <vector>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -157,13 +158,35 @@ void seeds_for(const TensorList& outputs, const TensorList& grad_outputs, const 
   }
 }
 
+// Callbacks queued by the backward() running on this thread (null outside one).
+thread_local std::vector<std::function<void()>>* t_callbacks = nullptr;
+
 }  // namespace
+
+void autograd::queue_callback(std::function<void()> callback) {
+  EMBER_CHECK(t_callbacks != nullptr, InvalidArgument,
+              "[queue_callback] expected to be called during backward() (from a gradient hook)");
+  t_callbacks->push_back(std::move(callback));
+}
 
 void backward(const TensorList& outputs, const TensorList& grad_outputs, bool retain_graph, bool create_graph) {
   std::vector<Edge> roots;
   TensorList seeds;
   seeds_for(outputs, grad_outputs, "backward", roots, seeds);
-  run(roots, seeds, retain_graph || create_graph, create_graph, nullptr);
+  std::vector<std::function<void()>> callbacks;
+  auto* outer = t_callbacks;  // a hook may itself call backward(): each pass has its own list
+  t_callbacks = &callbacks;
+  try {
+    run(roots, seeds, retain_graph || create_graph, create_graph, nullptr);
+    for (size_t i = 0; i < callbacks.size(); ++i) {
+      std::function<void()> f = std::move(callbacks[i]);  // f may queue more (grows the vector)
+      f();
+    }
+  } catch (...) {
+    t_callbacks = outer;
+    throw;
+  }
+  t_callbacks = outer;
 }
 
 TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs,

@@ -1,6 +1,8 @@
 // The backward engine: runs a graph's nodes in dependency order, summing gradients that meet.
 #pragma once
 
+#include <functional>
+
 #include "runtime/tensor.h"
 
 namespace ember {
@@ -17,4 +19,14 @@ void backward(const TensorList& outputs, const TensorList& grad_outputs = {}, bo
 TensorList grad(const TensorList& outputs, const TensorList& inputs, const TensorList& grad_outputs = {},
                 std::optional<bool> retain_graph = std::nullopt, bool create_graph = false, bool allow_unused = false);
 
+namespace autograd {
+
+/// Runs `callback` once the backward() now running on this thread has accumulated every
+/// leaf's gradient, before backward() returns (PyTorch's queue_callback; data parallelism
+/// finishes its gradient all-reduce there). Callbacks run in the order queued and may queue
+/// more. Throws InvalidArgument outside a backward() pass (grad() runs no callbacks: it
+/// accumulates nothing).
+void queue_callback(std::function<void()> callback);
+
+}  // namespace autograd
 }  // namespace ember

@@ -4,6 +4,7 @@
 #include "autograd/meta.h"
 #include "autograd/node.h"
 #include "ops/copy.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/cuda_hooks.h"
 #include "runtime/error.h"
 
@@ -37,6 +38,9 @@ void run_forward(Op& op, Device device, TensorList& inputs, const TensorList& ou
   if (!op.reads_cpu_scalars())
     for (Tensor& t : inputs)
       if (t.defined() && t.is_cpu()) t = t.to(device);
+  // Every kernel, library handle and stream lookup below is for `device`: make it current
+  // here once, so no op can run against another device's context on cuda:N.
+  cuda::DeviceGuard guard(device.index);
   op.forward_cuda(inputs, outputs);
 }
 
