@@ -94,7 +94,7 @@ class ProcessGroup {
 };
 
 /// Joins the job the environment describes (env.h): rendezvous at MASTER_ADDR:MASTER_PORT,
-/// then the backend's set-up. Throws Unsupported for NCCL in a build without it (a Jetson
+/// then the backend's set-up. NCCL makes the rank's GPU the calling thread's current device. Throws Unsupported for NCCL in a build without it (a Jetson
 /// build) when the world has more than one rank, Io for a failed rendezvous.
 std::shared_ptr<ProcessGroup> init_process_group(Backend backend = Backend::Auto,
                                                  const DistEnv& env = env_from_environment(),

@@ -26,6 +26,12 @@ Failures check_data_parallel_training(const std::shared_ptr<distributed::Process
 /// find_unused_parameters; unused on every rank without the option: a clear error.
 Failures check_unused_parameters(const std::shared_ptr<distributed::ProcessGroup>& group);
 
+/// A small CNN (convolution, batch norm, ReLU, max pool, linear) on the group's device — for
+/// NCCL, cuda:LOCAL_RANK, so ops on a GPU other than cuda:0 are exercised — trains data-parallel
+/// like one process that runs each shard through the model and averages the losses (batch norm
+/// normalises per shard, as it does under PyTorch's DDP).
+Failures check_data_parallel_cnn(const std::shared_ptr<distributed::ProcessGroup>& group);
+
 /// A loaded .ember model (the bundled digits MLP) trains data-parallel like on one process.
 Failures check_data_parallel_model(const std::shared_ptr<distributed::ProcessGroup>& group, const std::string& model_path);
 

@@ -69,6 +69,10 @@ TEST_CASE("distributed: DataParallel over 2 ranks matches single-process trainin
   check_none(on_ranks(2, test_port(2), [](const auto& g) { return check_data_parallel_training(g); }));
 }
 
+TEST_CASE("distributed: DataParallel trains a CNN (conv, batch norm, max pool) like one process") {
+  check_none(on_ranks(2, test_port(9), [](const auto& g) { return check_data_parallel_cnn(g); }));
+}
+
 TEST_CASE("distributed: DataParallel with parameters unused on some ranks") {
   check_none(on_ranks(2, test_port(3), [](const auto& g) { return check_unused_parameters(g); }));
 }

@@ -3,7 +3,9 @@
 # (the CUDA cases included), the CPU and CUDA benchmarks and PyTorch's side of them, and
 # prints a one-screen summary last. Logs go to build-gpu/logs; where $OUT is set (the device
 # tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
-# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench]   (--cnn-bench: only the CNN benchmark)
+# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench]
+#   --cnn-bench: only the CNN benchmark; --ddp-bench: only the data-parallel benchmark (resnet50
+#   training on 1, 2, 4, 8 GPUs up to the machine's count, ember beside PyTorch DDP).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -12,6 +14,7 @@ mkdir -p "$out"
 bench=1
 [ "${1:-}" = "--no-bench" ] && bench=0
 [ "${1:-}" = "--cnn-bench" ] && bench=2
+[ "${1:-}" = "--ddp-bench" ] && bench=3
 export PATH="/usr/local/cuda/bin:$PATH"
 
 summary=()
@@ -64,7 +67,35 @@ if [ $bench = 1 ]; then
   fi
 fi
 
-if [ $bench != 0 ]; then
+if [ $bench = 3 ]; then
+  # Data parallelism: one rank per GPU; the same per-GPU batch on 1, 2, 4, ... GPUs.
+  gpus=$(nvidia-smi -L | grep -c '^GPU')
+  mkdir -p /tmp/ember_ddp
+  rm -f "$out/ember_ddp.csv" "$out/torch_ddp.csv"
+  if python3 bench/torch_ddp.py export /tmp/ember_ddp >"$out/ddp.txt" 2>&1; then
+    port=29600
+    for n in 1 2 4 8; do
+      [ $n -gt "$gpus" ] && break
+      port=$((port + 2))
+      timeout 300 "$build/tools/ember" launch --nproc-per-node $n --master-port $port -- \
+        "$build/bench/bench_ddp" /tmp/ember_ddp/resnet50.ember resnet50 "$out/ember_ddp.csv" >>"$out/ddp.txt" 2>&1 ||
+        note "bench_ddp on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
+      timeout 300 python3 -m torch.distributed.run --standalone --nproc-per-node $n bench/torch_ddp.py time \
+        "$out/torch_ddp.csv" >>"$out/ddp.txt" 2>&1 || note "torch_ddp.py on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
+      if [ $n = 2 ]; then  # what the overlap saves
+        timeout 300 "$build/tools/ember" launch --nproc-per-node 2 --master-port $((port + 1)) -- \
+          "$build/bench/bench_ddp" /tmp/ember_ddp/resnet50.ember resnet50 "$out/ember_ddp.csv" --no-overlap \
+          >>"$out/ddp.txt" 2>&1 || note "bench_ddp --no-overlap failed"
+      fi
+    done
+    [ -f "$out/ember_ddp.csv" ] && [ -f "$out/torch_ddp.csv" ] &&
+      python3 bench/compare.py "$out/ember_ddp.csv" "$out/torch_ddp.csv" >"$out/ddp_table.md"
+  else
+    note "torch_ddp.py export failed: $(tail -3 "$out/ddp.txt")"
+  fi
+fi
+
+if [ $bench = 1 ] || [ $bench = 2 ]; then
   # Convolutional networks: PyTorch exports the models and times its side, then ember's.
   mkdir -p /tmp/ember_cnn
   if python3 bench/torch_cnn.py /tmp/ember_cnn "$out/torch_cnn.csv" >"$out/cnn.txt" 2>&1; then
@@ -86,6 +117,9 @@ fi
   for line in "${summary[@]}"; do echo "$line"; done
   [ -f "$out/bench_table.md" ] && cat "$out/bench_table.md"
   [ -f "$out/cnn_table.md" ] && cat "$out/cnn_table.md"
+  [ -f "$out/ddp.txt" ] && grep -E '^(ember|torch) ' "$out/ddp.txt"
+  [ -f "$out/ddp_table.md" ] && cat "$out/ddp_table.md"
+  [ -f "$out/tests/killed0.log" ] && { echo "killed-rank test, the survivor's last lines:"; tail -3 "$out/tests/killed0.log"; }
   [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"
   [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"
   [ -f "$out/load.txt" ] && cat "$out/load.txt"

@@ -110,6 +110,43 @@ check "launched ranks rendezvous over TCP and share rank 0's token" bash -c "out
 check "ember launch: a program that cannot start is a failure" bash -c "! '$cli' launch --nproc-per-node 2 \
   --allow-oversubscribe -- /nonexistent/program 2>/dev/null"
 
+# Data parallelism with ranks as processes: the multi-rank scenarios over TCP on the CPU, and a
+# rank killed mid-training, whose survivor must end with a clear error by itself (the two ranks
+# are started by hand: ember launch would stop the survivor itself).
+worker="$build/tests/dist_worker"
+dist_scenarios="collectives training unused cnn model"
+check "2 launched ranks (TCP, CPU): collectives, data-parallel training, unused parameters, a CNN, a loaded model" \
+  bash -c "out=\$('$cli' launch --nproc-per-node 2 --allow-oversubscribe --master-port $((port + 2)) -- \
+    '$worker' --backend tcp $dist_scenarios); echo \"\$out\"; [ \$(grep -c PASS <<<\"\$out\") -eq 10 ]"
+# killed_rank BACKEND PORT TIMEOUT_S PATTERN: rank 1 kills itself at step 5; rank 0 must exit 1
+# within the timeout plus a margin, saying why.
+killed_rank() {
+  local backend=$1 kport=$2 timeout_s=$3 pattern=$4
+  local args=(--backend "$backend" --timeout-s "$timeout_s" --kill-rank 1 --kill-step 5 killed)
+  RANK=1 WORLD_SIZE=2 LOCAL_RANK=1 MASTER_PORT=$kport "$worker" "${args[@]}" >"$log_dir/killed1.log" 2>&1 &
+  local start rc
+  start=$(date +%s)
+  RANK=0 WORLD_SIZE=2 LOCAL_RANK=0 MASTER_PORT=$kport timeout $((timeout_s + 60)) "$worker" "${args[@]}" \
+    >"$log_dir/killed0.log" 2>&1
+  rc=$?
+  wait
+  cat "$log_dir/killed0.log"
+  echo "rank 0: exit $rc after $(( $(date +%s) - start )) s"
+  [ $rc -eq 1 ] && [ $(( $(date +%s) - start )) -le $((timeout_s + 30)) ] && grep -qE "$pattern" "$log_dir/killed0.log"
+}
+check "a rank killed mid-training (TCP): the survivor ends with a clear error" \
+  killed_rank tcp $((port + 3)) 20 "rank 1 .*closed the connection"
+gpus=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
+if [ -n "${EMBER_EXPECT_CUDA:-}" ] && [ "${gpus:-0}" -ge 2 ]; then
+  check "2 launched ranks (NCCL, one GPU each): collectives, data-parallel training, unused parameters, a CNN, a loaded model" \
+    bash -c "out=\$('$cli' launch --nproc-per-node 2 --master-port $((port + 4)) -- \
+      '$worker' --backend nccl $dist_scenarios); echo \"\$out\"; [ \$(grep -c PASS <<<\"\$out\") -eq 10 ]"
+  check "a rank killed mid-training (NCCL): the survivor aborts its communicator and exits within the timeout" \
+    killed_rank nccl $((port + 5)) 20 "nccl process group\] rank 0: .*(timeout|error).*aborted"
+else
+  skipped=$((skipped + 2))
+fi
+
 # Packaging (EMBER_FULL_CI=1, set by .ci/run; slow, and installs Debian's aarch64 cross tools):
 # the CPU suite cross-built for aarch64 and run under qemu-user, and the single-binary app
 # linked against the static library.

@@ -114,7 +114,7 @@ struct State {
 };
 
 void watch(const std::shared_ptr<State>& s) {
-  cuda::DeviceGuard guard(s->device);
+  cudaSetDevice(s->device);  // this thread only ever touches the group's device
   std::unique_lock<std::mutex> lock(s->mutex);
   while (!s->stop) {
     s->wake.wait_for(lock, std::chrono::milliseconds(100));
@@ -325,7 +325,10 @@ std::shared_ptr<ProcessGroup> make_nccl_group(const DistEnv& env, const ProcessG
   state->rank = env.rank;
   state->timeout = options.timeout;
   state->exit_on_failure = options.exit_on_failure;
-  cuda::DeviceGuard guard(device);
+  // The rank's GPU becomes the calling thread's current device for good (PyTorch's scripts call
+  // torch.cuda.set_device for this): raw CUDA calls in the app then go to the right GPU, and no
+  // rank opens a context on cuda:0 that it does not use.
+  EMBER_CUDA_CHECK(cudaSetDevice(device));
   state->stream = cuda::Stream::create(device);
   const ncclResult_t r = ncclCommInitRank(&state->comm, env.world_size, id, env.rank);
   EMBER_CHECK(r == ncclSuccess, Nccl, "[nccl process group] rank ", env.rank, " could not join the communicator of ",
