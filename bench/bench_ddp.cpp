@@ -87,9 +87,14 @@ int main(int argc, char** argv) {
     if (pg->rank() == 0) {
       std::printf("ember %s: %d GPU(s), batch %lld per GPU: step %.2f ms, %.1f images/s", name.c_str(), world,
                   static_cast<long long>(batch), step_ms, world * batch * 1000.0 / step_ms);
-      if (dp)
+      if (dp) {
         std::printf(", %d of %d gradient buckets started during backward%s", dp->stats().launched_during_backward,
                     dp->stats().buckets, overlap ? "" : " (overlap off)");
+        // Device-side evidence of the overlap: when each bucket's all-reduce finished,
+        // relative to the last kernel of backward.
+        std::printf("; bucket all-reduces finished (ms before backward's end):");
+        for (double ms : dp->last_step_overlap_ms()) std::printf(" %.2f", ms);
+      }
       std::printf("\n");
     }
     if (allreduce && world > 1 && overlap) {

@@ -1,6 +1,7 @@
 #include "distributed/data_parallel.h"
 
 #include <map>
+#include <optional>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
@@ -57,6 +58,14 @@ class Reducer : public std::enable_shared_from_this<Reducer> {
   void pause() { ++paused_; }
   void resume() { --paused_; }
   const DataParallelStats& stats() const { return stats_; }
+
+  std::vector<double> last_step_overlap_ms() const {
+    std::vector<double> ms;
+    if (!backward_end_) return ms;
+    for (const auto& w : last_works_)
+      if (auto v = w->finished_ms_before(*backward_end_)) ms.push_back(*v);
+    return ms;
+  }
 
  private:
   struct Bucket {
@@ -160,14 +169,22 @@ class Reducer : public std::enable_shared_from_this<Reducer> {
     }
     launch_ready_buckets();
     NoGradGuard no_grad;
+    // A mark on the device's timeline where backward's kernels end, for last_step_overlap_ms().
+    const Device dev = group_->device();
+    if (dev.is_cuda()) {
+      backward_end_.emplace(dev.index);
+      backward_end_->record();
+    }
+    last_works_.clear();
     for (Bucket& b : buckets_) {
       b.work->wait();  // ember's stream waits; the host does not
-      b.work.reset();
+      last_works_.push_back(std::move(b.work));
     }
     for (size_t i = 0; i < params_.size(); ++i) {
       Tensor avg = slot(i).view(params_[i].sizes());
       Tensor g = params_[i].grad();
-      if (g.defined()) copy_(g, avg);
+      if (options_.gradient_as_bucket_view) params_[i].set_grad(avg);
+      else if (g.defined()) copy_(g, avg);
       else params_[i].set_grad(avg.clone());
     }
     reset();
@@ -195,11 +212,43 @@ class Reducer : public std::enable_shared_from_this<Reducer> {
   bool finish_queued_ = false;
   int paused_ = 0;
   DataParallelStats stats_;
+  std::optional<cuda::Event> backward_end_;           // CUDA groups: the last backward's end
+  std::vector<std::shared_ptr<Work>> last_works_;      // its buckets' all-reduces
 };
 
 }  // namespace detail
 
 namespace {
+
+// Moves each contiguous tensor's data into one flat tensor per dtype and makes the tensor a
+// view of it, in place (every handle to it — the module's, the optimizer's — sees the move), so
+// a broadcast of the buffers is one collective per dtype with no copies in or out. Tensors
+// that are not contiguous are left out (broadcast_coalesced copies those).
+std::vector<Tensor> rebind_to_flat(const std::vector<Tensor>& tensors, std::vector<Tensor>& left_out) {
+  NoGradGuard no_grad;
+  std::map<DType, std::vector<Tensor>> by_dtype;
+  for (const Tensor& t : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    (t.is_contiguous() ? by_dtype[t.dtype()] : left_out).push_back(t);
+  }
+  std::vector<Tensor> flats;
+  for (auto& [dtype, list] : by_dtype) {
+    int64_t total = 0;
+    for (const Tensor& t : list) total += t.numel();
+    Tensor flat = empty({total}, TensorOptions{dtype, list.front().device()});
+    int64_t offset = 0;
+    for (const Tensor& t : list) {
+      copy_(flat.slice(0, offset, offset + t.numel()), t.reshape({-1}));
+      TensorImpl& impl = t.impl();
+      impl.storage = flat.storage();
+      impl.offset = flat.storage_offset() + offset;
+      impl.strides = contiguous_strides(impl.sizes);
+      offset += t.numel();
+    }
+    flats.push_back(flat);
+  }
+  return flats;
+}
 
 std::vector<Tensor> values(const std::vector<std::pair<std::string, Tensor>>& named) {
   std::vector<Tensor> out;
@@ -224,6 +273,11 @@ DataParallel::DataParallel(std::vector<std::pair<std::string, Tensor>> parameter
                 ": move the model to the group's device first");
   broadcast_coalesced(*group_, state, 0);
   if (group_->size() == 1) return;
+  if (options_.broadcast_buffers) {
+    std::vector<Tensor> rest;
+    flat_buffers_ = rebind_to_flat(buffers_, rest);
+    buffers_ = std::move(rest);  // what broadcast_coalesced still has to copy
+  }
 
   std::vector<std::string> names;
   std::vector<Tensor> trained;
@@ -253,7 +307,9 @@ DataParallel::DataParallel(Model& model, std::shared_ptr<ProcessGroup> group, Da
 DataParallel::~DataParallel() = default;
 
 void DataParallel::before_forward(bool training) {
-  if (training && options_.broadcast_buffers && group_->size() > 1) broadcast_coalesced(*group_, buffers_, 0);
+  if (!training || !options_.broadcast_buffers || group_->size() == 1) return;
+  for (const Tensor& flat : flat_buffers_) group_->broadcast(flat, 0);
+  broadcast_coalesced(*group_, buffers_, 0);
 }
 
 Tensor DataParallel::forward(const Tensor& x) {
@@ -281,6 +337,10 @@ DataParallel::NoSync::~NoSync() {
 }
 
 DataParallel::NoSync DataParallel::no_sync() { return NoSync(reducer_); }
+
+std::vector<double> DataParallel::last_step_overlap_ms() const {
+  return reducer_ ? reducer_->last_step_overlap_ms() : std::vector<double>{};
+}
 
 const DataParallelStats& DataParallel::stats() const {
   return reducer_ ? reducer_->stats() : single_rank_stats_;

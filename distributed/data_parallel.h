@@ -47,6 +47,10 @@ struct DataParallelOptions {
   /// In training mode, rank 0's buffers (batch-norm statistics) are copied to every rank
   /// before each forward, as PyTorch's broadcast_buffers.
   bool broadcast_buffers = true;
+  /// After each synchronised backward every parameter's grad() is a view into its bucket, so
+  /// the averages need no copying back (the next synchronised backward overwrites them; hold
+  /// a clone to keep one). Off: each grad() is a tensor of its own (PyTorch's default).
+  bool gradient_as_bucket_view = true;
   /// Buckets are reduced as soon as they are ready during backward. Off, they all start when
   /// backward ends (to measure what the overlap saves).
   bool overlap = true;
@@ -100,6 +104,11 @@ class DataParallel {
   [[nodiscard]] NoSync no_sync();
 
   const DataParallelStats& stats() const;
+  /// The device timeline of the last synchronised backward (CUDA groups; empty otherwise):
+  /// for each bucket, in launch order, how many milliseconds before backward's last kernel
+  /// its all-reduce had finished (negative: after). Positive values are communication that
+  /// overlapped backward. Waits for the device.
+  std::vector<double> last_step_overlap_ms() const;
   ProcessGroup& group() const { return *group_; }
 
  private:
@@ -108,6 +117,7 @@ class DataParallel {
   std::shared_ptr<nn::Module> module_;
   Model* model_ = nullptr;
   std::vector<Tensor> buffers_;
+  std::vector<Tensor> flat_buffers_;  // one per dtype; the buffers are views into them
   DataParallelOptions options_;
   DataParallelStats single_rank_stats_;
 };

@@ -21,6 +21,7 @@
 #include <string>
 
 #include "distributed/env.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/tensor.h"
 
 namespace ember::distributed {
@@ -55,6 +56,10 @@ class Work {
   virtual void wait() = 0;
   /// True once the collective has finished on the device.
   virtual bool is_completed() = 0;
+  /// On the device's timeline, how many milliseconds before `marker` (a recorded timing
+  /// event, e.g. at the end of backward) the collective finished; negative: after it. Waits
+  /// for both. nullopt where the backend keeps no device timeline (TCP, one rank).
+  virtual std::optional<double> finished_ms_before(const cuda::Event&) { return std::nullopt; }
 };
 
 class ProcessGroup {

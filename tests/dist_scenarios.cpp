@@ -168,8 +168,11 @@ Failures check_data_parallel_training(const std::shared_ptr<distributed::Process
   tiny.first_bucket_bytes = 64;
   DataParallelOptions tiny_late = tiny;
   tiny_late.overlap = false;
+  DataParallelOptions own_grads;
+  own_grads.gradient_as_bucket_view = false;
   for (const Config& c : {Config{"default buckets", {}, false}, Config{"small buckets", tiny, false},
                           Config{"small buckets, overlap off", tiny_late, false},
+                          Config{"gradients not bucket views", own_grads, false},
                           Config{"no_sync accumulation", tiny, true}}) {
     auto model = make_mlp(dev);
     perturb(model->parameters(), me);
@@ -212,6 +215,9 @@ Failures check_data_parallel_training(const std::shared_ptr<distributed::Process
                          " buckets started during backward"));
         else
           expect(f, s.launched_during_backward == 0, c.name + ": buckets started during backward with overlap off");
+        if (dev.is_cuda())
+          expect(f, static_cast<int>(dp.last_step_overlap_ms().size()) == s.buckets,
+                 c.name + ": a device timeline for every bucket");
       }
     }
   }
@@ -330,7 +336,11 @@ Failures check_data_parallel_cnn(const std::shared_ptr<distributed::ProcessGroup
   // Each rank's last forward updated its running statistics from its own shard; the next
   // forward starts from rank 0's again (PyTorch's broadcast_buffers).
   dp.before_forward();
-  expect(f, same_on_every_rank(pg, model->named_buffers()[0].second), "CNN: buffers equal on every rank");
+  const Tensor running_mean = model->named_buffers()[0].second;
+  expect(f, same_on_every_rank(pg, running_mean), "CNN: buffers equal on every rank");
+  // The module's own buffer handles still see the statistics batch norm updates (DataParallel
+  // moved the buffers' data into one flat tensor per dtype for the broadcast).
+  expect(f, max(abs(running_mean.to(Device::cpu()))).item<double>() > 0, "CNN: running_mean was updated");
   return f;
 }
 

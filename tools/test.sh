@@ -130,8 +130,8 @@ killed_rank() {
     >"$log_dir/killed0.log" 2>&1
   rc=$?
   wait
+  echo "rank 0 ($backend): exit status $rc after $(( $(date +%s) - start )) s (timeout ${timeout_s} s)" >>"$log_dir/killed0.log"
   cat "$log_dir/killed0.log"
-  echo "rank 0: exit $rc after $(( $(date +%s) - start )) s"
   [ $rc -eq 1 ] && [ $(( $(date +%s) - start )) -le $((timeout_s + 30)) ] && grep -qE "$pattern" "$log_dir/killed0.log"
 }
 check "a rank killed mid-training (TCP): the survivor ends with a clear error" \

@@ -60,9 +60,9 @@ ncclRedOp_t nccl_op(ReduceOp op) {
   return ncclSum;
 }
 
-std::shared_ptr<void> new_event() {
+std::shared_ptr<void> new_event(bool timing = false) {
   cudaEvent_t e = nullptr;
-  EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&e, cudaEventDisableTiming));
+  EMBER_CUDA_CHECK(cudaEventCreateWithFlags(&e, timing ? cudaEventDefault : cudaEventDisableTiming));
   return std::shared_ptr<void>(e, [](void* p) { cudaEventDestroy(static_cast<cudaEvent_t>(p)); });
 }
 
@@ -158,6 +158,13 @@ class NcclWork final : public Work {
     EMBER_CUDA_CHECK(cudaStreamWaitEvent(cuda_detail::stream(state_->device), as_event(done_), 0));
   }
   bool is_completed() override { return cudaEventQuery(as_event(done_)) == cudaSuccess; }
+  std::optional<double> finished_ms_before(const cuda::Event& marker) override {
+    synchronize();
+    marker.synchronize();
+    float ms = 0;
+    EMBER_CUDA_CHECK(cudaEventElapsedTime(&ms, as_event(done_), static_cast<cudaEvent_t>(marker.handle())));
+    return ms;
+  }
   // Blocks the host until done; a failure (the watchdog's timeout included) throws.
   void synchronize() {
     for (;;) {
@@ -210,6 +217,7 @@ class NcclGroup final : public ProcessGroup {
     check_tensor(t, "all_reduce", "the tensor");
     EMBER_CHECK(op != ReduceOp::Avg || is_floating(t.dtype()), InvalidArgument,
                 "[all_reduce] avg needs a floating-point tensor, got ", t.dtype());
+    t.bump_version();  // written in place, as by any in-place op
     return launch(str_cat("all_reduce (", reduce_op_name(op), ") of ", t.numel(), " ", t.dtype(), " elements"), {t},
                   [&](ncclComm_t c, cudaStream_t s) {
                     return ncclAllReduce(t.data(), t.data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()),
@@ -221,6 +229,7 @@ class NcclGroup final : public ProcessGroup {
     check_tensor(t, "broadcast", "the tensor");
     EMBER_CHECK(root >= 0 && root < size(), InvalidArgument, "[broadcast] root ", root, " is outside a world of ",
                 size());
+    t.bump_version();
     launch(str_cat("broadcast from rank ", root, " of ", t.numel(), " ", t.dtype(), " elements"), {t},
            [&](ncclComm_t c, cudaStream_t s) {
              return ncclBroadcast(t.data(), t.data(), static_cast<size_t>(t.numel()), nccl_type(t.dtype()), root, c, s);
@@ -234,6 +243,7 @@ class NcclGroup final : public ProcessGroup {
     EMBER_CHECK(output.numel() == input.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
                 "[all_gather] expected an output of ", input.numel() * size(), " ", input.dtype(),
                 " elements (world size × input), got ", output.numel(), " ", output.dtype());
+    output.bump_version();
     launch(str_cat("all_gather of ", input.numel(), " ", input.dtype(), " elements"), {input, output},
            [&](ncclComm_t c, cudaStream_t s) {
              return ncclAllGather(input.data(), output.data(), static_cast<size_t>(input.numel()),
@@ -250,6 +260,7 @@ class NcclGroup final : public ProcessGroup {
                 " elements (world size × output), got ", input.numel(), " ", input.dtype());
     EMBER_CHECK(op != ReduceOp::Avg || is_floating(input.dtype()), InvalidArgument,
                 "[reduce_scatter] avg needs a floating-point tensor, got ", input.dtype());
+    output.bump_version();
     launch(str_cat("reduce_scatter (", reduce_op_name(op), ") of ", input.numel(), " ", input.dtype(), " elements"),
            {input, output},
            [&](ncclComm_t c, cudaStream_t s) {
@@ -280,7 +291,7 @@ class NcclGroup final : public ProcessGroup {
     const ncclResult_t r = enqueue(state_->comm, comm_stream);
     EMBER_CHECK(r == ncclSuccess, Nccl, "[nccl process group] rank ", rank(), ": ", what, " failed: ",
                 nccl_message(r, state_->comm));
-    std::shared_ptr<void> done = new_event();
+    std::shared_ptr<void> done = new_event(/*timing=*/true);  // for Work::finished_ms_before
     EMBER_CUDA_CHECK(cudaEventRecord(as_event(done), comm_stream));
     {
       std::lock_guard<std::mutex> lock(state_->mutex);
