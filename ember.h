@@ -20,6 +20,7 @@
 #include "nn/module.h"
 #include "nn/optim.h"
 #include "nn/schedule.h"
+#include "nn/transformer.h"
 #include "nn/vision.h"
 #include "nn/vision_modules.h"
 #include "ops/ops.h"

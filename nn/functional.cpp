@@ -1,8 +1,12 @@
 #include "nn/functional.h"
 
+#include <cmath>
+
 #include "ops/binary.h"
 #include "ops/creation.h"
 #include "ops/index.h"
+#include "ops/layout.h"
+#include "ops/matmul.h"
 #include "ops/loss.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
@@ -108,6 +112,99 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int6
   const int64_t pad_row = *padding_idx < 0 ? *padding_idx + weight.sizes()[0] : *padding_idx;
   Tensor pad = unsqueeze(eq(indices, pad_row), -1);
   return where(pad, out.detach(), out);
+}
+
+namespace {
+
+// The trailing dims a normalisation works over, checked against x's shape.
+DimList trailing_dims(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias,
+                      const char* op) {
+  const int64_t k = static_cast<int64_t>(normalized_shape.size());
+  EMBER_CHECK(k >= 1 && k <= x.dim(), InvalidArgument, "[", op, "] normalized_shape ", shape_str(normalized_shape),
+              " must name 1 to ", x.dim(), " trailing dims of an input of shape ", shape_str(x.sizes()));
+  EMBER_CHECK(Shape(x.sizes().end() - k, x.sizes().end()) == normalized_shape, ShapeMismatch, "[", op,
+              "] normalized_shape ", shape_str(normalized_shape), " does not match the trailing dims of ",
+              shape_str(x.sizes()));
+  for (const Tensor* t : {&weight, &bias})
+    EMBER_CHECK(!t->defined() || t->sizes() == normalized_shape, ShapeMismatch, "[", op, "] expected ",
+                t == &weight ? "weight" : "bias", " of shape ", shape_str(normalized_shape), ", got ",
+                shape_str(t->sizes()));
+  DimList dims;
+  for (int64_t d = x.dim() - k; d < x.dim(); ++d) dims.push_back(d);
+  return dims;
+}
+
+bool is_half(DType t) { return t == kFloat16 || t == kBFloat16; }
+
+}  // namespace
+
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
+  const DimList dims = trailing_dims(x, normalized_shape, weight, bias, "layer_norm");
+  const Tensor xf = is_half(x.dtype()) ? x.to(kFloat32) : x;
+  const Tensor centred = sub(xf, mean(xf, dims, true));
+  Tensor y = mul(centred, rsqrt(add(mean(mul(centred, centred), dims, true), eps)));
+  if (weight.defined()) y = mul(y, weight.to(y.dtype()));
+  if (bias.defined()) y = add(y, bias.to(y.dtype()));
+  return y.to(x.dtype());
+}
+
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
+  const DimList dims = trailing_dims(x, normalized_shape, weight, Tensor(), "rms_norm");
+  const double e = eps ? *eps
+                   : x.dtype() == kFloat64  ? 2.220446049250313e-16
+                   : x.dtype() == kFloat16  ? 9.765625e-4
+                   : x.dtype() == kBFloat16 ? 7.8125e-3
+                                            : 1.1920928955078125e-7;
+  const Tensor xf = is_half(x.dtype()) ? x.to(kFloat32) : x;
+  Tensor y = mul(xf, rsqrt(add(mean(mul(xf, xf), dims, true), e)));
+  if (weight.defined()) y = mul(y, weight.to(y.dtype()));
+  return y.to(x.dtype());
+}
+
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
+                                    double dropout_p, bool is_causal, std::optional<double> scale, bool enable_gqa) {
+  const char* op = "scaled_dot_product_attention";
+  EMBER_CHECK(q.dim() >= 2 && k.dim() >= 2 && v.dim() >= 2, InvalidArgument, "[", op,
+              "] expected q, k, v with at least 2 dims ([..., L, E]), got ", shape_str(q.sizes()), ", ",
+              shape_str(k.sizes()), ", ", shape_str(v.sizes()));
+  EMBER_CHECK(q.dtype() == k.dtype() && q.dtype() == v.dtype(), DTypeMismatch, "[", op,
+              "] q, k and v must share a dtype, got ", q.dtype(), ", ", k.dtype(), ", ", v.dtype());
+  EMBER_CHECK(q.size(-1) == k.size(-1), ShapeMismatch, "[", op, "] q's and k's last dims differ: ",
+              shape_str(q.sizes()), " and ", shape_str(k.sizes()));
+  EMBER_CHECK(k.size(-2) == v.size(-2), ShapeMismatch, "[", op, "] k and v must have as many positions (dim -2): ",
+              shape_str(k.sizes()), " and ", shape_str(v.sizes()));
+  EMBER_CHECK(!(is_causal && attn_mask.defined()), InvalidArgument, "[", op,
+              "] is_causal and attn_mask cannot both be given (put the causal mask into attn_mask)");
+  Tensor key = k, value = v;
+  if (enable_gqa && q.dim() >= 3 && k.dim() >= 3 && q.size(-3) != k.size(-3)) {
+    const int64_t hq = q.size(-3), hkv = k.size(-3);
+    EMBER_CHECK(hkv > 0 && hq % hkv == 0 && v.size(-3) == hkv, ShapeMismatch, "[", op, "] grouped-query attention needs "
+                "q's heads (", hq, ") to be a multiple of k's and v's (", hkv, " and ", v.size(-3), ")");
+    // Query head h reads key/value head h / (hq / hkv), as PyTorch's repeat_interleave.
+    auto repeat_heads = [&](const Tensor& t) {
+      Shape grouped = t.sizes();
+      grouped.insert(grouped.end() - 2, hq / hkv);
+      Shape merged = t.sizes();
+      merged[merged.size() - 3] = hq;
+      return reshape(expand(unsqueeze(t, -3), grouped), merged);
+    };
+    key = repeat_heads(k);
+    value = repeat_heads(v);
+  }
+  const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  Tensor scores = mul(matmul(q, transpose(key, -2, -1)), s);
+  if (is_half(scores.dtype())) scores = scores.to(kFloat32);
+  const int64_t L = q.size(-2), S = k.size(-2);
+  if (is_causal) {
+    Tensor allowed = tril(ones({L, S}, {kBool, q.device()}));
+    scores = masked_fill(scores, logical_not(allowed), -INFINITY);
+  } else if (attn_mask.defined()) {
+    if (attn_mask.dtype() == kBool) scores = masked_fill(scores, logical_not(attn_mask), -INFINITY);
+    else scores = add(scores, attn_mask.to(scores.dtype()));
+  }
+  Tensor weights = softmax(scores, -1).to(q.dtype());
+  if (dropout_p > 0) weights = dropout(weights, dropout_p, true);
+  return matmul(weights, value);
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {

@@ -39,4 +39,25 @@ Tensor dropout(const Tensor& x, double p, bool training);
 /// rows looked up at padding_idx pass no gradient back (PyTorch's F.embedding).
 Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int64_t> padding_idx = std::nullopt);
 
+/// Normalises over the trailing dims named by `normalized_shape` to zero mean and unit
+/// (biased) variance, then scales and shifts (F.layer_norm). float16/bfloat16 inputs are
+/// normalised in float32 and rounded once at the end, as PyTorch does.
+Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                  const Tensor& bias = Tensor(), double eps = 1e-5);
+/// x / sqrt(mean(x²) + eps) · weight over the trailing dims (F.rms_norm); eps defaults to the
+/// dtype's machine epsilon, as PyTorch's. Half types computed in float32.
+Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
+                std::optional<double> eps = std::nullopt);
+
+/// F.scaled_dot_product_attention: softmax(q kᵀ · scale + mask) v over the last two dims of
+/// q [..., L, E], k [..., S, E], v [..., S, Ev]. attn_mask: bool (true = may attend) or of q's
+/// dtype (added), broadcast to [..., L, S]; is_causal: query i attends keys 0..i (not with a
+/// mask); scale defaults to 1/√E; dropout on the attention weights with probability
+/// dropout_p; enable_gqa: q's heads (dim -3) share k's and v's in groups (grouped-query
+/// attention). Half types take their softmax in float32. This is the reference (math) path:
+/// memory O(L·S) per head.
+Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask = Tensor(),
+                                    double dropout_p = 0, bool is_causal = false,
+                                    std::optional<double> scale = std::nullopt, bool enable_gqa = false);
+
 }  // namespace ember::nn
