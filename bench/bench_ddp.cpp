@@ -5,11 +5,15 @@
 // float32 tensor. Each figure is the median over event-timed steps after warm-up, on rank 0.
 // Rows written to CSV (compare.py's format): ddp_<name>_w<N>_b<B>[_nooverlap] and
 // allreduce_1gib_w<N>, in milliseconds.
-// Usage: ember launch --nproc-per-node N -- bench_ddp MODEL.ember NAME [out.csv] [--batch B]
+// MODEL "gpt" instead of a file: nn::GPT (6 layers, width 384, T 256, GPT-2's vocabulary, no
+// dropout; bench/gpt_model.py is PyTorch's twin) trained with AdamW on random tokens.
+// Usage: ember launch --nproc-per-node N -- bench_ddp MODEL.ember|gpt NAME [out.csv] [--batch B]
 //        [--steps S] [--no-overlap] [--no-allreduce]
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -50,22 +54,47 @@ int main(int argc, char** argv) {
     auto pg = init_process_group();
     const Device dev = pg->device();
     const int world = pg->size();
-    Model model = load(path, dev);
-    model.train();
     DataParallelOptions options;
     options.overlap = overlap;
     std::optional<DataParallel> dp;
-    if (world > 1) dp.emplace(model, pg, options);
-    nn::SGD opt(model.parameters(), {0.01, 0.9});
+    std::function<void()> step;
+    // A loaded image classifier with SGD, or the GPT with AdamW.
+    std::optional<Model> model;
+    std::shared_ptr<nn::GPT> gpt;
+    std::unique_ptr<nn::Optimizer> opt;
+    Tensor x, y;
     manual_seed(1 + pg->rank());
-    const Tensor x = randn({batch, 3, 224, 224}, TensorOptions{DType::Float32, dev});
-    const Tensor y = remainder(arange(batch, TensorOptions{DType::Int64, Device::cpu()}), 1000).to(dev);
-    auto step = [&] {
-      for (const Tensor& p : model.parameters()) p.set_grad(Tensor());
-      Tensor logits = dp ? dp->forward(TensorList{x})[0] : model.forward({x})[0];
-      nn::cross_entropy(logits, y).backward();
-      opt.step();
-    };
+    if (path == "gpt") {
+      nn::GPTConfig c;
+      c.dropout = 0;
+      gpt = std::make_shared<nn::GPT>(c);
+      gpt->to(dev);
+      if (world > 1) dp.emplace(gpt, pg, options);
+      opt = std::make_unique<nn::Adam>(gpt->parameters(),
+                                       nn::AdamOptions{.lr = 3e-4, .weight_decay = 0.01, .decoupled_weight_decay = true});
+      Tensor t = randint(0, c.vocab_size, {batch, c.block_size + 1}, TensorOptions{DType::Int64, dev});
+      x = t.slice(1, 0, c.block_size).contiguous();
+      y = t.slice(1, 1, c.block_size + 1).reshape({-1});
+      step = [&, c] {
+        gpt->zero_grad();
+        Tensor logits = dp ? dp->forward(x) : gpt->forward(x);
+        nn::cross_entropy(logits.reshape({-1, c.vocab_size}), y).backward();
+        opt->step();
+      };
+    } else {
+      model.emplace(load(path, dev));
+      model->train();
+      if (world > 1) dp.emplace(*model, pg, options);
+      opt = std::make_unique<nn::SGD>(model->parameters(), nn::SGDOptions{0.01, 0.9});
+      x = randn({batch, 3, 224, 224}, TensorOptions{DType::Float32, dev});
+      y = remainder(arange(batch, TensorOptions{DType::Int64, Device::cpu()}), 1000).to(dev);
+      step = [&] {
+        for (const Tensor& p : model->parameters()) p.set_grad(Tensor());
+        Tensor logits = dp ? dp->forward(TensorList{x})[0] : model->forward({x})[0];
+        nn::cross_entropy(logits, y).backward();
+        opt->step();
+      };
+    }
     for (int i = 0; i < 5; ++i) step();
     pg->barrier();
     std::vector<double> ms;
@@ -85,8 +114,9 @@ int main(int argc, char** argv) {
     const std::string suffix = overlap ? "" : "_nooverlap";
     rows.emplace_back(str_cat("ddp_", name, "_w", world, "_b", batch, suffix), step_ms);
     if (pg->rank() == 0) {
-      std::printf("ember %s: %d GPU(s), batch %lld per GPU: step %.2f ms, %.1f images/s", name.c_str(), world,
-                  static_cast<long long>(batch), step_ms, world * batch * 1000.0 / step_ms);
+      std::printf("ember %s: %d GPU(s), batch %lld per GPU: step %.2f ms, %.1f %s/s", name.c_str(), world,
+                  static_cast<long long>(batch), step_ms, world * batch * 1000.0 / step_ms,
+                  gpt ? "sequences" : "images");
       if (dp) {
         std::printf(", %d of %d gradient buckets started during backward%s", dp->stats().launched_during_backward,
                     dp->stats().buckets, overlap ? "" : " (overlap off)");

@@ -1,8 +1,8 @@
 """PyTorch's side of bench_ddp.cpp.
   python3 bench/torch_ddp.py export DIR            writes DIR/resnet50.ember (torchvision, seed 0)
-  torchrun --nproc-per-node N bench/torch_ddp.py time OUT.csv [--batch B] [--steps S]
+  torchrun --nproc-per-node N bench/torch_ddp.py time OUT.csv [--model resnet50|gpt] [--batch B] [--steps S]
 times a training step of torchvision's resnet50 (forward, cross-entropy, backward, SGD with
-momentum) at a fixed batch per GPU — world 1 the plain model, larger worlds under
+momentum) or of gpt_model.py's GPT (AdamW, random tokens) at a fixed batch per GPU — world 1 the plain model, larger worlds under
 DistributedDataParallel with its defaults (25 MB buckets, broadcast_buffers) — and the NCCL
 all-reduce of a 1 GiB float32 tensor; fp32 with TF32 off, cuDNN's heuristics (ember's default).
 Medians over event-timed steps after warm-up; the slowest rank's median. Rows as bench_ddp's."""
@@ -43,7 +43,7 @@ def slowest(value, world):
     return t.item()
 
 
-def time_ddp(out, batch, steps):
+def time_ddp(out, name, batch, steps):
     torch.backends.cudnn.allow_tf32 = False
     torch.backends.cuda.matmul.allow_tf32 = False
     world = int(os.environ.get("WORLD_SIZE", "1"))
@@ -53,28 +53,39 @@ def time_ddp(out, batch, steps):
         dist.init_process_group("nccl", device_id=torch.device("cuda", local))
     rank = dist.get_rank() if world > 1 else 0
     torch.manual_seed(0)
-    model = torchvision.models.resnet50(weights=None).cuda().train()
+    if name == "gpt":
+        import gpt_model
+        model = gpt_model.make().train()
+        opt = torch.optim.AdamW(model.parameters(), lr=3e-4)
+        x, y = gpt_model.batch(batch)
+        vocab = gpt_model.CONFIG["vocab"]
+    else:
+        model = torchvision.models.resnet50(weights=None).cuda().train()
+        opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+        torch.manual_seed(1 + rank)
+        x = torch.randn(batch, 3, 224, 224, device="cuda")
+        y = torch.arange(batch, device="cuda") % 1000
     net = torch.nn.parallel.DistributedDataParallel(model, device_ids=[local]) if world > 1 else model
-    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
-    torch.manual_seed(1 + rank)
-    x = torch.randn(batch, 3, 224, 224, device="cuda")
-    y = torch.arange(batch, device="cuda") % 1000
 
     def step():
         opt.zero_grad(set_to_none=True)
-        torch.nn.functional.cross_entropy(net(x), y).backward()
+        out = net(x)
+        if name == "gpt":
+            out = out.view(-1, vocab)
+        torch.nn.functional.cross_entropy(out, y).backward()
         opt.step()
 
     for _ in range(5):
         step()
     if world > 1:
         dist.barrier()
-    rows = [(f"ddp_resnet50_w{world}_b{batch}", slowest(timed(step, steps), world))]
+    rows = [(f"ddp_{name}_w{world}_b{batch}", slowest(timed(step, steps), world))]
     if rank == 0:
         ms = rows[0][1]
-        print(f"torch resnet50: {world} GPU(s), batch {batch} per GPU: step {ms:.2f} ms, "
-              f"{world * batch * 1000 / ms:.1f} images/s")
-    if world > 1:
+        unit = "sequences" if name == "gpt" else "images"
+        print(f"torch {name}: {world} GPU(s), batch {batch} per GPU: step {ms:.2f} ms, "
+              f"{world * batch * 1000 / ms:.1f} {unit}/s")
+    if world > 1 and name != "gpt":  # the bandwidth once per machine, beside the resnet50 rows
         n = (1 << 30) // 4
         t = torch.ones(n, device="cuda")
         for _ in range(3):
@@ -84,6 +95,7 @@ def time_ddp(out, batch, steps):
         if rank == 0:
             busbw = n * 4 / (ms / 1000) * 2 * (world - 1) / world / 1e9
             print(f"torch all_reduce 1 GiB float32 on {world} GPUs: {ms:.3f} ms, bus bandwidth {busbw:.1f} GB/s")
+    if world > 1:
         dist.destroy_process_group()
     if rank == 0:
         with open(out, "a") as f:
@@ -95,13 +107,14 @@ def main():
     p = argparse.ArgumentParser()
     p.add_argument("mode", choices=["export", "time"])
     p.add_argument("path")
+    p.add_argument("--model", choices=["resnet50", "gpt"], default="resnet50")
     p.add_argument("--batch", type=int, default=64)
     p.add_argument("--steps", type=int, default=20)
     a = p.parse_args()
     if a.mode == "export":
         export(a.path)
     else:
-        time_ddp(a.path, a.batch, a.steps)
+        time_ddp(a.path, a.model, a.batch, a.steps)
 
 
 if __name__ == "__main__":

@@ -347,6 +347,29 @@ std::vector<GraphOp> make_ops() {
          return TensorList{nn::group_norm(in[0], a.get_int("groups"), in.size() > 1 ? in[1] : Tensor(),
                                           in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
        }, (1u << 1) | (1u << 2)},
+      {"layer_norm", 1, 3, 1, {{"normalized_shape", kInts, true}, {"eps", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         const auto& shape = std::get<std::vector<int64_t>>(a.get("normalized_shape"));
+         return TensorList{nn::layer_norm(in[0], Shape(shape.begin(), shape.end()), in.size() > 1 ? in[1] : Tensor(),
+                                          in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
+       }, (1u << 1) | (1u << 2)},
+      {"rms_norm", 1, 2, 1, {{"normalized_shape", kInts, true}, {"eps", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         const auto& shape = std::get<std::vector<int64_t>>(a.get("normalized_shape"));
+         std::optional<double> eps;
+         if (a.has("eps") && !a.is_none("eps")) eps = a.get_float("eps");
+         return TensorList{nn::rms_norm(in[0], Shape(shape.begin(), shape.end()), in.size() > 1 ? in[1] : Tensor(), eps)};
+       }, 1u << 1},
+      // Dropout on the attention weights only while training, as the "dropout" op.
+      {"scaled_dot_product_attention", 3, 4, 1,
+       {{"dropout_p", kFloat}, {"is_causal", kBool}, {"scale", kFloat}, {"enable_gqa", kBool}},
+       [](const TensorList& in, const Attributes& a, const RunContext& ctx) {
+         std::optional<double> scale;
+         if (a.has("scale") && !a.is_none("scale")) scale = a.get_float("scale");
+         return TensorList{nn::scaled_dot_product_attention(
+             in[0], in[1], in[2], in.size() > 3 ? in[3] : Tensor(), ctx.training ? a.get_float("dropout_p", 0) : 0.0,
+             a.get_bool("is_causal", false), scale, a.get_bool("enable_gqa", false))};
+       }, 1u << 3},
       {"interpolate", 1, 1, 1, {{"size", kInts, true}, {"mode", kString}, {"align_corners", kBool}, {"scale_factors", kFloats}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          std::optional<std::array<double, 2>> scales;

@@ -5,7 +5,8 @@
 # tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
 # Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench]
 #   --cnn-bench: only the CNN benchmark; --ddp-bench: only the data-parallel benchmark (resnet50
-#   training on 1, 2, 4, 8 GPUs up to the machine's count, ember beside PyTorch DDP).
+#   and GPT training on 1, 2, 4, 8 GPUs up to the machine's count, ember beside PyTorch DDP;
+#   EMBER_DDP_MODELS picks the models) and, with the GPT, the one-GPU GPT benchmark.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -68,31 +69,43 @@ if [ $bench = 1 ]; then
 fi
 
 if [ $bench = 3 ]; then
-  # Data parallelism: one rank per GPU; the same per-GPU batch on 1, 2, 4, ... GPUs.
+  # Data parallelism: one rank per GPU; the same per-GPU batch on 1, 2, 4, ... GPUs, for each
+  # model in EMBER_DDP_MODELS (resnet50: exported from torchvision, batch 64, SGD, and the 1 GiB
+  # all-reduce; gpt: nn::GPT, batch 16, AdamW). With gpt, also the one-GPU GPT benchmark.
   gpus=$(nvidia-smi -L | grep -c '^GPU')
   mkdir -p /tmp/ember_ddp
   rm -f "$out/ember_ddp.csv" "$out/torch_ddp.csv"
-  if python3 bench/torch_ddp.py export /tmp/ember_ddp >"$out/ddp.txt" 2>&1; then
-    port=29600
+  port=29600
+  for model in ${EMBER_DDP_MODELS:-resnet50 gpt}; do
+    if [ $model = resnet50 ]; then
+      python3 bench/torch_ddp.py export /tmp/ember_ddp >>"$out/ddp.txt" 2>&1 ||
+        { note "torch_ddp.py export failed: $(tail -3 "$out/ddp.txt")"; continue; }
+      what=/tmp/ember_ddp/resnet50.ember batch=64 extra=()
+    else
+      what=gpt batch=16 extra=(--no-allreduce)
+      "$build/bench/bench_gpt" "$out/ember_gpt.csv" >>"$out/gpt.txt" 2>&1 || note "bench_gpt failed: $(tail -3 "$out/gpt.txt")"
+      python3 bench/torch_gpt.py "$out/torch_gpt.csv" >>"$out/gpt.txt" 2>&1 || note "torch_gpt.py failed: $(tail -3 "$out/gpt.txt")"
+      [ -f "$out/ember_gpt.csv" ] && [ -f "$out/torch_gpt.csv" ] &&
+        python3 bench/compare.py "$out/ember_gpt.csv" "$out/torch_gpt.csv" >"$out/gpt_table.md"
+    fi
     for n in 1 2 4 8; do
       [ $n -gt "$gpus" ] && break
       port=$((port + 2))
       timeout 300 "$build/tools/ember" launch --nproc-per-node $n --master-port $port -- \
-        "$build/bench/bench_ddp" /tmp/ember_ddp/resnet50.ember resnet50 "$out/ember_ddp.csv" >>"$out/ddp.txt" 2>&1 ||
-        note "bench_ddp on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
+        "$build/bench/bench_ddp" $what $model "$out/ember_ddp.csv" --batch $batch "${extra[@]}" >>"$out/ddp.txt" 2>&1 ||
+        note "bench_ddp $model on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
       timeout 300 python3 -m torch.distributed.run --standalone --nproc-per-node $n bench/torch_ddp.py time \
-        "$out/torch_ddp.csv" >>"$out/ddp.txt" 2>&1 || note "torch_ddp.py on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
+        "$out/torch_ddp.csv" --model $model --batch $batch >>"$out/ddp.txt" 2>&1 ||
+        note "torch_ddp.py $model on $n GPUs failed: $(tail -3 "$out/ddp.txt")"
       if [ $n = 2 ]; then  # what the overlap saves
         timeout 300 "$build/tools/ember" launch --nproc-per-node 2 --master-port $((port + 1)) -- \
-          "$build/bench/bench_ddp" /tmp/ember_ddp/resnet50.ember resnet50 "$out/ember_ddp.csv" --no-overlap \
-          >>"$out/ddp.txt" 2>&1 || note "bench_ddp --no-overlap failed"
+          "$build/bench/bench_ddp" $what $model "$out/ember_ddp.csv" --batch $batch --no-overlap \
+          >>"$out/ddp.txt" 2>&1 || note "bench_ddp $model --no-overlap failed"
       fi
     done
-    [ -f "$out/ember_ddp.csv" ] && [ -f "$out/torch_ddp.csv" ] &&
-      python3 bench/compare.py "$out/ember_ddp.csv" "$out/torch_ddp.csv" >"$out/ddp_table.md"
-  else
-    note "torch_ddp.py export failed: $(tail -3 "$out/ddp.txt")"
-  fi
+  done
+  [ -f "$out/ember_ddp.csv" ] && [ -f "$out/torch_ddp.csv" ] &&
+    python3 bench/compare.py "$out/ember_ddp.csv" "$out/torch_ddp.csv" >"$out/ddp_table.md"
 fi
 
 if [ $bench = 1 ] || [ $bench = 2 ]; then
@@ -119,6 +132,8 @@ fi
   [ -f "$out/cnn_table.md" ] && cat "$out/cnn_table.md"
   [ -f "$out/ddp.txt" ] && grep -E '^(ember|torch) ' "$out/ddp.txt"
   [ -f "$out/ddp_table.md" ] && cat "$out/ddp_table.md"
+  [ -f "$out/gpt.txt" ] && grep -E '^(ember|torch) ' "$out/gpt.txt"
+  [ -f "$out/gpt_table.md" ] && cat "$out/gpt_table.md"
   [ -f "$out/tests/killed0.log" ] && { echo "killed-rank test, the survivor's last lines:"; tail -3 "$out/tests/killed0.log"; }
   [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"
   [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"

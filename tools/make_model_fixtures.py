@@ -15,6 +15,9 @@ from torch import nn
 
 from ember_export import export
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "ember_export", "tests"))
+import transformer_models  # noqa: E402  (the exporter tests' small transformers)
+
 
 class Shapes(nn.Module):
     """Reshapes, permutes, reductions, broadcasting against a parameter and a buffer, two outputs."""
@@ -134,6 +137,8 @@ def main():
     write_fixture(os.path.join(models, "shapes"), Shapes(), (torch.randn(4, 3, 8),))
     torch.manual_seed(2)
     write_fixture(os.path.join(models, "cnn"), small_cnn(), (torch.randn(3, 3, 10, 10),), train_mode_check=True)
+    # A tiny GPT: embeddings, causal pre-norm attention, layer norm, tied head.
+    write_fixture(os.path.join(models, "transformer"), transformer_models.make("gpt"), transformer_models.inputs("gpt"))
     digits_model(root)
     print("fixtures written under", root)
 

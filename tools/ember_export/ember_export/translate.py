@@ -24,8 +24,8 @@ KEEP_OPS = [
     aten.logsumexp.default, aten.embedding.default, aten.hardtanh.default, aten.t.default, aten.squeeze.dims,
     aten.mean.dim, aten.var.correction, aten.contiguous.default if hasattr(aten, "contiguous") else aten.clone.default,
     aten.upsample_nearest2d.vec, aten.upsample_bilinear2d.vec, aten.pixel_shuffle.default,
-    aten.adaptive_avg_pool2d.default,
-]
+    aten.adaptive_avg_pool2d.default, aten.layer_norm.default, aten.scaled_dot_product_attention.default,
+] + ([aten.rms_norm.default] if hasattr(aten, "rms_norm") else [])
 
 TRANSLATIONS: Dict[object, Callable] = {}
 
@@ -459,6 +459,44 @@ def _native_dropout(b, n):
 def _embedding(b, n):
     pad = int(_arg(n, 2, "padding_idx", -1))
     _emit1(b, n, "embedding", [n.args[0], n.args[1]], {"padding_idx": None if pad == -1 else pad})
+
+
+@register(aten.layer_norm.default)
+def _layer_norm(b, n):
+    x, shape = n.args[0], n.args[1]
+    weight, bias = _arg(n, 2, "weight"), _arg(n, 3, "bias")
+    b.emit("layer_norm", [_in(b, x), _in(b, weight), _in(b, bias)],
+           {"normalized_shape": [int(d) for d in shape], "eps": float(_arg(n, 4, "eps", 1e-5))},
+           [_out(b, n, "layer_norm", [])], n.name)
+
+
+@register(aten.native_layer_norm.default)
+def _native_layer_norm(b, n):
+    # Outputs (y, mean, rstd); only y is used by models in evaluation and by ember's backward.
+    x, shape, weight, bias, eps = n.args[:5]
+    vid = _out(b, n, "layer_norm", [], index=0)
+    b.emit("layer_norm", [_in(b, x), _in(b, weight), _in(b, bias)],
+           {"normalized_shape": [int(d) for d in shape], "eps": float(eps)}, [vid], n.name)
+
+
+if hasattr(aten, "rms_norm"):
+    @register(aten.rms_norm.default)
+    def _rms_norm(b, n):
+        eps = _arg(n, 3, "eps")
+        b.emit("rms_norm", [_in(b, n.args[0]), _in(b, _arg(n, 2, "weight"))],
+               {"normalized_shape": [int(d) for d in n.args[1]], "eps": None if eps is None else float(eps)},
+               [_out(b, n, "rms_norm", [])], n.name)
+
+
+@register(aten.scaled_dot_product_attention.default)
+def _sdpa(b, n):
+    q, k, v = n.args[:3]
+    mask = _arg(n, 3, "attn_mask")
+    scale = n.kwargs.get("scale")
+    attrs = {"dropout_p": float(_arg(n, 4, "dropout_p", 0.0)), "is_causal": bool(_arg(n, 5, "is_causal", False)),
+             "scale": None if scale is None else float(scale), "enable_gqa": bool(n.kwargs.get("enable_gqa", False))}
+    b.emit("scaled_dot_product_attention", [_in(b, q), _in(b, k), _in(b, v), _in(b, mask)], attrs,
+           [_out(b, n, "scaled_dot_product_attention", [])], n.name)
 
 
 @register(aten.index_select.default)

@@ -17,6 +17,7 @@ needs_cli = pytest.mark.skipif(not CLI, reason="EMBER_CLI (the built ember tool)
 
 
 def run_ember(path, inputs, tmp_path, device="cpu"):
+    """Runs the model in ember's CLI; returns its first output."""
     args = [CLI, "run", str(path), "--device", device]
     for k, x in enumerate(inputs):
         np.save(tmp_path / f"in{k}.npy", x.numpy())
@@ -206,3 +207,29 @@ def test_training_mode_updates_batch_norm_statistics_like_pytorch(tmp_path):
     record(f"mobilenet_v2 training step on cuda: {count} running statistics, largest relative difference "
            f"{worst:.1e}")
     assert count == 104 and worst <= 1e-5, worst
+
+
+@needs_cli
+@pytest.mark.parametrize("name", ["gpt", "bert", "llama", "vit_b_16"])
+def test_transformers_match_pytorch(tmp_path, name):
+    """Transformers (evaluation mode) export and run in ember on the CPU and CUDA within 1e-4 of
+    PyTorch, relative to the output's largest magnitude: a GPT-2-style decoder, a BERT-style
+    encoder with a padding mask, a Llama-style block (RMSNorm, SwiGLU, rotary embeddings,
+    grouped-query attention) and torchvision's vit_b_16."""
+    import transformer_models
+    if name == "vit_b_16":
+        torchvision = pytest.importorskip("torchvision")
+        torch.manual_seed(0)
+        model, inputs = torchvision.models.vit_b_16(weights=None), (torch.randn(2, 3, 224, 224),)
+    else:
+        model, inputs = transformer_models.make(name), transformer_models.inputs(name)
+    model.eval()
+    path = tmp_path / f"{name}.ember"
+    export(model, inputs, str(path))
+    with torch.no_grad():
+        want = model(*inputs).numpy()
+    for device in ["cpu", "cuda"] if torch.cuda.is_available() else ["cpu"]:
+        (y,) = run_ember(path, list(inputs), tmp_path, device)
+        rel = float(np.abs(y - want).max() / np.abs(want).max())
+        record(f"{name} eval outputs on {device}: max |ember - torch| / max |torch| = {rel:.2e}")
+        assert rel <= 1e-4, (device, rel)
