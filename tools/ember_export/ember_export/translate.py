@@ -344,13 +344,20 @@ def _squeeze(b, n):
 
 @register(aten.expand.default)
 def _expand(b, n):
-    shape = _sizes(n.args[1])
+    # The target sizes from the output's shape: PyTorch's -1 ("keep this size") is then a
+    # number like any other. A symbolic size becomes ember's -1, which keeps the input's size:
+    # right only where the input already has that same symbolic size.
     src = list(n.args[0].meta["val"].shape)
-    for i, d in enumerate(shape):
-        # ember's -1 keeps the input's size: right only where that size is the symbolic one.
-        j = i - (len(shape) - len(src))
-        if d == -1 and (j < 0 or (isinstance(src[j], int) and src[j] == 1)):
+    out = list(n.meta["val"].shape)
+    shape = []
+    for i, d in enumerate(out):
+        if isinstance(d, int):
+            shape.append(d)
+            continue
+        j = i - (len(out) - len(src))
+        if j < 0 or isinstance(src[j], int) or str(src[j]) != str(d):
             raise UnsupportedOpsError([f"{n.target} of a size-1 dim to a symbolic size"])
+        shape.append(-1)
     _emit1(b, n, "expand", [n.args[0]], {"shape": shape})
 
 
