@@ -66,3 +66,7 @@ DEVICE_TEST("golden: a model with reshapes, reductions and broadcasting matches 
 DEVICE_TEST("golden: a small CNN (convolutions, batch norm, pooling, a residual add) matches PyTorch") {
   check_fixture("cnn", device);
 }
+
+DEVICE_TEST("golden: a tiny GPT (embeddings, causal pre-norm attention, layer norm, tied head) matches PyTorch") {
+  check_fixture("transformer", device);
+}

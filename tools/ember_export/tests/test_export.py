@@ -221,6 +221,8 @@ def test_transformers_match_pytorch(tmp_path, name):
         torchvision = pytest.importorskip("torchvision")
         torch.manual_seed(0)
         model, inputs = torchvision.models.vit_b_16(weights=None), (torch.randn(2, 3, 224, 224),)
+        # torchvision starts the classifier head at zero: random weights make the logits say something.
+        nn.init.normal_(model.heads.head.weight, std=0.02)
     else:
         model, inputs = transformer_models.make(name), transformer_models.inputs(name)
     model.eval()
