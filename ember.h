@@ -15,6 +15,7 @@
 #include "model/model.h"
 #include "nn/checkpoint.h"
 #include "nn/functional.h"
+#include "nn/generate.h"
 #include "nn/fused_step.h"
 #include "nn/init.h"
 #include "nn/module.h"

@@ -17,6 +17,8 @@ class GPT(nn.Module):
             nn.TransformerEncoderLayer(width, heads, 4 * width, 0.0, activation="gelu", batch_first=True,
                                        norm_first=True) for _ in range(layers))
         self.ln_f = nn.LayerNorm(width)
+        nn.init.normal_(self.wte.weight, std=0.02)  # as GPT-2 and ember's nn::GPT
+        nn.init.normal_(self.wpe.weight, std=0.02)
 
     def forward(self, tokens):
         t = tokens.shape[1]

@@ -174,6 +174,11 @@ GPT::GPT(GPTConfig config, TensorOptions options) : config_(config) {
   for (int64_t i = 0; i < config.layers; ++i)
     h_->push_back(std::make_shared<TransformerEncoderLayer>(config.width, config.heads, layer, options));
   ln_f_ = register_module("ln_f", std::make_shared<LayerNorm>(Shape{config.width}, 1e-5, true, true, options));
+  // GPT-2's initialisation of the embeddings, N(0, 0.02): with nn::Embedding's N(0, 1) the
+  // tied head's first logits would be about √width times too large.
+  NoGradGuard no_grad;
+  init::normal_(wte_->weight(), 0, 0.02);
+  init::normal_(wpe_->weight(), 0, 0.02);
 }
 
 Tensor GPT::forward(const Tensor& tokens) {

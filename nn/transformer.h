@@ -99,7 +99,8 @@ struct GPTConfig {
 
 /// A GPT-2-style decoder: token and learned position embeddings (wte, wpe), pre-norm causal
 /// TransformerEncoderLayers with GELU (h.0 ... h.N-1), a final LayerNorm (ln_f), and the
-/// output head tied to wte. forward(tokens [B, T] int64) gives logits [B, T, vocab].
+/// output head tied to wte; embeddings initialised N(0, 0.02) as GPT-2's. forward(tokens
+/// [B, T] int64) gives logits [B, T, vocab].
 class GPT : public Module {
  public:
   explicit GPT(GPTConfig config, TensorOptions options = {});

@@ -1,6 +1,9 @@
 // Golden fixtures exported from PyTorch (tools/make_model_fixtures.py): ember's outputs and
 // parameter gradients for the same inputs and loss match PyTorch's on every device.
+#include <algorithm>
 #include <filesystem>
+#include <random>
+#include <set>
 
 #include "ember.h"
 #include "tests/harness.h"
@@ -69,4 +72,41 @@ DEVICE_TEST("golden: a small CNN (convolutions, batch norm, pooling, a residual 
 
 DEVICE_TEST("golden: a tiny GPT (embeddings, causal pre-norm attention, layer norm, tied head) matches PyTorch") {
   check_fixture("transformer", device);
+}
+
+DEVICE_TEST("golden: generation from the exported tiny GPT: greedy starts with PyTorch's choice; top-k sampling") {
+  const fs::path dir = fs::path(EMBER_SOURCE_DIR) / "tests/fixtures/models/transformer";
+  Model m = load((dir / "model.ember").string(), device);
+  const Tensor x = load_npy((dir / "input_0.npy").string());
+  const Tensor want = load_npy((dir / "output_0.npy").string());  // PyTorch's logits [2, 12, 50]
+  std::vector<int64_t> prompt(x.data_ptr<int64_t>(), x.data_ptr<int64_t>() + 12);
+  auto model = [&](const Tensor& t) { return m.forward({t})[0]; };
+  nn::GenerateOptions o;
+  o.max_new_tokens = 4;
+  o.context = 12;
+  o.fixed_context = true;
+  const auto greedy = nn::generate(model, prompt, device, o);
+  REQUIRE(greedy.size() == 16);
+  CHECK(greedy[12] == argmax(want.select(0, 0).select(0, 11)).item<int64_t>());
+  // k = 1 is greedy; a seed gives the same text again; every sample is among the k largest.
+  o.top_k = 1;
+  CHECK(nn::generate(model, prompt, device, o) == greedy);
+  o.top_k = 5;
+  o.seed = 9;
+  CHECK(nn::generate(model, prompt, device, o) == nn::generate(model, prompt, device, o));
+  const Tensor row = want.select(0, 0).select(0, 11);
+  std::vector<std::pair<double, int64_t>> ranked;
+  for (int64_t i = 0; i < row.numel(); ++i) ranked.emplace_back(-row.data_ptr<float>()[i], i);
+  std::sort(ranked.begin(), ranked.end());
+  std::set<int64_t> top5;
+  for (int i = 0; i < 5; ++i) top5.insert(ranked[static_cast<size_t>(i)].second);
+  std::mt19937_64 rng(1);
+  o.temperature = 100;  // nearly uniform over the five: every one of them should turn up
+  std::set<int64_t> seen;
+  for (int i = 0; i < 200; ++i) seen.insert(nn::choose_token(row.to(device), o, rng));
+  CHECK(std::includes(top5.begin(), top5.end(), seen.begin(), seen.end()));
+  CHECK(seen.size() == 5);
+  o.fixed_context = true;
+  check_error([&] { nn::generate(model, {1, 2, 3}, device, o); }, ErrorCode::InvalidArgument,
+              "takes exactly 12 tokens; the prompt has 3");
 }

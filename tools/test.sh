@@ -74,6 +74,11 @@ check "train_digits reaches 97% test accuracy on the CPU" "$build/examples/train
 check "a small CNN reaches 98% on the digits on the CPU" "$build/examples/train_digits" --model cnn --epochs 15 --device cpu
 check "the bundled PyTorch digits model fine-tunes on the CPU without losing accuracy" \
   "$build/examples/finetune_digits" --device cpu --output "$log_dir/digits_tuned.ember"
+check "a character-level GPT trained from C++ learns the shipped text (loss < 1.0) and writes" \
+  "$build/examples/tiny_gpt" --device cpu
+check "generate: greedy tokens from the exported tiny GPT start with PyTorch's choice (16)" bash -c \
+  "'$build/examples/generate' tests/fixtures/models/transformer/model.ember --prompt-npy \
+   tests/fixtures/models/transformer/input_0.npy --tokens 3 | grep -q '^generated: 16 '"
 check "the C API loads, runs and reports errors (from C)" "$build/tests/test_capi" examples/data/digits_mlp.ember
 check "meson install gives headers, library, ember.pc and the CLI; meson and CMake consumers build against it" \
   tools/check-install.sh "$build"
@@ -91,6 +96,7 @@ PY
   check "ember demo runs on cuda" bash -c "'$cli' demo --device cuda | grep -q 'ops registered'"
   check "ember launch refuses more ranks than GPUs" bash -c "out=\$('$cli' launch --nproc-per-node 999 -- true 2>&1);
     [ \$? -eq 1 ] && grep -q 'ranks per node but this machine has' <<<\"\$out\""
+  check "a character-level GPT learns the shipped text on cuda" "$build/examples/tiny_gpt" --device cuda
   check "a small CNN reaches 98% on the digits on cuda" "$build/examples/train_digits" --model cnn --epochs 15 --device cuda
   check "the bundled PyTorch digits model fine-tunes on cuda" \
     "$build/examples/finetune_digits" --device cuda --output "$log_dir/digits_tuned_cuda.ember"
