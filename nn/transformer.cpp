@@ -158,6 +158,59 @@ Tensor TransformerEncoderLayer::forward(const Tensor& src, const Tensor& src_mas
   return (*norm2_)(add(x, feed_forward_block(x)));
 }
 
+TransformerDecoderLayer::TransformerDecoderLayer(int64_t d_model, int64_t nhead, TransformerLayerOptions options,
+                                                 TensorOptions t)
+    : o_(std::move(options)) {
+  EMBER_CHECK(o_.activation == "relu" || o_.activation == "gelu", InvalidArgument,
+              "[TransformerDecoderLayer] activation must be \"relu\" or \"gelu\", got \"", o_.activation, "\"");
+  auto attention = [&] {
+    return std::make_shared<MultiheadAttention>(d_model, nhead, o_.dropout, o_.bias, o_.batch_first, t);
+  };
+  auto norm = [&] { return std::make_shared<LayerNorm>(Shape{d_model}, o_.layer_norm_eps, true, o_.bias, t); };
+  self_attn_ = register_module("self_attn", attention());
+  multihead_attn_ = register_module("multihead_attn", attention());
+  linear1_ = register_module("linear1", std::make_shared<Linear>(d_model, o_.dim_feedforward, o_.bias, t));
+  dropout_ = register_module("dropout", std::make_shared<Dropout>(o_.dropout));
+  linear2_ = register_module("linear2", std::make_shared<Linear>(o_.dim_feedforward, d_model, o_.bias, t));
+  norm1_ = register_module("norm1", norm());
+  norm2_ = register_module("norm2", norm());
+  norm3_ = register_module("norm3", norm());
+  dropout1_ = register_module("dropout1", std::make_shared<Dropout>(o_.dropout));
+  dropout2_ = register_module("dropout2", std::make_shared<Dropout>(o_.dropout));
+  dropout3_ = register_module("dropout3", std::make_shared<Dropout>(o_.dropout));
+}
+
+Tensor TransformerDecoderLayer::forward(const Tensor&) {
+  throw_error(ErrorCode::InvalidArgument,
+              "[TransformerDecoderLayer] needs the encoder's output: call forward(tgt, memory, ...)");
+}
+
+Tensor TransformerDecoderLayer::feed_forward_block(const Tensor& x) {
+  Tensor h = (*linear1_)(x);
+  h = o_.activation == "gelu" ? gelu(h) : relu(h);
+  return (*dropout3_)((*linear2_)((*dropout_)(h)));
+}
+
+Tensor TransformerDecoderLayer::forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask,
+                                        const Tensor& memory_mask, const Tensor& tgt_key_padding_mask,
+                                        const Tensor& memory_key_padding_mask, bool tgt_is_causal) {
+  auto self_block = [&](const Tensor& x) {
+    return (*dropout1_)(self_attn_->forward(x, x, x, tgt_key_padding_mask, tgt_mask, tgt_is_causal));
+  };
+  auto memory_block = [&](const Tensor& x) {
+    return (*dropout2_)(multihead_attn_->forward(x, memory, memory, memory_key_padding_mask, memory_mask));
+  };
+  Tensor x = tgt;
+  if (o_.norm_first) {
+    x = add(x, self_block((*norm1_)(x)));
+    x = add(x, memory_block((*norm2_)(x)));
+    return add(x, feed_forward_block((*norm3_)(x)));
+  }
+  x = (*norm1_)(add(x, self_block(x)));
+  x = (*norm2_)(add(x, memory_block(x)));
+  return (*norm3_)(add(x, feed_forward_block(x)));
+}
+
 GPT::GPT(GPTConfig config, TensorOptions options) : config_(config) {
   EMBER_CHECK(config.vocab_size > 0 && config.block_size > 0 && config.layers > 0, InvalidArgument,
               "[GPT] expected positive vocab_size, block_size and layers");

@@ -90,6 +90,28 @@ class TransformerEncoderLayer : public Module {
   std::shared_ptr<LayerNorm> norm1_, norm2_;
 };
 
+/// torch.nn.TransformerDecoderLayer: self_attn, multihead_attn (over the encoder's memory),
+/// linear1, dropout, linear2, norm1, norm2, norm3, dropout1, dropout2, dropout3.
+class TransformerDecoderLayer : public Module {
+ public:
+  TransformerDecoderLayer(int64_t d_model, int64_t nhead, TransformerLayerOptions options = {},
+                          TensorOptions tensor_options = {});
+  /// A decoder layer needs the encoder's output: use the overload with memory.
+  Tensor forward(const Tensor& tgt) override;
+  /// Masks as MultiheadAttention's; tgt_is_causal lets position i see targets 0..i.
+  Tensor forward(const Tensor& tgt, const Tensor& memory, const Tensor& tgt_mask = Tensor(),
+                 const Tensor& memory_mask = Tensor(), const Tensor& tgt_key_padding_mask = Tensor(),
+                 const Tensor& memory_key_padding_mask = Tensor(), bool tgt_is_causal = false);
+
+ private:
+  Tensor feed_forward_block(const Tensor& x);
+  TransformerLayerOptions o_;
+  std::shared_ptr<MultiheadAttention> self_attn_, multihead_attn_;
+  std::shared_ptr<Linear> linear1_, linear2_;
+  std::shared_ptr<Dropout> dropout_, dropout1_, dropout2_, dropout3_;
+  std::shared_ptr<LayerNorm> norm1_, norm2_, norm3_;
+};
+
 struct GPTConfig {
   int64_t vocab_size = 50257;
   int64_t block_size = 256;  // the longest sequence (learned positions)

@@ -365,3 +365,54 @@ DEVICE_TEST("transformer: a small GPT is causal and learns a repeating sequence"
   check_error([&] { gpt.forward(zeros({1, 17}, {kInt64, device})); }, ErrorCode::InvalidArgument,
               "longer than block_size 16");
 }
+
+DEVICE_TEST("transformer: TransformerDecoderLayer names, causal self-attention, memory padding; gradcheck") {
+  const int64_t E = 8, H = 2;
+  nn::TransformerLayerOptions o;
+  o.dim_feedforward = 16;
+  o.batch_first = true;
+  nn::TransformerDecoderLayer post(E, H, o);
+  std::set<std::string> names;
+  for (const auto& [name, t] : post.state_dict()) names.insert(name);
+  std::set<std::string> want;
+  for (const char* attn : {"self_attn", "multihead_attn"})
+    for (const char* p : {"in_proj_weight", "in_proj_bias", "out_proj.weight", "out_proj.bias"})
+      want.insert(std::string(attn) + "." + p);
+  for (const char* p : {"linear1.weight", "linear1.bias", "linear2.weight", "linear2.bias", "norm1.weight", "norm1.bias",
+                        "norm2.weight", "norm2.bias", "norm3.weight", "norm3.bias"})
+    want.insert(p);
+  CHECK(names == want);
+  post.to(device);
+  post.to(kFloat64);
+  post.eval();
+  o.norm_first = true;
+  nn::TransformerDecoderLayer pre(E, H, o);
+  pre.to(device);
+  pre.to(kFloat64);
+  pre.load_state_dict(post.state_dict());
+  pre.eval();
+  Tensor tgt = from_ref(random_ref({2, 5, E}, -1, 1, 60), kFloat64, device);
+  Tensor memory = from_ref(random_ref({2, 7, E}, -1, 1, 61), kFloat64, device);
+  // Post-norm ends in a LayerNorm; pre-norm does not.
+  CHECK(max(abs(mean(post.forward(tgt, memory), {-1}))).item<double>() < 1e-12);
+  CHECK(max(abs(mean(pre.forward(tgt, memory), {-1}))).item<double>() > 1e-3);
+  // Causal self-attention: a later target position does not change earlier outputs.
+  Tensor y = pre.forward(tgt, memory, Tensor(), Tensor(), Tensor(), Tensor(), true);
+  Tensor tgt2 = tgt.clone();
+  fill_(tgt2.select(1, 4), 2.0);
+  Tensor y2 = pre.forward(tgt2, memory, Tensor(), Tensor(), Tensor(), Tensor(), true);
+  CHECK(equal(y.slice(1, 0, 4), y2.slice(1, 0, 4)));
+  // A padded memory position is ignored: changing it changes nothing.
+  Tensor pad = cat({zeros({2, 6}, {kBool, device}), ones({2, 1}, {kBool, device})}, 1);
+  Tensor memory2 = memory.clone();
+  fill_(memory2.select(1, 6), 5.0);
+  CHECK(allclose(post.forward(tgt, memory, Tensor(), Tensor(), Tensor(), pad),
+                 post.forward(tgt, memory2, Tensor(), Tensor(), Tensor(), pad)));
+  CHECK(!allclose(post.forward(tgt, memory), post.forward(tgt, memory2)));
+  expect_gradcheck("TransformerDecoderLayer (pre-norm, causal; target and memory)",
+                   [&](const TensorList& in) {
+                     return TensorList{pre.forward(in[0], in[1], Tensor(), Tensor(), Tensor(), Tensor(), true)};
+                   },
+                   {leaf({1, 3, E}, device, 62), leaf({1, 4, E}, device, 63)});
+  check_error([&] { post.forward(tgt); }, ErrorCode::InvalidArgument, "needs the encoder's output");
+}
