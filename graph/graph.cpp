@@ -201,7 +201,9 @@ void validate(const Graph& g) {
       defined[id] = true;
     }
     for (const auto& [name, value] : n.attributes.values) {
-      auto spec = std::find_if(op->attrs.begin(), op->attrs.end(), [&](const AttrSpec& s) { return name == s.name; });
+      const std::string& attr_name = name;  // a structured binding: clang 14 cannot capture one
+      auto spec =
+          std::find_if(op->attrs.begin(), op->attrs.end(), [&](const AttrSpec& s) { return attr_name == s.name; });
       EMBER_CHECK(spec != op->attrs.end(), InvalidModel, where, ": unknown attribute \"", name, "\"");
       const AttrType t = attr_type(value);
       EMBER_CHECK(t == AttrType::None || (spec->types & attr_bit(t)) != 0, InvalidModel, where, ": attribute \"",

@@ -27,7 +27,8 @@ Shape infer_size(const Shape& shape, int64_t numel, const char* op) {
     } else {
       EMBER_CHECK(shape[i] >= 0, InvalidArgument, "[", op, "] invalid shape dimension ", shape[i],
                   " in ", shape_str(shape));
-      known *= shape[i];
+      EMBER_CHECK(!__builtin_mul_overflow(known, shape[i], &known), InvalidArgument, "[", op, "] shape ",
+                  shape_str(shape), " is invalid for input of size ", numel);
     }
   }
   if (infer) {

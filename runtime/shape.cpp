@@ -9,12 +9,15 @@ namespace ember {
 int64_t checked_numel(const Shape& shape, std::string_view op) {
   EMBER_CHECK(static_cast<int64_t>(shape.size()) <= kMaxDims, InvalidArgument, "[", op,
               "] tensors may have at most ", kMaxDims, " dimensions, got ", shape.size());
-  int64_t n = 1;
+  int64_t n = 1, span = 1;  // span: the product of max(size, 1), the largest contiguous stride
   for (int64_t s : shape) {
     EMBER_CHECK(s >= 0, InvalidArgument, "[", op, "] negative dimension ", s, " in shape ",
                 shape_str(shape));
     EMBER_CHECK(!__builtin_mul_overflow(n, s, &n), InvalidArgument, "[", op,
                 "] shape ", shape_str(shape), " has more elements than int64 can count");
+    // A zero-size dim makes n 0, but the strides still multiply the other sizes.
+    EMBER_CHECK(!__builtin_mul_overflow(span, std::max<int64_t>(s, 1), &span), InvalidArgument, "[", op,
+                "] shape ", shape_str(shape), " is too large: its strides do not fit in int64");
   }
   return n;
 }

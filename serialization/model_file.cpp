@@ -57,6 +57,19 @@ DType dtype_from(fb::DType d, const std::string& where, const std::string& what)
   return static_cast<DType>(v);  // both enums list the dtypes in the same order
 }
 
+// FlatBuffers 2.0's verifier aligns a vector's length field to 4 bytes only, so in a hostile
+// file the 8-byte elements of an int64 or double vector can sit misaligned (a fuzzer found it):
+// copy their bytes instead of loading them as int64_t / double. Files are little-endian, as
+// every host ember builds for.
+template <typename T>
+std::vector<T> copy_scalars(const flatbuffers::Vector<T>* v) {
+  std::vector<T> out;
+  if (!v) return out;
+  out.resize(v->size());
+  if (!out.empty()) std::memcpy(out.data(), v->Data(), out.size() * sizeof(T));
+  return out;
+}
+
 graph::AttrValue attribute_value(const fb::Attribute& a, const std::string& where) {
   switch (a.type()) {
     case fb::AttributeType::None: return std::monostate{};
@@ -66,16 +79,8 @@ graph::AttrValue attribute_value(const fb::Attribute& a, const std::string& wher
     case fb::AttributeType::String:
       if (!a.s()) invalid(where, "a string attribute has no string");
       return a.s()->str();
-    case fb::AttributeType::Ints: {
-      std::vector<int64_t> v;
-      if (a.ints()) v.assign(a.ints()->begin(), a.ints()->end());
-      return v;
-    }
-    case fb::AttributeType::Floats: {
-      std::vector<double> v;
-      if (a.floats()) v.assign(a.floats()->begin(), a.floats()->end());
-      return v;
-    }
+    case fb::AttributeType::Ints: return copy_scalars(a.ints());
+    case fb::AttributeType::Floats: return copy_scalars(a.floats());
     case fb::AttributeType::DType: return dtype_from(a.dtype(), where, "a dtype attribute");
   }
   invalid(where, str_cat("unknown attribute type code ", int(static_cast<uint8_t>(a.type()))));

@@ -65,6 +65,10 @@ TEST_CASE("factories: errors name the op and what was expected") {
   check_error([] { zeros({2, -1}); }, ErrorCode::InvalidArgument, "[full] negative dimension -1 in shape [2, -1]");
   check_error([] { empty({1LL << 31, 1LL << 31}, {kFloat64}); }, ErrorCode::InvalidArgument, "needs more bytes than size_t can count");
   check_error([] { empty({1LL << 62, 1LL << 62}); }, ErrorCode::InvalidArgument, "has more elements than int64 can count");
+  // Zero elements, but strides past int64 (found by fuzzing the .npy reader).
+  check_error([] { empty({0, 1LL << 40, 1LL << 40}); }, ErrorCode::InvalidArgument, "its strides do not fit in int64");
+  check_error([] { zeros({6}).reshape({1LL << 40, 1LL << 40, -1}); }, ErrorCode::InvalidArgument,
+              "is invalid for input of size 6");
   check_error([] { empty({1LL << 45}); }, ErrorCode::OutOfMemory, "[cpu allocator] failed to allocate");
   check_error([] { arange(0, 5, 0); }, ErrorCode::InvalidArgument, "[arange] step must be nonzero");
   check_error([] { arange(5, 0, 1); }, ErrorCode::InvalidArgument, "[arange] upper bound and larger bound inconsistent with step sign");

@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer harnesses (tests/fuzz) with clang, AddressSanitizer and
+# UndefinedBehaviorSanitizer into build-fuzz/, seeds each from the fixtures and crafted files,
+# and runs each for SECONDS (default 60). Prints each harness's executions and coverage; exits 1
+# on any crash, sanitizer report or timeout (a crashing input is kept in build-fuzz/crashes/).
+# Usage: tools/fuzz.sh [SECONDS]
+set -uo pipefail
+cd "$(dirname "$0")/.."
+seconds=${1:-60}
+build=build-fuzz
+log=$build/fuzz-build.log
+mkdir -p $build
+if [ ! -f $build/build.ninja ]; then
+  CC=clang CXX=clang++ meson setup --wipe $build --buildtype=debugoptimized -Dcuda=disabled -Dtests=false -Dfuzz=true \
+    -Db_sanitize=address,undefined -Db_lundef=false >$log 2>&1 || { tail -20 $log; exit 1; }
+fi
+ninja -C $build tests/fuzz/fuzz_model_load tests/fuzz/fuzz_model_structure tests/fuzz/fuzz_model_run tests/fuzz/fuzz_npy >>$log 2>&1 ||
+  { grep -E "error" $log | head -20; exit 1; }
+
+# Seeds: every model fixture, the bundled model, the .npy files, and crafted files.
+corpus=$build/corpus
+rm -rf "$corpus" && mkdir -p "$corpus/model" "$corpus/npy" $build/crashes
+for f in tests/fixtures/models/*/model.ember; do cp "$f" "$corpus/model/$(basename "$(dirname "$f")").ember"; done
+cp examples/data/digits_mlp.ember "$corpus/model/"
+cp tests/fixtures/fuzz/*.ember "$corpus/model/"  # inputs that once found a bug
+cp tests/fixtures/fuzz/*.npy "$corpus/npy/" 2>/dev/null
+python3 tools/fuzz_seeds.py "$corpus" || exit 1
+for f in tests/fixtures/models/*/input_0.npy; do cp "$f" "$corpus/npy/$(basename "$(dirname "$f")").npy"; done
+
+# A graph may legitimately ask for more memory than there is: allocations past 2 GB fail (return
+# null) so ember's OutOfMemory path runs, instead of the fuzzer stopping at them.
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=2048
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+failed=0
+for h in fuzz_model_load fuzz_model_structure fuzz_model_run fuzz_npy; do
+  seeds="$corpus/model"
+  [ $h = fuzz_npy ] && seeds="$corpus/npy"
+  # -rss_limit_mb: no input may make the process hold more than 3 GB.
+  "$build/tests/fuzz/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=4096 -max_len=300000 \
+    -artifact_prefix="$build/crashes/$h-" -print_final_stats=1 "$seeds" >"$build/$h.log" 2>&1
+  rc=$?
+  stats=$(grep -E '^#[0-9]+ *DONE' "$build/$h.log" | tail -1)
+  runs=$(grep -E 'stat::number_of_executed_units' "$build/$h.log" | awk '{print $2}')
+  echo "$h: ${seconds} s, ${runs:-?} executions, ${stats#*DONE}"
+  if [ $rc -ne 0 ]; then
+    failed=1
+    echo "$h FAILED (exit $rc):"
+    grep -E "ERROR|SUMMARY|runtime error|Test unit written" "$build/$h.log" | head -10
+  fi
+done
+exit $failed
