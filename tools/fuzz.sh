@@ -8,10 +8,14 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build-fuzz
+tools/install-packages.sh clang libclang-rt-14-dev libomp-14-dev
 log=$build/fuzz-build.log
 mkdir -p $build
 if [ ! -f $build/build.ninja ]; then
-  CC=clang CXX=clang++ meson setup --wipe $build --buildtype=debugoptimized -Dcuda=disabled -Dtests=false -Dfuzz=true \
+  # The library too is built for coverage feedback (-fsanitize=fuzzer-no-link): without it the
+  # fuzzer would only see the harness's own edges and mutate blind.
+  CC=clang CXX=clang++ meson setup $build --buildtype=debugoptimized -Dcuda=disabled -Dtests=false -Dfuzz=true \
+    -Dcpp_args=-fsanitize=fuzzer-no-link \
     -Db_sanitize=address,undefined -Db_lundef=false >$log 2>&1 || { tail -20 $log; exit 1; }
 fi
 ninja -C $build tests/fuzz/fuzz_model_load tests/fuzz/fuzz_model_structure tests/fuzz/fuzz_model_run tests/fuzz/fuzz_npy >>$log 2>&1 ||
@@ -39,7 +43,7 @@ for h in fuzz_model_load fuzz_model_structure fuzz_model_run fuzz_npy; do
   "$build/tests/fuzz/$h" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=3072 -malloc_limit_mb=4096 -max_len=300000 \
     -artifact_prefix="$build/crashes/$h-" -print_final_stats=1 "$seeds" >"$build/$h.log" 2>&1
   rc=$?
-  stats=$(grep -E '^#[0-9]+ *DONE' "$build/$h.log" | tail -1)
+  stats=$(grep -E '^#[0-9]+[[:space:]]+DONE' "$build/$h.log" | tail -1)
   runs=$(grep -E 'stat::number_of_executed_units' "$build/$h.log" | awk '{print $2}')
   echo "$h: ${seconds} s, ${runs:-?} executions, ${stats#*DONE}"
   if [ $rc -ne 0 ]; then

@@ -175,6 +175,15 @@ if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
   check "the single-binary app classifies the bundled digits" bash -c "$static/examples/classify \
     examples/data/digits_mlp.ember examples/data/digits_images.npy examples/data/digits_labels.npy --scale 16 |
     awk '/^accuracy:/ { ok = \$2 + 0 > 70 } END { exit !ok }'"
+  # The libFuzzer harnesses (loader, load-and-run, .npy) with ASan and UBSan, 20 s each.
+  if tools/fuzz.sh 20 >"$log_dir/fuzz.log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAILED: fuzzing (see $log_dir/fuzz.log)"
+    tail -20 "$log_dir/fuzz.log"
+  fi
+  grep -E "executions" "$log_dir/fuzz.log"
 fi
 
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
