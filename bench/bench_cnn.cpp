@@ -13,28 +13,11 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "ember.h"
 
 using namespace ember;
-
-namespace {
-
-double median_gpu_ms(const std::function<void()>& fn, int inner, int device) {
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> ms;
-  for (int r = 0; r < 11; ++r) {
-    cuda::Event start(device), end(device);
-    start.record();
-    for (int i = 0; i < inner; ++i) fn();
-    end.record();
-    end.synchronize();
-    ms.push_back(cuda::Event::elapsed_ms(start, end) / inner);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-}  // namespace
+using bench::median_gpu_ms;
 
 // Forward + backward of single layers at resnet50's sizes, batch 64.
 void bench_layers(FILE* csv) {

@@ -9,28 +9,11 @@
 #include <functional>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "ember.h"
 
 using namespace ember;
-
-namespace {
-
-double median_gpu_ms(const std::function<void()>& fn, int inner) {
-  for (int i = 0; i < 3; ++i) fn();
-  std::vector<double> ms;
-  for (int r = 0; r < 11; ++r) {
-    cuda::Event start(0), end(0);
-    start.record();
-    for (int i = 0; i < inner; ++i) fn();
-    end.record();
-    end.synchronize();
-    ms.push_back(cuda::Event::elapsed_ms(start, end) / inner);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
-
-}  // namespace
+using bench::median_gpu_ms;
 
 int main(int argc, char** argv) {
   FILE* csv = argc > 1 ? std::fopen(argv[1], "a") : nullptr;
@@ -48,7 +31,7 @@ int main(int argc, char** argv) {
       NoGradGuard no_grad;
       for (int64_t b : {1, 16}) {
         Tensor x = tokens(b).slice(1, 0, c.block_size).contiguous();
-        rows.emplace_back(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16", median_gpu_ms([&] { gpt.forward(x); }, 5));
+        rows.emplace_back(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16", median_gpu_ms([&] { gpt.forward(x); }, 5, 0));
       }
     }
     gpt.train();
@@ -62,7 +45,7 @@ int main(int argc, char** argv) {
                                              nn::cross_entropy(gpt.forward(x).reshape({-1, c.vocab_size}), y).backward();
                                              opt.step();
                                            },
-                                           3));
+                                           3, 0));
     for (const auto& [name, ms] : rows) {
       std::printf("ember %-16s %9.3f ms\n", name, ms);
       if (csv) std::fprintf(csv, "%s,%.6f,0,0\n", name, ms);

@@ -6,6 +6,8 @@
 #include <functional>
 #include <vector>
 
+#include "runtime/cuda/cuda.h"
+
 namespace ember::bench {
 
 /// Median seconds per call of fn, timing `reps` batches of `inner` calls after `warmup` calls.
@@ -19,6 +21,23 @@ inline double median_seconds(const std::function<void()>& fn, int inner, int rep
   }
   std::sort(t.begin(), t.end());
   return t[t.size() / 2];
+}
+
+/// Median milliseconds per call of fn on a GPU, timed with device events over 11 batches of
+/// `inner` calls after 3 warm-up calls (PyTorch's side times the same way: torch_cuda.gpu_ms).
+inline double median_gpu_ms(const std::function<void()>& fn, int inner, int device) {
+  for (int i = 0; i < 3; ++i) fn();
+  std::vector<double> ms;
+  for (int r = 0; r < 11; ++r) {
+    cuda::Event start(device), end(device);
+    start.record();
+    for (int i = 0; i < inner; ++i) fn();
+    end.record();
+    end.synchronize();
+    ms.push_back(cuda::Event::elapsed_ms(start, end) / inner);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
 }
 
 }  // namespace ember::bench

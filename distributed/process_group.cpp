@@ -35,6 +35,28 @@ void ProcessGroup::check_tensor(const Tensor& t, const char* op, const char* nam
               " is bool: reduce a uint8 tensor instead");
 }
 
+void ProcessGroup::check_reduce(const Tensor& t, ReduceOp op, const char* name) const {
+  check_tensor(t, name, "the tensor");
+  EMBER_CHECK(op != ReduceOp::Avg || is_floating(t.dtype()), InvalidArgument, "[", name,
+              "] avg needs a floating-point tensor, got ", t.dtype());
+}
+
+void ProcessGroup::check_all_gather(const Tensor& input, const Tensor& output) const {
+  check_tensor(input, "all_gather", "input");
+  check_tensor(output, "all_gather", "output");
+  EMBER_CHECK(output.numel() == input.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
+              "[all_gather] expected an output of ", input.numel() * size(), " ", input.dtype(),
+              " elements (world size × input), got ", output.numel(), " ", output.dtype());
+}
+
+void ProcessGroup::check_reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) const {
+  check_tensor(output, "reduce_scatter", "output");
+  check_reduce(input, op, "reduce_scatter");
+  EMBER_CHECK(input.numel() == output.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
+              "[reduce_scatter] expected an input of ", output.numel() * size(), " ", output.dtype(),
+              " elements (world size × output), got ", input.numel(), " ", input.dtype());
+}
+
 namespace {
 
 // A world of one: every collective leaves its tensors as they are (an average over one rank is
@@ -47,9 +69,7 @@ class SingleRankGroup final : public ProcessGroup {
   Device device() const override { return device_; }
 
   std::shared_ptr<Work> all_reduce_async(const Tensor& t, ReduceOp op) override {
-    check_tensor(t, "all_reduce", "the tensor");
-    EMBER_CHECK(op != ReduceOp::Avg || is_floating(t.dtype()), InvalidArgument,
-                "[all_reduce] avg needs a floating-point tensor, got ", t.dtype());
+    check_reduce(t, op, "all_reduce");
     struct Done final : Work {
       void wait() override {}
       bool is_completed() override { return true; }
@@ -69,8 +89,9 @@ class SingleRankGroup final : public ProcessGroup {
                 output.numel(), " ", output.dtype());
     if (!output.is_same(input)) copy_(output, input.view(output.sizes()));
   }
-  void reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp) override {
-    all_gather(input, output);
+  void reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) override {
+    check_reduce_scatter(input, output, op);
+    if (!output.is_same(input)) copy_(output, input.view(output.sizes()));
   }
   void barrier() override {}
 

@@ -93,6 +93,11 @@ class ProcessGroup {
   ProcessGroup(int rank, int size) : rank_(rank), size_(size) {}
   /// Checks what every collective expects of a tensor.
   void check_tensor(const Tensor& t, const char* op, const char* name) const;
+  /// Checks a collective's tensors: a reduction's op against its dtype (all_reduce), or the
+  /// two tensors of all_gather / reduce_scatter (world size × the smaller one's elements).
+  void check_reduce(const Tensor& t, ReduceOp op, const char* name) const;
+  void check_all_gather(const Tensor& input, const Tensor& output) const;
+  void check_reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) const;
 
  private:
   int rank_, size_;

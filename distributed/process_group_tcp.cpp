@@ -67,9 +67,7 @@ class TcpGroup final : public ProcessGroup {
   Device device() const override { return Device::cpu(); }
 
   std::shared_ptr<Work> all_reduce_async(const Tensor& t, ReduceOp op) override {
-    check_tensor(t, "all_reduce", "the tensor");
-    EMBER_CHECK(op != ReduceOp::Avg || is_floating(t.dtype()), InvalidArgument,
-                "[all_reduce] avg needs a floating-point tensor, got ", t.dtype());
+    check_reduce(t, op, "all_reduce");
     run(Kind::AllReduce, t, t, op, 0);
     struct Done final : Work {  // the host did the work: nothing is pending
       void wait() override {}
@@ -86,22 +84,12 @@ class TcpGroup final : public ProcessGroup {
   }
 
   void all_gather(const Tensor& input, const Tensor& output) override {
-    check_tensor(input, "all_gather", "input");
-    check_tensor(output, "all_gather", "output");
-    EMBER_CHECK(output.numel() == input.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
-                "[all_gather] expected an output of ", input.numel() * size(), " ", input.dtype(),
-                " elements (world size × input), got ", output.numel(), " ", output.dtype());
+    check_all_gather(input, output);
     run(Kind::AllGather, input, output, ReduceOp::Sum, 0);
   }
 
   void reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) override {
-    check_tensor(input, "reduce_scatter", "input");
-    check_tensor(output, "reduce_scatter", "output");
-    EMBER_CHECK(input.numel() == output.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
-                "[reduce_scatter] expected an input of ", output.numel() * size(), " ", output.dtype(),
-                " elements (world size × output), got ", input.numel(), " ", input.dtype());
-    EMBER_CHECK(op != ReduceOp::Avg || is_floating(input.dtype()), InvalidArgument,
-                "[reduce_scatter] avg needs a floating-point tensor, got ", input.dtype());
+    check_reduce_scatter(input, output, op);
     run(Kind::ReduceScatter, input, output, op, 0);
   }
 

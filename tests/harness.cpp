@@ -252,6 +252,24 @@ void check_equal_values(const Tensor& actual, const std::vector<double>& expecte
   }
 }
 
+Tensor random_leaf(const Shape& shape, Device device, uint64_t seed, double lo, double hi) {
+  Tensor t = from_ref(random_ref(shape, lo, hi, seed), kFloat64, device);
+  t.requires_grad_();
+  return t;
+}
+
+void check_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
+  INFO(what);
+  std::string err = gradcheck(fn, inputs);
+  CHECK_MESSAGE(err.empty(), err);
+}
+
+void check_gradgradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
+  INFO(what);
+  std::string err = gradgradcheck(fn, inputs);
+  CHECK_MESSAGE(err.empty(), err);
+}
+
 void check_error(const std::function<void()>& fn, ErrorCode code, const std::string& text) {
   try {
     fn();

@@ -64,6 +64,12 @@ std::pair<double, double> tolerance(DType dtype);
 void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale = 1);
 void check_equal_values(const Tensor& actual, const std::vector<double>& expected);
 
+/// A float64 leaf that requires grad, uniform in [lo, hi) from `seed`, on `device`.
+Tensor random_leaf(const Shape& shape, Device device, uint64_t seed, double lo = -1, double hi = 1);
+/// CHECKs that gradcheck (gradgradcheck) of fn at `inputs` passes, naming `what` on failure.
+void check_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs);
+void check_gradgradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs);
+
 /// Checks that fn throws ember::Error with `code` and a message containing `text`.
 void check_error(const std::function<void()>& fn, ErrorCode code, const std::string& text);
 

@@ -12,18 +12,6 @@ using namespace ember::test;
 
 namespace {
 
-Tensor leaf(const Shape& shape, Device device, uint64_t seed, double lo = -1, double hi = 1) {
-  Tensor t = from_ref(random_ref(shape, lo, hi, seed), kFloat64, device);
-  t.requires_grad_();
-  return t;
-}
-
-void expect_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
-  INFO(what);
-  std::string err = gradcheck(fn, inputs);
-  CHECK_MESSAGE(err.empty(), err);
-}
-
 // Normalises each contiguous block of `block` values: layer norm (centred) or RMS norm.
 Ref norm_ref(const Ref& x, int64_t block, const Ref* w, const Ref* b, double eps, bool centre) {
   Ref out = x;
@@ -116,13 +104,13 @@ DEVICE_TEST("transformer: layer_norm and rms_norm match float64 references, ever
     check_close(nn::rms_norm(xt, {8}, from_ref(wr, dt, device)), norm_ref(xr, 8, &wr, nullptr, eps, false), dt);
     check_close(nn::rms_norm(xt, {8}, Tensor(), 0.5), norm_ref(xr, 8, nullptr, nullptr, 0.5, false), dt);
   }
-  expect_gradcheck("layer_norm", [](const TensorList& in) { return TensorList{nn::layer_norm(in[0], {4}, in[1], in[2])}; },
-                   {leaf({3, 4}, device, 5), leaf({4}, device, 6), leaf({4}, device, 7)});
-  expect_gradcheck("layer_norm over two dims",
+  check_gradcheck("layer_norm", [](const TensorList& in) { return TensorList{nn::layer_norm(in[0], {4}, in[1], in[2])}; },
+                   {random_leaf({3, 4}, device, 5), random_leaf({4}, device, 6), random_leaf({4}, device, 7)});
+  check_gradcheck("layer_norm over two dims",
                    [](const TensorList& in) { return TensorList{nn::layer_norm(in[0], {2, 3}, in[1])}; },
-                   {leaf({2, 2, 3}, device, 8), leaf({2, 3}, device, 9)});
-  expect_gradcheck("rms_norm", [](const TensorList& in) { return TensorList{nn::rms_norm(in[0], {4}, in[1], 1e-6)}; },
-                   {leaf({3, 4}, device, 10), leaf({4}, device, 11)});
+                   {random_leaf({2, 2, 3}, device, 8), random_leaf({2, 3}, device, 9)});
+  check_gradcheck("rms_norm", [](const TensorList& in) { return TensorList{nn::rms_norm(in[0], {4}, in[1], 1e-6)}; },
+                   {random_leaf({3, 4}, device, 10), random_leaf({4}, device, 11)});
   check_error([&] { nn::layer_norm(from_ref(x, kFloat32, device), {3}); }, ErrorCode::ShapeMismatch,
               "does not match the trailing dims of [2, 3, 8]");
   check_error([&] { nn::layer_norm(from_ref(x, kFloat32, device), {8}, zeros({4}, {kFloat32, device})); },
@@ -182,18 +170,18 @@ DEVICE_TEST("transformer: scaled_dot_product_attention matches a float64 referen
                                                  false, std::nullopt, true),
                 attention_ref(qr, k2, v2, scale, none), dt);
   }
-  expect_gradcheck("sdpa, causal",
+  check_gradcheck("sdpa, causal",
                    [](const TensorList& in) {
                      return TensorList{nn::scaled_dot_product_attention(in[0], in[1], in[2], Tensor(), 0, true)};
                    },
-                   {leaf({1, 2, 3, 4}, device, 30), leaf({1, 2, 3, 4}, device, 31), leaf({1, 2, 3, 5}, device, 32)});
-  expect_gradcheck("sdpa, additive mask, grouped heads",
+                   {random_leaf({1, 2, 3, 4}, device, 30), random_leaf({1, 2, 3, 4}, device, 31), random_leaf({1, 2, 3, 5}, device, 32)});
+  check_gradcheck("sdpa, additive mask, grouped heads",
                    [&](const TensorList& in) {
                      return TensorList{nn::scaled_dot_product_attention(in[0], in[1], in[2], in[3], 0, false,
                                                                         std::nullopt, true)};
                    },
-                   {leaf({1, 4, 2, 3}, device, 33), leaf({1, 2, 4, 3}, device, 34), leaf({1, 2, 4, 3}, device, 35),
-                    leaf({2, 4}, device, 36)});
+                   {random_leaf({1, 4, 2, 3}, device, 33), random_leaf({1, 2, 4, 3}, device, 34), random_leaf({1, 2, 4, 3}, device, 35),
+                    random_leaf({2, 4}, device, 36)});
   // Dropout on the weights: reproducible from the seed, and it changes the result.
   Tensor qt = from_ref(q, kFloat32, device), kt = from_ref(k, kFloat32, device), vt = from_ref(v, kFloat32, device);
   manual_seed(7);
@@ -273,9 +261,9 @@ DEVICE_TEST("transformer: MultiheadAttention has PyTorch's parameters, masks and
   Tensor xs = transpose(xt, 0, 1).contiguous();
   check_close(transpose(seq_first.forward(xs, xs, xs), 0, 1), to_ref(mha.forward(xt, xt, xt)), kFloat64);
 
-  expect_gradcheck("MultiheadAttention (input and in_proj_weight)",
+  check_gradcheck("MultiheadAttention (input and in_proj_weight)",
                    [&](const TensorList& in) { return TensorList{mha.forward(in[0], in[0], in[0], Tensor(), Tensor(), true)}; },
-                   {leaf({1, 3, E}, device, 41)});
+                   {random_leaf({1, 3, E}, device, 41)});
   check_error([&] { mha.forward(xt, xt, xt, zeros({B, L + 1}, {kBool, device})); }, ErrorCode::ShapeMismatch,
               "key_padding_mask must be [2, 4]");
 }
@@ -312,16 +300,16 @@ DEVICE_TEST("transformer: TransformerEncoderLayer names, pre- and post-norm, cau
   Tensor y2 = pre.forward(x2, Tensor(), Tensor(), true);
   CHECK(equal(y.slice(1, 0, 4), y2.slice(1, 0, 4)));
   CHECK(!equal(y.select(1, 4), y2.select(1, 4)));
-  expect_gradcheck("TransformerEncoderLayer (pre-norm, causal)",
+  check_gradcheck("TransformerEncoderLayer (pre-norm, causal)",
                    [&](const TensorList& in) { return TensorList{pre.forward(in[0], Tensor(), Tensor(), true)}; },
-                   {leaf({1, 3, E}, device, 51)});
-  expect_gradcheck("TransformerEncoderLayer (post-norm, padding mask)",
+                   {random_leaf({1, 3, E}, device, 51)});
+  check_gradcheck("TransformerEncoderLayer (post-norm, padding mask)",
                    [&](const TensorList& in) {
                      return TensorList{post.forward(in[0], Tensor(),
                                                     cat({zeros({1, 2}, {kBool, device}), ones({1, 1}, {kBool, device})}, 1),
                                                     false)};
                    },
-                   {leaf({1, 3, E}, device, 52)});
+                   {random_leaf({1, 3, E}, device, 52)});
 }
 
 DEVICE_TEST("transformer: a small GPT is causal and learns a repeating sequence") {
@@ -409,10 +397,10 @@ DEVICE_TEST("transformer: TransformerDecoderLayer names, causal self-attention, 
   CHECK(allclose(post.forward(tgt, memory, Tensor(), Tensor(), Tensor(), pad),
                  post.forward(tgt, memory2, Tensor(), Tensor(), Tensor(), pad)));
   CHECK(!allclose(post.forward(tgt, memory), post.forward(tgt, memory2)));
-  expect_gradcheck("TransformerDecoderLayer (pre-norm, causal; target and memory)",
+  check_gradcheck("TransformerDecoderLayer (pre-norm, causal; target and memory)",
                    [&](const TensorList& in) {
                      return TensorList{pre.forward(in[0], in[1], Tensor(), Tensor(), Tensor(), Tensor(), true)};
                    },
-                   {leaf({1, 3, E}, device, 62), leaf({1, 4, E}, device, 63)});
+                   {random_leaf({1, 3, E}, device, 62), random_leaf({1, 4, E}, device, 63)});
   check_error([&] { post.forward(tgt); }, ErrorCode::InvalidArgument, "needs the encoder's output");
 }

@@ -14,24 +14,6 @@ using nn::Pair;
 
 namespace {
 
-Tensor leaf(const Shape& shape, Device device, uint64_t seed, double lo = -1, double hi = 1) {
-  Tensor t = from_ref(random_ref(shape, lo, hi, seed), kFloat64, device);
-  t.requires_grad_();
-  return t;
-}
-
-void expect_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
-  INFO(what);
-  std::string err = gradcheck(fn, inputs);
-  CHECK_MESSAGE(err.empty(), err);
-}
-
-void expect_gradgradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs) {
-  INFO(what);
-  std::string err = gradgradcheck(fn, inputs);
-  CHECK_MESSAGE(err.empty(), err);
-}
-
 // Direct convolution in float64: out[n, o, i, j] = b[o] + Σ x[n, c, i·s − p + kh·d, j·s − p + kw·d] · w[o, c', kh, kw].
 Ref direct_conv(const Ref& x, const Ref& w, const Ref* b, Pair s, Pair p, Pair d, int64_t groups) {
   const int64_t n = x.shape[0], h = x.shape[2], wd = x.shape[3];
@@ -94,21 +76,21 @@ DEVICE_TEST("vision: conv2d equals the direct sum for strides, padding, dilation
 }
 
 DEVICE_TEST("vision: gradcheck of conv2d, conv1d and conv_transpose2d") {
-  Tensor x = leaf({2, 4, 5, 4}, device, 1), w = leaf({6, 2, 3, 2}, device, 2), b = leaf({6}, device, 3);
-  expect_gradcheck("conv2d groups 2, stride 2, padding 1, dilation (2, 1)", [](const TensorList& in) {
+  Tensor x = random_leaf({2, 4, 5, 4}, device, 1), w = random_leaf({6, 2, 3, 2}, device, 2), b = random_leaf({6}, device, 3);
+  check_gradcheck("conv2d groups 2, stride 2, padding 1, dilation (2, 1)", [](const TensorList& in) {
     return TensorList{nn::conv2d(in[0], in[1], in[2], {2, 1}, {1, 1}, {2, 1}, 2)};
   }, {x, w, b});
-  Tensor x1 = leaf({2, 3, 9}, device, 4), w1 = leaf({4, 3, 3}, device, 5);
-  expect_gradcheck("conv1d", [](const TensorList& in) { return TensorList{nn::conv1d(in[0], in[1], Tensor(), 2, 1, 2)}; },
+  Tensor x1 = random_leaf({2, 3, 9}, device, 4), w1 = random_leaf({4, 3, 3}, device, 5);
+  check_gradcheck("conv1d", [](const TensorList& in) { return TensorList{nn::conv1d(in[0], in[1], Tensor(), 2, 1, 2)}; },
                    {x1, w1});
-  Tensor xt = leaf({2, 4, 3, 3}, device, 6), wt = leaf({4, 3, 3, 2}, device, 7), bt = leaf({6}, device, 8);
-  expect_gradcheck("conv_transpose2d", [](const TensorList& in) {
+  Tensor xt = random_leaf({2, 4, 3, 3}, device, 6), wt = random_leaf({4, 3, 3, 2}, device, 7), bt = random_leaf({6}, device, 8);
+  check_gradcheck("conv_transpose2d", [](const TensorList& in) {
     return TensorList{nn::conv_transpose2d(in[0], in[1], in[2], {2, 1}, {1, 0}, {1, 0}, 2, {1, 2})};
   }, {xt, wt, bt});
   // Second order: the backward under create_graph takes the public-op forms.
-  expect_gradgradcheck("conv2d second order", [](const TensorList& in) {
+  check_gradgradcheck("conv2d second order", [](const TensorList& in) {
     return TensorList{nn::conv2d(in[0], in[1], in[2], {2, 1}, {1, 0}, {1, 1}, 2)};
-  }, {leaf({1, 4, 4, 3}, device, 9), leaf({2, 2, 2, 2}, device, 10), leaf({2}, device, 11)});
+  }, {random_leaf({1, 4, 4, 3}, device, 9), random_leaf({2, 2, 2, 2}, device, 10), random_leaf({2}, device, 11)});
 }
 
 DEVICE_TEST("vision: conv_transpose2d is the adjoint of conv2d") {
@@ -165,16 +147,16 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
             CHECK(rr.v[at] == doctest::Approx(total / static_cast<double>(real)));
           }
   }
-  Tensor g = leaf({1, 2, 5, 6}, device, 22);
-  expect_gradcheck("max_pool2d", [](const TensorList& in) {
+  Tensor g = random_leaf({1, 2, 5, 6}, device, 22);
+  check_gradcheck("max_pool2d", [](const TensorList& in) {
     return TensorList{nn::max_pool2d(in[0], {2, 3}, {2, 2}, {1, 1}, {1, 1}, true)};
   }, {g});
-  expect_gradcheck("avg_pool2d", [](const TensorList& in) {
+  check_gradcheck("avg_pool2d", [](const TensorList& in) {
     return TensorList{nn::avg_pool2d(in[0], {3, 3}, {2, 2}, {1, 1}, true, false)};
   }, {g});
-  expect_gradgradcheck("max_pool2d second order", [](const TensorList& in) {
+  check_gradgradcheck("max_pool2d second order", [](const TensorList& in) {
     return TensorList{nn::max_pool2d(in[0], {3, 3}, {1, 1}, {1, 1})};
-  }, {leaf({1, 1, 4, 4}, device, 24)});
+  }, {random_leaf({1, 1, 4, 4}, device, 24)});
   // Dilation, overlapping windows and ties (zeros after a relu): this device's kernel against the
   // CPU's public-op form, values, indices and gradients.
   Tensor xd = relu(from_ref(random_ref({2, 3, 9, 10}, -1, 1, 23), kFloat32, device));
@@ -232,8 +214,8 @@ DEVICE_TEST("vision: adaptive pooling cells follow PyTorch's ranges") {
         CHECK(mr.v[at] == best);
         CHECK(ir.v[at] == arg);
       }
-  Tensor g = leaf({1, 2, 5, 7}, device, 32);
-  expect_gradcheck("adaptive_avg_pool2d", [](const TensorList& in) { return TensorList{nn::adaptive_avg_pool2d(in[0], {3, 4})}; }, {g});
+  Tensor g = random_leaf({1, 2, 5, 7}, device, 32);
+  check_gradcheck("adaptive_avg_pool2d", [](const TensorList& in) { return TensorList{nn::adaptive_avg_pool2d(in[0], {3, 4})}; }, {g});
 }
 
 DEVICE_TEST("vision: batch norm trains on batch statistics, updates running ones, evaluates with them") {
@@ -258,22 +240,22 @@ DEVICE_TEST("vision: batch norm trains on batch statistics, updates running ones
   Tensor want = add(mul(div(sub(x, rm.reshape({1, 3, 1, 1})), sqrt(add(rv.reshape({1, 3, 1, 1}), 1e-5))), w.reshape({1, 3, 1, 1})),
                     b.reshape({1, 3, 1, 1}));
   check_close(e, to_ref(want), kFloat64);
-  Tensor xl = leaf({3, 2, 2, 3}, device, 44), wl = leaf({2}, device, 45), bl = leaf({2}, device, 46);
-  expect_gradcheck("batch_norm training", [](const TensorList& in) {
+  Tensor xl = random_leaf({3, 2, 2, 3}, device, 44), wl = random_leaf({2}, device, 45), bl = random_leaf({2}, device, 46);
+  check_gradcheck("batch_norm training", [](const TensorList& in) {
     return TensorList{nn::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true)};
   }, {xl, wl, bl});
-  expect_gradcheck("batch_norm training, running statistics, no weight", [&](const TensorList& in) {
+  check_gradcheck("batch_norm training, running statistics, no weight", [&](const TensorList& in) {
     Tensor m = zeros({2}, {kFloat64, device}), v = ones({2}, {kFloat64, device});
     return TensorList{nn::batch_norm(in[0], m, v, Tensor(), in[1], true)};
-  }, {leaf({4, 2, 3}, device, 50), leaf({2}, device, 51)});
-  expect_gradcheck("batch_norm evaluation", [&](const TensorList& in) {
+  }, {random_leaf({4, 2, 3}, device, 50), random_leaf({2}, device, 51)});
+  check_gradcheck("batch_norm evaluation", [&](const TensorList& in) {
     return TensorList{nn::batch_norm(in[0], rm, rv, in[1], in[2], false)};
-  }, {leaf({3, 3, 2, 3}, device, 52), leaf({3}, device, 53), leaf({3}, device, 54)});
-  expect_gradgradcheck("batch_norm training, second order", [](const TensorList& in) {
+  }, {random_leaf({3, 3, 2, 3}, device, 52), random_leaf({3}, device, 53), random_leaf({3}, device, 54)});
+  check_gradgradcheck("batch_norm training, second order", [](const TensorList& in) {
     return TensorList{nn::batch_norm(in[0], Tensor(), Tensor(), in[1], in[2], true)};
-  }, {leaf({3, 2, 2}, device, 55), leaf({2}, device, 56), leaf({2}, device, 57)});
-  expect_gradcheck("group_norm", [](const TensorList& in) { return TensorList{nn::group_norm(in[0], 2, in[1], in[2])}; },
-                   {leaf({2, 4, 3}, device, 47), leaf({4}, device, 48), leaf({4}, device, 49)});
+  }, {random_leaf({3, 2, 2}, device, 55), random_leaf({2}, device, 56), random_leaf({2}, device, 57)});
+  check_gradcheck("group_norm", [](const TensorList& in) { return TensorList{nn::group_norm(in[0], 2, in[1], in[2])}; },
+                   {random_leaf({2, 4, 3}, device, 47), random_leaf({4}, device, 48), random_leaf({4}, device, 49)});
   Tensor gn = nn::group_norm(from_ref(xr, kFloat64, device), 3);
   check_close(mean(gn.reshape({4, 3, -1}), {2}), to_ref(zeros({4, 3}, {kFloat64})), kFloat64);
 }
@@ -295,8 +277,8 @@ DEVICE_TEST("vision: nearest and bilinear resizing, pixel shuffle") {
   // Half-pixel centres without align_corners: doubling a 2x2 gives PyTorch's 0.25/0.75 mix.
   Tensor two = from_vector<double>({0, 1, 2, 3}, {1, 1, 2, 2}, {kFloat64, device});
   check_close(nn::interpolate(two, {4, 4}, "bilinear").select(2, 0).reshape({-1}), to_ref(tensor({0, 0.25, 0.75, 1}, {kFloat64})), kFloat64);
-  expect_gradcheck("bilinear", [](const TensorList& in) { return TensorList{nn::interpolate(in[0], {5, 3}, "bilinear")}; },
-                   {leaf({1, 2, 3, 4}, device, 52)});
+  check_gradcheck("bilinear", [](const TensorList& in) { return TensorList{nn::interpolate(in[0], {5, 3}, "bilinear")}; },
+                   {random_leaf({1, 2, 3, 4}, device, 52)});
   check_error([&] { nn::interpolate(zeros({1, 1, 0, 4}, {kFloat64, device}), {2, 2}, "bilinear"); },
               ErrorCode::ShapeMismatch, "empty plane");
   check_error([&] { nn::pixel_shuffle(zeros({1, 4, 2, 2}, {kFloat64, device}), int64_t{1} << 32); },

@@ -214,9 +214,7 @@ class NcclGroup final : public ProcessGroup {
   Device device() const override { return Device::cuda(state_->device); }
 
   std::shared_ptr<Work> all_reduce_async(const Tensor& t, ReduceOp op) override {
-    check_tensor(t, "all_reduce", "the tensor");
-    EMBER_CHECK(op != ReduceOp::Avg || is_floating(t.dtype()), InvalidArgument,
-                "[all_reduce] avg needs a floating-point tensor, got ", t.dtype());
+    check_reduce(t, op, "all_reduce");
     t.bump_version();  // written in place, as by any in-place op
     return launch(str_cat("all_reduce (", reduce_op_name(op), ") of ", t.numel(), " ", t.dtype(), " elements"), {t},
                   [&](ncclComm_t c, cudaStream_t s) {
@@ -238,11 +236,7 @@ class NcclGroup final : public ProcessGroup {
   }
 
   void all_gather(const Tensor& input, const Tensor& output) override {
-    check_tensor(input, "all_gather", "input");
-    check_tensor(output, "all_gather", "output");
-    EMBER_CHECK(output.numel() == input.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
-                "[all_gather] expected an output of ", input.numel() * size(), " ", input.dtype(),
-                " elements (world size × input), got ", output.numel(), " ", output.dtype());
+    check_all_gather(input, output);
     output.bump_version();
     launch(str_cat("all_gather of ", input.numel(), " ", input.dtype(), " elements"), {input, output},
            [&](ncclComm_t c, cudaStream_t s) {
@@ -253,13 +247,7 @@ class NcclGroup final : public ProcessGroup {
   }
 
   void reduce_scatter(const Tensor& input, const Tensor& output, ReduceOp op) override {
-    check_tensor(input, "reduce_scatter", "input");
-    check_tensor(output, "reduce_scatter", "output");
-    EMBER_CHECK(input.numel() == output.numel() * size() && output.dtype() == input.dtype(), InvalidArgument,
-                "[reduce_scatter] expected an input of ", output.numel() * size(), " ", output.dtype(),
-                " elements (world size × output), got ", input.numel(), " ", input.dtype());
-    EMBER_CHECK(op != ReduceOp::Avg || is_floating(input.dtype()), InvalidArgument,
-                "[reduce_scatter] avg needs a floating-point tensor, got ", input.dtype());
+    check_reduce_scatter(input, output, op);
     output.bump_version();
     launch(str_cat("reduce_scatter (", reduce_op_name(op), ") of ", input.numel(), " ", input.dtype(), " elements"),
            {input, output},
