@@ -2,14 +2,17 @@
 
 #include <cmath>
 
+#include "ops/attention.h"
 #include "ops/binary.h"
 #include "ops/creation.h"
 #include "ops/index.h"
+#include "ops/layer_norm.h"
 #include "ops/layout.h"
 #include "ops/matmul.h"
 #include "ops/loss.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
+#include "ops/softmax.h"
 #include "ops/unary.h"
 #include "ops/view.h"
 #include "runtime/error.h"
@@ -29,9 +32,6 @@ Tensor reduce(const Tensor& per_element, Reduction r, const Tensor& count = Tens
 
 }  // namespace
 
-Tensor log_softmax(const Tensor& x, int64_t dim) { return sub(x, logsumexp(x, {dim}, true)); }
-
-Tensor softmax(const Tensor& x, int64_t dim) { return exp(log_softmax(x, dim)); }
 
 namespace {
 
@@ -138,28 +138,44 @@ bool is_half(DType t) { return t == kFloat16 || t == kBFloat16; }
 
 }  // namespace
 
+namespace {
+
+int64_t product(const Shape& s) {
+  int64_t n = 1;
+  for (int64_t d : s) n *= d;
+  return n;
+}
+
+}  // namespace
+
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, const Tensor& bias, double eps) {
-  const DimList dims = trailing_dims(x, normalized_shape, weight, bias, "layer_norm");
-  const Tensor xf = is_half(x.dtype()) ? x.to(kFloat32) : x;
-  const Tensor centred = sub(xf, mean(xf, dims, true));
-  Tensor y = mul(centred, rsqrt(add(mean(mul(centred, centred), dims, true), eps)));
-  if (weight.defined()) y = mul(y, weight.to(y.dtype()));
-  if (bias.defined()) y = add(y, bias.to(y.dtype()));
-  return y.to(x.dtype());
+  trailing_dims(x, normalized_shape, weight, bias, "layer_norm");
+  EMBER_CHECK(is_floating(x.dtype()), InvalidArgument, "[layer_norm] expected a floating input, got ", x.dtype());
+  return layer_norm_rows(x, product(normalized_shape), weight, bias, eps, false);
 }
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
-  const DimList dims = trailing_dims(x, normalized_shape, weight, Tensor(), "rms_norm");
+  trailing_dims(x, normalized_shape, weight, Tensor(), "rms_norm");
+  EMBER_CHECK(is_floating(x.dtype()), InvalidArgument, "[rms_norm] expected a floating input, got ", x.dtype());
   const double e = eps ? *eps
                    : x.dtype() == kFloat64  ? 2.220446049250313e-16
                    : x.dtype() == kFloat16  ? 9.765625e-4
                    : x.dtype() == kBFloat16 ? 7.8125e-3
                                             : 1.1920928955078125e-7;
-  const Tensor xf = is_half(x.dtype()) ? x.to(kFloat32) : x;
-  Tensor y = mul(xf, rsqrt(add(mean(mul(xf, xf), dims, true), e)));
-  if (weight.defined()) y = mul(y, weight.to(y.dtype()));
-  return y.to(x.dtype());
+  return layer_norm_rows(x, product(normalized_shape), weight, Tensor(), e, true);
 }
+
+namespace {
+thread_local AttentionKernel current_attention_kernel = AttentionKernel::Auto;
+}  // namespace
+
+AttentionKernel attention_kernel() { return current_attention_kernel; }
+
+AttentionKernelGuard::AttentionKernelGuard(AttentionKernel kernel) : previous_(current_attention_kernel) {
+  current_attention_kernel = kernel;
+}
+
+AttentionKernelGuard::~AttentionKernelGuard() { current_attention_kernel = previous_; }
 
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask,
                                     double dropout_p, bool is_causal, std::optional<double> scale, bool enable_gqa) {
@@ -192,6 +208,14 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     value = repeat_heads(v);
   }
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  if (current_attention_kernel != AttentionKernel::Math) {
+    std::string refusal = flash_attention_refusal(q, k, v, attn_mask.defined(), dropout_p);
+    if (refusal.empty() && q.dim() == 4 && k.dim() == 4 && q.size(-3) != k.size(-3) && !enable_gqa)
+      refusal = "q's and k's heads differ and enable_gqa is off";
+    if (refusal.empty()) return flash_attention(q, k, v, is_causal, s);
+    EMBER_CHECK(current_attention_kernel == AttentionKernel::Auto, Unsupported, "[", op,
+                "] AttentionKernel::Fused was asked for but ", refusal);
+  }
   Tensor scores = mul(matmul(q, transpose(key, -2, -1)), s);
   if (is_half(scores.dtype())) scores = scores.to(kFloat32);
   const int64_t L = q.size(-2), S = k.size(-2);

@@ -5,13 +5,14 @@
 #include <optional>
 #include <string_view>
 
+#include "ops/softmax.h"
 #include "runtime/tensor.h"
 
 namespace ember::nn {
 
-/// log(softmax(x)) along dim, computed stably as x - logsumexp(x).
-Tensor log_softmax(const Tensor& x, int64_t dim);
-Tensor softmax(const Tensor& x, int64_t dim);
+/// softmax and log_softmax along a dim are ops (ops/softmax.h), named here too as PyTorch's F.
+using ember::log_softmax;
+using ember::softmax;
 
 enum class Reduction { None, Mean, Sum };
 
@@ -54,10 +55,30 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 /// dtype (added), broadcast to [..., L, S]; is_causal: query i attends keys 0..i (not with a
 /// mask); scale defaults to 1/√E; dropout on the attention weights with probability
 /// dropout_p; enable_gqa: q's heads (dim -3) share k's and v's in groups (grouped-query
-/// attention). Half types take their softmax in float32. This is the reference (math) path:
-/// memory O(L·S) per head.
+/// attention). Half types take their softmax in float32. On CUDA, float16 and bfloat16 4-D
+/// inputs with head dim 64 or 128, no mask but is_causal and no dropout run the fused kernel
+/// (ops/attention.h: memory O(L + S) per head); everything else runs the math path (memory
+/// O(L·S) per head), which AttentionKernelGuard can also force.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask = Tensor(),
                                     double dropout_p = 0, bool is_causal = false,
                                     std::optional<double> scale = std::nullopt, bool enable_gqa = false);
+
+/// The kernel scaled_dot_product_attention runs on this thread. Auto: the fused kernel where it
+/// applies, else the math path. Math: always the math path (the reference). Fused: the fused
+/// kernel, or an Unsupported error saying why it does not apply (never a silent fallback).
+enum class AttentionKernel { Auto, Math, Fused };
+AttentionKernel attention_kernel();
+
+/// Sets the attention kernel for this thread while it lives (PyTorch's sdpa_kernel).
+class AttentionKernelGuard {
+ public:
+  explicit AttentionKernelGuard(AttentionKernel kernel);
+  ~AttentionKernelGuard();
+  AttentionKernelGuard(const AttentionKernelGuard&) = delete;
+  AttentionKernelGuard& operator=(const AttentionKernelGuard&) = delete;
+
+ private:
+  AttentionKernel previous_;
+};
 
 }  // namespace ember::nn

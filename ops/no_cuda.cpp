@@ -1,17 +1,20 @@
 // Forwards on CUDA for a build without the CUDA backend: unreachable in practice (no tensor
 // can live on a CUDA device), but each still fails with a clear error naming the op.
 #include "nn/fused_step.h"
+#include "ops/attention.h"
 #include "ops/binary.h"
 #include "ops/conv.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"
+#include "ops/layer_norm.h"
 #include "ops/loss.h"
 #include "ops/matmul.h"
 #include "ops/norm.h"
 #include "ops/pool.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
+#include "ops/softmax.h"
 #include "ops/unary.h"
 #include "runtime/cuda_hooks.h"
 
@@ -38,6 +41,12 @@ EMBER_NO_CUDA(Conv2dOp)
 EMBER_NO_CUDA(Conv2dBackwardDataOp)
 EMBER_NO_CUDA(Conv2dBackwardFilterOp)
 EMBER_NO_CUDA(BatchNormOp)
+EMBER_NO_CUDA(FlashAttentionOp)
+EMBER_NO_CUDA(SoftmaxOp)
+EMBER_NO_CUDA(SoftmaxBackwardOp)
+EMBER_NO_CUDA(LayerNormOp)
+EMBER_NO_CUDA(LayerNormBackwardOp)
+EMBER_NO_CUDA(FlashAttentionBackwardOp)
 EMBER_NO_CUDA(BatchNormBackwardOp)
 EMBER_NO_CUDA(MaxPool2dOp)
 EMBER_NO_CUDA(MaxPool2dBackwardOp)

@@ -20,5 +20,7 @@ void register_loss_ops(OpRegistry& r);
 void register_conv_ops(OpRegistry& r);
 void register_norm_ops(OpRegistry& r);
 void register_pool_ops(OpRegistry& r);
+void register_softmax_ops(OpRegistry& r);
+void register_layer_norm_ops(OpRegistry& r);
 
 }  // namespace ember

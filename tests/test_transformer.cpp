@@ -111,6 +111,31 @@ DEVICE_TEST("transformer: layer_norm and rms_norm match float64 references, ever
                    {random_leaf({2, 2, 3}, device, 8), random_leaf({2, 3}, device, 9)});
   check_gradcheck("rms_norm", [](const TensorList& in) { return TensorList{nn::rms_norm(in[0], {4}, in[1], 1e-6)}; },
                    {random_leaf({3, 4}, device, 10), random_leaf({4}, device, 11)});
+  check_gradgradcheck("layer_norm", [](const TensorList& in) { return TensorList{nn::layer_norm(in[0], {4}, in[1], in[2])}; },
+                      {random_leaf({3, 4}, device, 15), random_leaf({4}, device, 16), random_leaf({4}, device, 17)});
+  check_gradgradcheck("rms_norm", [](const TensorList& in) { return TensorList{nn::rms_norm(in[0], {4}, in[1], 1e-6)}; },
+                      {random_leaf({3, 4}, device, 18), random_leaf({4}, device, 19)});
+  // Long rows (a block per row on CUDA): outputs and every gradient in each dtype against the
+  // float64 op (gradchecked above) on the same rounded inputs.
+  const Ref big = random_ref({3, 1500}, -2, 3, 12), bw = random_ref({1500}, 0.5, 1.5, 13),
+            bb = random_ref({1500}, -1, 1, 14), bg = random_ref({3, 1500}, -1, 1, 15);
+  for (bool rms : {false, true})
+    for (DType dt : kFloatTypes) {
+      INFO(std::string(rms ? "rms_norm " : "layer_norm "), dt, " rows of 1500");
+      auto run = [&](DType t, Device d) {
+        TensorList in = {from_ref(round_to(big, dt), t, d).requires_grad_(), from_ref(round_to(bw, dt), t, d).requires_grad_(),
+                         from_ref(round_to(bb, dt), t, d).requires_grad_()};
+        Tensor y = rms ? nn::rms_norm(in[0], {1500}, in[1], 1e-5) : nn::layer_norm(in[0], {1500}, in[1], in[2]);
+        backward({y}, {from_ref(round_to(bg, dt), t, d)});
+        return TensorList{y, in[0].grad(), in[1].grad(), rms ? Tensor() : in[2].grad()};
+      };
+      const TensorList got = run(dt, device), want = run(kFloat64, Device::cpu());
+      for (size_t i = 0; i < got.size(); ++i) {
+        if (!want[i].defined()) continue;
+        INFO("result ", i, " (y, dx, dweight, dbias)");
+        check_close(got[i], to_ref(want[i]), dt, i == 0 ? 1 : 4);
+      }
+    }
   check_error([&] { nn::layer_norm(from_ref(x, kFloat32, device), {3}); }, ErrorCode::ShapeMismatch,
               "does not match the trailing dims of [2, 3, 8]");
   check_error([&] { nn::layer_norm(from_ref(x, kFloat32, device), {8}, zeros({4}, {kFloat32, device})); },

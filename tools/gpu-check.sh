@@ -3,12 +3,13 @@
 # (the CUDA cases included), the CPU and CUDA benchmarks and PyTorch's side of them, and
 # prints a one-screen summary last. Logs go to build-gpu/logs; where $OUT is set (the device
 # tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
-# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench]
+# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench | --transformer-bench]
 #   EMBER_SKIP_TESTS=1: build and benchmark only (a second call on a machine that just ran the
 #   tests).
 #   --cnn-bench: only the CNN benchmark; --ddp-bench: only the data-parallel benchmark (resnet50
 #   and GPT training on 1, 2, 4, 8 GPUs up to the machine's count, ember beside PyTorch DDP;
-#   EMBER_DDP_MODELS picks the models) and, with the GPT, the one-GPU GPT benchmark.
+#   EMBER_DDP_MODELS picks the models) and, with the GPT, the one-GPU GPT benchmark;
+#   --transformer-bench: only the attention and GPT benchmarks beside PyTorch.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -18,6 +19,7 @@ bench=1
 [ "${1:-}" = "--no-bench" ] && bench=0
 [ "${1:-}" = "--cnn-bench" ] && bench=2
 [ "${1:-}" = "--ddp-bench" ] && bench=3
+[ "${1:-}" = "--transformer-bench" ] && bench=4
 export PATH="/usr/local/cuda/bin:$PATH"
 
 summary=()
@@ -116,6 +118,17 @@ if [ $bench = 3 ]; then
     python3 bench/compare.py "$out/ember_ddp.csv" "$out/torch_ddp.csv" >"$out/ddp_table.md"
 fi
 
+if [ $bench = 4 ]; then
+  "$build/bench/bench_attention" "$out/ember_attn.csv" >"$out/attn.txt" 2>&1 || note "bench_attention failed: $(tail -3 "$out/attn.txt")"
+  python3 bench/torch_attention.py "$out/torch_attn.csv" >>"$out/attn.txt" 2>&1 || note "torch_attention.py failed: $(tail -3 "$out/attn.txt")"
+  [ -f "$out/ember_attn.csv" ] && [ -f "$out/torch_attn.csv" ] &&
+    python3 bench/compare.py "$out/ember_attn.csv" "$out/torch_attn.csv" >"$out/attn_table.md"
+  "$build/bench/bench_gpt" "$out/ember_gpt.csv" >>"$out/gpt.txt" 2>&1 || note "bench_gpt failed: $(tail -3 "$out/gpt.txt")"
+  python3 bench/torch_gpt.py "$out/torch_gpt.csv" >>"$out/gpt.txt" 2>&1 || note "torch_gpt.py failed: $(tail -3 "$out/gpt.txt")"
+  [ -f "$out/ember_gpt.csv" ] && [ -f "$out/torch_gpt.csv" ] &&
+    python3 bench/compare.py "$out/ember_gpt.csv" "$out/torch_gpt.csv" >"$out/gpt_table.md"
+fi
+
 if [ $bench = 1 ] || [ $bench = 2 ]; then
   # Convolutional networks: PyTorch exports the models and times its side, then ember's.
   mkdir -p /tmp/ember_cnn
@@ -142,6 +155,9 @@ fi
   [ -f "$out/ddp_table.md" ] && cat "$out/ddp_table.md"
   [ -f "$out/gpt.txt" ] && grep -E '^(ember|torch) ' "$out/gpt.txt"
   [ -f "$out/gpt_table.md" ] && cat "$out/gpt_table.md"
+  [ -f "$out/attn.txt" ] && grep -E 'math path' "$out/attn.txt"
+  [ -f "$out/attn_table.md" ] && cat "$out/attn_table.md"
+  [ -f "$out/tests/ember_tests.log" ] && grep -E '^attention ' "$out/tests/ember_tests.log"
   [ -f "$out/tests/killed0.log" ] && { echo "killed-rank test, the survivor's last lines:"; tail -3 "$out/tests/killed0.log"; }
   [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"
   [ -f "$out/bench_train.txt" ] && tail -3 "$out/bench_train.txt"

@@ -8,6 +8,8 @@
 #include <mutex>
 
 #include "ops/cuda/loops.cuh"
+#include "ops/cuda/online_softmax.cuh"
+#include "ops/cuda/row_reduce.cuh"
 #include "ops/loss.h"
 #include "runtime/cuda/check.h"
 
@@ -58,37 +60,6 @@ struct RowArgs {
   int64_t grad_stride = 1;  // backward: elements between rows' gradients (0 when expanded)
 };
 
-template <typename A>
-struct OnlineSoftmax {
-  A max = -INFINITY, sum = 0;
-  __device__ void add(A v) {
-    if (v == -INFINITY) return;  // a masked logit adds nothing (and exp(-inf - -inf) would be NaN)
-    if (v > max) {
-      sum = sum * exp(max - v) + A(1);
-      max = v;
-    } else {
-      sum += exp(v - max);
-    }
-  }
-  __device__ void merge(A other_max, A other_sum) {
-    if (other_max == -INFINITY) return;
-    if (max == -INFINITY) {
-      max = other_max;
-      sum = other_sum;
-      return;
-    }
-    const A m = max > other_max ? max : other_max;
-    sum = sum * exp(max - m) + other_sum * exp(other_max - m);
-    max = m;
-  }
-};
-
-template <typename A>
-__device__ A warp_sum(A v) {
-  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
-  return v;
-}
-
 __device__ bool check_target(int64_t t, const RowArgs& a) {
   if (t == a.ignore_index) return false;
   if (t < 0 || t >= a.classes) {
@@ -110,7 +81,7 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
   const int64_t i = int64_t{blockIdx.x} * kRowsPerBlock + (threadIdx.x >> 5);
   if (i >= a.rows) return;
   const T* row = x + i * a.classes;
-  OnlineSoftmax<A> s;
+  cuda_ops::OnlineSoftmax<A> s;
   A weighted_x = 0, weight_sum = 0;
   for (int64_t c = lane; c < a.classes; c += 32) {
     const A v = cuda_ops::convert<A>(row[c]);
@@ -119,13 +90,9 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
     weighted_x += wc * v;
     weight_sum += wc;
   }
-  for (int o = 16; o > 0; o >>= 1) {
-    const A m = __shfl_xor_sync(0xffffffffu, s.max, o);
-    const A z = __shfl_xor_sync(0xffffffffu, s.sum, o);
-    s.merge(m, z);
-  }
-  weighted_x = warp_sum(weighted_x);
-  weight_sum = warp_sum(weight_sum);
+  s = cuda_ops::warp_merge(s);
+  weighted_x = cuda_ops::warp_sum(weighted_x);
+  weight_sum = cuda_ops::warp_sum(weight_sum);
   if (lane != 0) return;
   const A lse = s.max + log(s.sum);
   lse_out[i] = static_cast<L>(lse);
@@ -173,7 +140,7 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
   if (weight) {
     A part = 0;
     for (int64_t c = lane; c < a.classes; c += 32) part += cuda_ops::convert<A>(weight[c]);
-    weight_sum = warp_sum(part);
+    weight_sum = cuda_ops::warp_sum(part);
   }
   const A g = cuda_ops::convert<A>(grad[i * a.grad_stride]);
   const A eps = static_cast<A>(a.eps);

@@ -1,0 +1,67 @@
+// CPU kernels of softmax and log-softmax: rows (outer × inner of them, strided by `inner`)
+// split across threads; each row read for its maximum, again for the sum of exponentials, and
+// written once. Accumulation in double, as every CPU reduction.
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/softmax.h"
+#include "runtime/dispatch.h"
+#include "runtime/parallel.h"
+
+namespace ember {
+
+namespace {
+
+template <typename F>
+void for_each_row(const RowGeometry& g, F&& f) {
+  const int64_t grain = std::max<int64_t>(1, 32768 / std::max<int64_t>(g.size, 1));
+  parallel_for(0, g.outer * g.inner, grain, [&](int64_t begin, int64_t end) {
+    for (int64_t r = begin; r < end; ++r) f((r / g.inner) * g.size * g.inner + r % g.inner);
+  });
+}
+
+}  // namespace
+
+void SoftmaxOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const RowGeometry g = row_geometry(inputs[0].sizes(), dim);
+  dispatch<kFloatingSet>(inputs[0].dtype(), name(), [&]<typename T>() {
+    const T* x = inputs[0].data_ptr<T>();
+    T* y = outputs[0].data_ptr<T>();
+    for_each_row(g, [&](int64_t start) {
+      double m = -std::numeric_limits<double>::infinity();
+      for (int64_t i = 0; i < g.size; ++i) m = std::max(m, static_cast<double>(x[start + i * g.inner]));
+      if (m == -std::numeric_limits<double>::infinity()) m = 0;  // every element -inf: NaN or -inf below, as PyTorch
+      double s = 0;
+      for (int64_t i = 0; i < g.size; ++i) s += std::exp(static_cast<double>(x[start + i * g.inner]) - m);
+      const double lse = m + std::log(s);
+      for (int64_t i = 0; i < g.size; ++i) {
+        const double v = static_cast<double>(x[start + i * g.inner]);
+        y[start + i * g.inner] = static_cast<T>(log ? v - lse : std::exp(v - lse));
+      }
+    });
+  });
+}
+
+void SoftmaxBackwardOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const RowGeometry g = row_geometry(inputs[0].sizes(), dim);
+  dispatch<kFloatingSet>(inputs[0].dtype(), name(), [&]<typename T>() {
+    const T* y = inputs[0].data_ptr<T>();
+    const T* dy = inputs[1].data_ptr<T>();
+    T* dx = outputs[0].data_ptr<T>();
+    for_each_row(g, [&](int64_t start) {
+      double s = 0;
+      for (int64_t i = 0; i < g.size; ++i) {
+        const int64_t at = start + i * g.inner;
+        s += log ? static_cast<double>(dy[at]) : static_cast<double>(dy[at]) * static_cast<double>(y[at]);
+      }
+      for (int64_t i = 0; i < g.size; ++i) {
+        const int64_t at = start + i * g.inner;
+        const double yv = static_cast<double>(y[at]), gv = static_cast<double>(dy[at]);
+        dx[at] = static_cast<T>(log ? gv - std::exp(yv) * s : yv * (gv - s));
+      }
+    });
+  });
+}
+
+}  // namespace ember

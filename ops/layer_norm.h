@@ -1,0 +1,40 @@
+// Layer normalisation and RMS normalisation over the trailing M elements of each row as one op
+// each way: one kernel forward (a row's mean and variance, then its output), one kernel for the
+// input's gradient back (the weight's and bias's gradients are sums over rows, public ops).
+// The composite form took about ten launches forward and twenty back.
+#pragma once
+
+#include "ops/op.h"
+
+namespace ember {
+
+/// Inputs: x [rows, M] (contiguous, floating), weight [M] and bias [M] (optional, x's dtype).
+/// Outputs: y (x's shape and dtype), the row means [rows] (zero for RMS norm) and
+/// 1/sqrt(variance + eps) [rows] (for RMS norm, 1/sqrt(mean(x²) + eps)), both float32 (float64
+/// for float64 input).
+struct LayerNormOp final : Op {
+  bool rms;  // RMS norm: no centring, no bias
+  double eps;
+  LayerNormOp(bool r, double e) : rms(r), eps(e) {}
+  const char* name() const override { return rms ? "rms_norm" : "layer_norm"; }
+  bool saves_outputs() const override { return true; }
+  EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
+};
+
+/// The input's gradient in one pass: dx = rstd·(g·w − mean(g·w) − x̂·mean(g·w·x̂)) (no mean(g·w)
+/// term for RMS norm), x̂ = (x − mean)·rstd. Inputs: x, g (contiguous), weight (optional), mean,
+/// rstd. Not differentiable itself: under create_graph the public-op form runs.
+struct LayerNormBackwardOp final : Op {
+  bool rms;
+  explicit LayerNormBackwardOp(bool r) : rms(r) {}
+  const char* name() const override { return rms ? "rms_norm_backward" : "layer_norm_backward"; }
+  EMBER_OP_FORWARDS
+};
+
+/// Normalises the last `normalized` elements of x (as nn::layer_norm and nn::rms_norm, which
+/// check the shapes and call this).
+Tensor layer_norm_rows(const Tensor& x, int64_t normalized, const Tensor& weight, const Tensor& bias, double eps,
+                       bool rms);
+
+}  // namespace ember

@@ -1,0 +1,143 @@
+// The fused attention kernel (ops/attention.h) against float64 attention and its gradients
+// (computed by the math path, itself gradchecked in test_transformer.cpp), and against the
+// math path in the same dtype: odd lengths, L != S, causal, grouped-query heads, strided
+// inputs, both head dims and both half types; double backward; and the errors.
+#include <cmath>
+#include <cstdio>
+
+#include "tests/harness.h"
+
+using namespace ember;
+using namespace ember::test;
+
+namespace {
+
+struct Config {
+  int64_t batch, heads, kv_heads, L, S, D;
+  bool causal;
+};
+
+// Largest |a − b| over the largest |b|, both taken as float64 on the CPU.
+double relative_error(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.to(Device::cpu()).to(kFloat64), y = b.to(Device::cpu()).to(kFloat64);
+  return max(abs(sub(x, y))).item<double>() / std::max(max(abs(y)).item<double>(), 1e-30);
+}
+
+struct Result {
+  Tensor out, dq, dk, dv;
+};
+
+Result run(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& dout, const Config& c,
+           nn::AttentionKernel kernel) {
+  nn::AttentionKernelGuard guard(kernel);
+  Tensor ql = q.detach().requires_grad_(), kl = k.detach().requires_grad_(), vl = v.detach().requires_grad_();
+  Tensor out = nn::scaled_dot_product_attention(ql, kl, vl, Tensor(), 0, c.causal, std::nullopt, c.heads != c.kv_heads);
+  TensorList g = grad({out}, {ql, kl, vl}, {dout});
+  return {out.detach(), g[0], g[1], g[2]};
+}
+
+}  // namespace
+
+TEST_CASE("attention: the fused kernel matches float64 attention and gradients [cuda]" *
+          doctest::skip(!cuda_available())) {
+  const Device cuda = Device::cuda(0);
+  const std::vector<Config> configs = {
+      {2, 4, 4, 100, 77, 64, false},  // lengths not multiples of the 64-row tiles
+      {1, 3, 3, 130, 130, 64, true},  // causal, a partial diagonal tile
+      {2, 4, 2, 64, 200, 64, false},  // grouped-query heads, more keys than queries
+      {1, 2, 1, 70, 150, 128, true},  // causal with L < S, head dim 128, one key/value head
+      {1, 2, 2, 150, 40, 128, false},
+  };
+  for (DType dt : {kBFloat16, kFloat16}) {
+    // Tolerances relative to each result's largest value: bfloat16 keeps 8 bits, float16 11.
+    const double tol = dt == kBFloat16 ? 2e-2 : 4e-3;
+    for (const Config& c : configs) {
+      INFO(dt, " B", c.batch, " H", c.heads, "/", c.kv_heads, " L", c.L, " S", c.S, " D", c.D, std::string(c.causal ? " causal" : ""));
+      manual_seed(11);
+      Tensor q = randn({c.batch, c.heads, c.L, c.D}, {kFloat64, cuda}).to(dt);
+      Tensor k = randn({c.batch, c.kv_heads, c.S, c.D}, {kFloat64, cuda}).to(dt);
+      Tensor v = randn({c.batch, c.kv_heads, c.S, c.D}, {kFloat64, cuda}).to(dt);
+      Tensor dout = randn({c.batch, c.heads, c.L, c.D}, {kFloat64, cuda}).to(dt);
+      const Result want = run(q.to(kFloat64), k.to(kFloat64), v.to(kFloat64), dout.to(kFloat64), c, nn::AttentionKernel::Math);
+      const Result fused = run(q, k, v, dout, c, nn::AttentionKernel::Fused);
+      const Result math = run(q, k, v, dout, c, nn::AttentionKernel::Math);
+      const double errors[4] = {relative_error(fused.out, want.out), relative_error(fused.dq, want.dq),
+                                relative_error(fused.dk, want.dk), relative_error(fused.dv, want.dv)};
+      const double math_errors[4] = {relative_error(math.out, want.out), relative_error(math.dq, want.dq),
+                                     relative_error(math.dk, want.dk), relative_error(math.dv, want.dv)};
+      std::printf("attention %s %s: fused error out %.2e dq %.2e dk %.2e dv %.2e (math path %.2e %.2e %.2e %.2e)\n",
+                  dtype_name(dt), c.causal ? "causal" : "full", errors[0], errors[1], errors[2], errors[3],
+                  math_errors[0], math_errors[1], math_errors[2], math_errors[3]);
+      for (int i = 0; i < 4; ++i) {
+        INFO("result ", i, " (out, dq, dk, dv)");
+        CHECK(errors[i] <= tol);
+        // No worse than the math path in the same dtype, beyond rounding noise.
+        CHECK(errors[i] <= 2 * math_errors[i] + tol / 4);
+      }
+    }
+  }
+}
+
+TEST_CASE("attention: the fused kernel reads strided q, k, v and writes what the math path does [cuda]" *
+          doctest::skip(!cuda_available())) {
+  const Device cuda = Device::cuda(0);
+  manual_seed(3);
+  // [B, L, H, D] projections viewed as [B, H, L, D], as MultiheadAttention makes them.
+  Tensor qkv = randn({2, 96, 3, 4, 64}, {kBFloat16, cuda});
+  Tensor q = transpose(select(qkv, 2, 0), 1, 2), k = transpose(select(qkv, 2, 1), 1, 2),
+         v = transpose(select(qkv, 2, 2), 1, 2);
+  REQUIRE(!q.is_contiguous());
+  Tensor fused, math;
+  {
+    nn::AttentionKernelGuard g(nn::AttentionKernel::Fused);
+    fused = nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true);
+  }
+  {
+    nn::AttentionKernelGuard g(nn::AttentionKernel::Math);
+    math = nn::scaled_dot_product_attention(q.to(kFloat64), k.to(kFloat64), v.to(kFloat64), Tensor(), 0, true);
+  }
+  CHECK(relative_error(fused, math) <= 2e-2);
+  // Auto takes the fused kernel for these inputs: same bits.
+  CHECK(relative_error(nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true), fused) == 0);
+}
+
+TEST_CASE("attention: double backward through the fused kernel [cuda]" * doctest::skip(!cuda_available())) {
+  const Device cuda = Device::cuda(0);
+  manual_seed(5);
+  const Config c{1, 2, 2, 40, 40, 64, true};
+  auto second_order = [&](DType dt, nn::AttentionKernel kernel) {
+    nn::AttentionKernelGuard guard(kernel);
+    manual_seed(6);
+    Tensor q = randn({1, 2, c.L, c.D}, {kFloat64, cuda}).to(dt).requires_grad_();
+    Tensor k = randn({1, 2, c.S, c.D}, {kFloat64, cuda}).to(dt).requires_grad_();
+    Tensor v = randn({1, 2, c.S, c.D}, {kFloat64, cuda}).to(dt).requires_grad_();
+    Tensor out = nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true);
+    TensorList g = grad({sum(mul(out, out))}, {q, k, v}, {}, std::nullopt, true);
+    // d/dq of Σ dk² exercises the create_graph form of the backward.
+    return grad({sum(mul(g[1], g[1]).to(kFloat64))}, {q})[0];
+  };
+  const Tensor fused = second_order(kBFloat16, nn::AttentionKernel::Fused);
+  const Tensor want = second_order(kFloat64, nn::AttentionKernel::Math);
+  const double err = relative_error(fused, want);
+  std::printf("attention double backward, bfloat16 fused vs float64: %.2e\n", err);
+  CHECK(err <= 5e-2);
+}
+
+DEVICE_TEST("attention: asking for the fused kernel where it does not apply is an error naming why") {
+  Tensor q = randn({1, 2, 8, 64}, {kFloat32, device});
+  nn::AttentionKernelGuard guard(nn::AttentionKernel::Fused);
+  if (device.is_cuda()) {
+    check_error([&] { nn::scaled_dot_product_attention(q, q, q); }, ErrorCode::Unsupported,
+                "takes float16 and bfloat16, got float32");
+    Tensor h = randn({1, 2, 8, 48}, {kBFloat16, device});
+    check_error([&] { nn::scaled_dot_product_attention(h, h, h); }, ErrorCode::Unsupported, "head dims 64 and 128");
+    Tensor b = q.to(kBFloat16);
+    check_error([&] { nn::scaled_dot_product_attention(b, b, b, ones({8, 8}, {kBool, device})); },
+                ErrorCode::Unsupported, "no attention mask other than is_causal");
+  } else {
+    check_error([&] { nn::scaled_dot_product_attention(q, q, q); }, ErrorCode::Unsupported, "CUDA devices only");
+  }
+  // The math path is always there.
+  nn::AttentionKernelGuard math(nn::AttentionKernel::Math);
+  CHECK(nn::scaled_dot_product_attention(q, q, q).sizes() == Shape{1, 2, 8, 64});
+}
