@@ -1,11 +1,15 @@
 #include "nn/generate.h"
 
 #include <algorithm>
-#include <cmath>
-#include <numeric>
 
 #include "autograd/grad_mode.h"
+#include "ops/binary.h"
 #include "ops/creation.h"
+#include "ops/index.h"
+#include "ops/random.h"
+#include "ops/reduce.h"
+#include "ops/softmax.h"
+#include "ops/sort.h"
 #include "runtime/error.h"
 
 namespace ember::nn {
@@ -13,23 +17,16 @@ namespace ember::nn {
 int64_t choose_token(const Tensor& logits, const GenerateOptions& options, std::mt19937_64& rng) {
   EMBER_CHECK(logits.dim() == 1 && logits.numel() > 0, InvalidArgument,
               "[generate] expected one row of logits [vocab], got shape ", shape_str(logits.sizes()));
-  const Tensor row = logits.to(Device::cpu()).to(kFloat64).contiguous();
-  const double* v = row.data_ptr<double>();
-  const int64_t vocab = row.numel();
-  if (options.top_k <= 0) return std::max_element(v, v + vocab) - v;  // greedy: the first largest
+  if (options.top_k <= 0) return argmax(logits).item<int64_t>();  // greedy: the first largest
   EMBER_CHECK(options.temperature > 0, InvalidArgument, "[generate] temperature must be positive, got ",
               options.temperature);
-  const int64_t k = std::min(options.top_k, vocab);
-  std::vector<int64_t> order(static_cast<size_t>(vocab));
-  std::iota(order.begin(), order.end(), 0);
-  std::partial_sort(order.begin(), order.begin() + k, order.end(), [&](int64_t a, int64_t b) {
-    return v[a] > v[b] || (v[a] == v[b] && a < b);
-  });
-  // Softmax over the k largest, stably (their largest is order[0]).
-  std::vector<double> weight(static_cast<size_t>(k));
-  for (int64_t i = 0; i < k; ++i) weight[i] = std::exp((v[order[i]] - v[order[0]]) / options.temperature);
-  std::discrete_distribution<int64_t> pick(weight.begin(), weight.end());
-  return order[static_cast<size_t>(pick(rng))];
+  // On the logits' device: the k largest (ties in vocabulary order), their softmax at the
+  // temperature, one draw; only the chosen token comes back to the host.
+  const ValuesIndices top = topk(logits, std::min(options.top_k, logits.numel()));
+  const DType acc = logits.dtype() == kFloat64 ? kFloat64 : kFloat32;
+  const Tensor probs = softmax(div(top.values.to(acc), options.temperature), 0);
+  Generator gen(rng());
+  return index_select(top.indices, 0, multinomial(probs, 1, true, &gen)).item<int64_t>();
 }
 
 std::vector<int64_t> generate(const LanguageModel& model, const std::vector<int64_t>& prompt, Device device,

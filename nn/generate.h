@@ -1,8 +1,8 @@
 // Autoregressive generation from any language model: a function from tokens [1, t] (int64) to
 // logits [1, t, vocab] — an nn::GPT, a loaded .ember model, anything. Each new token comes from
 // the last position's logits: greedily (the largest), or sampled from the k largest after
-// dividing by a temperature. The choice runs on the host over one row of vocabulary logits
-// per token; the model runs where its weights are.
+// dividing by a temperature. The choice runs where the logits are (topk, softmax and
+// multinomial ops); one token per step comes back to the host.
 #pragma once
 
 #include <cstdint>

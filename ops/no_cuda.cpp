@@ -14,7 +14,9 @@
 #include "ops/pool.h"
 #include "ops/random.h"
 #include "ops/reduce.h"
+#include "ops/scan.h"
 #include "ops/softmax.h"
+#include "ops/sort.h"
 #include "ops/unary.h"
 #include "runtime/cuda_hooks.h"
 
@@ -46,6 +48,9 @@ EMBER_NO_CUDA(SoftmaxOp)
 EMBER_NO_CUDA(SoftmaxBackwardOp)
 EMBER_NO_CUDA(LayerNormOp)
 EMBER_NO_CUDA(LayerNormBackwardOp)
+EMBER_NO_CUDA(CumsumOp)
+EMBER_NO_CUDA(SortOp)
+EMBER_NO_CUDA(SearchCdfOp)
 EMBER_NO_CUDA(FlashAttentionBackwardOp)
 EMBER_NO_CUDA(BatchNormBackwardOp)
 EMBER_NO_CUDA(MaxPool2dOp)

@@ -108,6 +108,7 @@ void register_random_ops(OpRegistry& r) {
   r.add("random", "bernoulli", kAllSet, s);
   r.add("random", "rand_like", kFloatingSet, s);
   r.add("random", "randn_like", kFloatingSet, s);
+  r.add("random", "multinomial", kFloatingSet, s);
 }
 
 }  // namespace ember

@@ -35,6 +35,22 @@ Tensor bernoulli(const Tensor& probs, Generator* gen = nullptr);
 /// 0/1 draws with probability p, shaped and typed like t.
 Tensor bernoulli(const Tensor& t, double p, Generator* gen = nullptr);
 Tensor rand_like(const Tensor& t, Generator* gen = nullptr);
+
+/// Draws `num_samples` category indices (int64) from each row of probs ([n] or [rows, n]:
+/// non-negative, finite weights with a positive sum, not necessarily normalised). With
+/// replacement every draw is independent (inverse CDF); without, the draws are distinct
+/// categories, each proportional to the weights left (exponential races: the k largest of
+/// log(u)/w). Bad weights or too few positive ones for distinct draws are InvalidArgument.
+/// Output [num_samples] or [rows, num_samples].
+Tensor multinomial(const Tensor& probs, int64_t num_samples, bool replacement = false, Generator* gen = nullptr);
+
+/// multinomial's inverse-CDF step. Inputs: cdf [rows, n] and u [rows, k] (uniform in [0, 1)),
+/// both float32 or float64. Output [rows, k] int64: the first i with cdf[i] > u · cdf[n − 1]
+/// (so a category of weight zero is never drawn).
+struct SearchCdfOp final : Op {
+  const char* name() const override { return "multinomial"; }
+  EMBER_OP_FORWARDS
+};
 Tensor randn_like(const Tensor& t, Generator* gen = nullptr);
 
 }  // namespace ember

@@ -22,5 +22,7 @@ void register_norm_ops(OpRegistry& r);
 void register_pool_ops(OpRegistry& r);
 void register_softmax_ops(OpRegistry& r);
 void register_layer_norm_ops(OpRegistry& r);
+void register_scan_ops(OpRegistry& r);
+void register_sort_ops(OpRegistry& r);
 
 }  // namespace ember

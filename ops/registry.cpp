@@ -28,6 +28,8 @@ const OpRegistry& OpRegistry::get() {
     register_pool_ops(r);
     register_softmax_ops(r);
     register_layer_norm_ops(r);
+    register_scan_ops(r);
+    register_sort_ops(r);
     std::sort(r.ops_.begin(), r.ops_.end(), [](const OpInfo& a, const OpInfo& b) { return a.name < b.name; });
     return r;
   }();

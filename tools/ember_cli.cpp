@@ -72,6 +72,9 @@ int main(int argc, char** argv) {
   finetune->add_option("--momentum", momentum, "SGD momentum")->capture_default_str();
   finetune->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
   finetune->add_option("--output,-o", tuned_path, "where to save the tuned model");
+  bool class_last = false;
+  finetune->add_flag("--class-last", class_last,
+                     "classes in the output's last dim (a language model's [B, T, vocab] with targets [B, T])");
 
   auto* launch = app.add_subcommand(
       "launch", "Start one process per local rank with torchrun's environment (RANK, WORLD_SIZE, LOCAL_RANK, "
@@ -101,7 +104,8 @@ int main(int argc, char** argv) {
     } else if (*launch) {
       return ember::tools::launch(lo);
     } else if (*finetune) {
-      return ember::tools::model_finetune(model_path, run_inputs, target_path, device, steps, lr, momentum, tuned_path);
+      return ember::tools::model_finetune(model_path, run_inputs, target_path, device, steps, lr, momentum, tuned_path,
+                                           class_last);
     } else if (*convert) {
       ember::load(model_path).save_safetensors(safetensors_path);
       std::cout << "wrote " << safetensors_path << "\n";

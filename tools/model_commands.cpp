@@ -104,7 +104,8 @@ int model_run(const std::string& path, const std::vector<std::string>& inputs, c
 }
 
 int model_finetune(const std::string& path, const std::vector<std::string>& inputs, const std::string& target,
-                   const std::string& device_name, int steps, double lr, double momentum, const std::string& output) {
+                   const std::string& device_name, int steps, double lr, double momentum, const std::string& output,
+                   bool class_last) {
   const Device device = parse_device(device_name);
   Model m = load(path, device);
   EMBER_CHECK(inputs.size() == m.graph().inputs.size(), InvalidArgument, "the model takes ", m.graph().inputs.size(),
@@ -112,10 +113,13 @@ int model_finetune(const std::string& path, const std::vector<std::string>& inpu
   TensorList args;
   for (const std::string& f : inputs) args.push_back(load_npy(f).to(device));
   Tensor y = load_npy(target).to(device);
+  if (class_last) y = y.reshape({-1});
   m.train();
   nn::SGD opt(m.parameters(), {.lr = lr, .momentum = momentum});
   for (int step = 0; step < steps; ++step) {
-    Tensor loss = nn::cross_entropy(m.forward(args)[0], y);
+    Tensor out = m.forward(args)[0];
+    if (class_last) out = out.reshape({-1, out.size(-1)});
+    Tensor loss = nn::cross_entropy(out, y);
     opt.zero_grad();
     loss.backward();
     opt.step();

@@ -20,7 +20,11 @@ int model_run(const std::string& path, const std::vector<std::string>& inputs,
 /// Fine-tunes the model in training mode on one batch (inputs .npy, int64 class targets .npy)
 /// with SGD and cross-entropy for `steps` steps, printing each step's loss; writes the tuned
 /// model to `output` when given. For comparing training against PyTorch from the same weights.
+/// class_last: the output's last dim holds the classes (a language model's logits [B, T, vocab]
+/// with next-token targets [B, T]); both are flattened to rows, as F.cross_entropy(
+/// logits.view(-1, vocab), y.view(-1)). Otherwise PyTorch's convention: classes in dim 1.
 int model_finetune(const std::string& path, const std::vector<std::string>& inputs, const std::string& target,
-                   const std::string& device, int steps, double lr, double momentum, const std::string& output);
+                   const std::string& device, int steps, double lr, double momentum, const std::string& output,
+                   bool class_last = false);
 
 }  // namespace ember::tools

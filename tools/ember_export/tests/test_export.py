@@ -235,3 +235,42 @@ def test_transformers_match_pytorch(tmp_path, name):
         rel = float(np.abs(y - want).max() / np.abs(want).max())
         record(f"{name} eval outputs on {device}: max |ember - torch| / max |torch| = {rel:.2e}")
         assert rel <= 1e-4, (device, rel)
+
+
+@needs_cli
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_exported_gpt_finetunes_like_pytorch(tmp_path):
+    """The first 50 losses of an exported GPT-2-style decoder (tied embeddings, causal attention)
+    fine-tuned on CUDA with SGD and momentum on next-token targets, against PyTorch's from the
+    same weights and tokens."""
+    import transformer_models
+    model = transformer_models.make("gpt")
+    tokens = torch.randint(0, 50, (4, 13), generator=torch.Generator().manual_seed(1))
+    x, y = tokens[:, :12].contiguous(), tokens[:, 1:].contiguous()
+    path = tmp_path / "gpt.ember"
+    export(model.eval(), (x,), str(path))
+    np.save(tmp_path / "x.npy", x.numpy())
+    np.save(tmp_path / "y.npy", y.numpy())
+    out = subprocess.run([CLI, "finetune", str(path), "--input", str(tmp_path / "x.npy"), "--target",
+                          str(tmp_path / "y.npy"), "--steps", "50", "--lr", "0.05", "--momentum", "0.9",
+                          "--device", "cuda", "--class-last"], capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    ember_losses = [float(line.split()[-1]) for line in out.stdout.splitlines() if line.startswith("step")]
+    torch.backends.cuda.matmul.allow_tf32 = False
+    model = model.cuda().train()
+    opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
+    torch_losses = []
+    for _ in range(50):
+        loss = torch.nn.functional.cross_entropy(model(x.cuda()).reshape(-1, 50), y.cuda().reshape(-1))
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        torch_losses.append(loss.item())
+    rel = [abs(a - b) / abs(b) for a, b in zip(ember_losses, torch_losses)]
+    record(f"GPT fine-tuning on cuda, 50 SGD steps: losses {torch_losses[0]:.4f} -> {torch_losses[-1]:.4f} (torch), "
+           f"{ember_losses[0]:.4f} -> {ember_losses[-1]:.4f} (ember); relative difference first {rel[0]:.1e}, "
+           f"after the first step {rel[1]:.1e}, largest over 50 steps {max(rel):.1e}")
+    assert len(ember_losses) == 50
+    assert ember_losses[-1] < 0.5 * ember_losses[0]
+    assert rel[0] <= 1e-5 and rel[1] <= 1e-5, (ember_losses, torch_losses)
+    assert max(rel) <= 1e-3, (ember_losses, torch_losses)
