@@ -1,8 +1,10 @@
-// CUDA kernel of sort: each row is a segment of CUB's stable segmented radix sort, with the
-// element's index in its row as the value carried along. The keys are a copy of the input in
-// which NaN is the positive quiet NaN and −0 is +0, so that the radix order is PyTorch's (NaN
-// above every number; −0 equal to +0, kept in input order); the values written out are then
-// read back from the input at the sorted indices, so they keep their own bits.
+// CUDA kernel of sort: each row is a segment of CUB's stable segmented sort, with the
+// element's index in its row as the value carried along. CUB sorts short segments by
+// comparison and long ones by radix, and neither orders NaN as PyTorch does, so float rows
+// are sorted as unsigned integer keys whose order is PyTorch's: NaN made the positive quiet
+// NaN and −0 made +0 (equal to +0, kept in input order), then the sign bit flipped (all bits
+// for negatives). The values written out are read back from the input at the sorted indices,
+// so they keep their own bits.
 #include <cub/device/device_segmented_sort.cuh>
 
 #include "ops/creation.h"
@@ -13,27 +15,43 @@ namespace ember {
 
 namespace {
 
+// The key type a row of T sorts as: unsigned integers of the same width for floats.
+template <typename T> struct SortKey { using type = T; };
+template <> struct SortKey<float> { using type = uint32_t; };
+template <> struct SortKey<double> { using type = uint64_t; };
+template <> struct SortKey<cuda_ops::half> { using type = uint16_t; };
+template <> struct SortKey<cuda_ops::bfloat16> { using type = uint16_t; };
+template <typename T> using sort_key_t = typename SortKey<T>::type;
+
 template <typename T>
-__device__ T canonical_key(T v) {
-  if constexpr (cuda_ops::is_float_v<T>) {
+__device__ sort_key_t<T> ordered_key(T v) {
+  if constexpr (!cuda_ops::is_float_v<T>) {
+    return v;
+  } else {
+    using K = sort_key_t<T>;
     const auto f = cuda_ops::convert<cuda_ops::opmath_t<T>>(v);
-    if (f != f) {
-      if constexpr (std::is_same_v<T, float>) return __int_as_float(0x7fc00000);
-      if constexpr (std::is_same_v<T, double>) return __longlong_as_double(0x7ff8000000000000LL);
-      if constexpr (std::is_same_v<T, cuda_ops::half>) return __ushort_as_half(0x7e00);
-      if constexpr (std::is_same_v<T, cuda_ops::bfloat16>) return __ushort_as_bfloat16(0x7fc0);
+    K bits;
+    if (f != f) {  // the positive quiet NaN of T
+      if constexpr (std::is_same_v<T, double>) bits = 0x7ff8000000000000ULL;
+      else if constexpr (std::is_same_v<T, float>) bits = 0x7fc00000u;
+      else if constexpr (std::is_same_v<T, cuda_ops::half>) bits = 0x7e00u;
+      else bits = 0x7fc0u;
+    } else if (f == 0) {
+      bits = 0;
+    } else {
+      memcpy(&bits, &v, sizeof(K));
     }
-    if (f == 0) return cuda_ops::convert<T>(0.0f);
+    const K sign = K(K(1) << (sizeof(K) * 8 - 1));
+    return (bits & sign) ? K(~bits) : K(bits | sign);
   }
-  return v;
 }
 
 template <typename T>
-__global__ void prepare(const T* __restrict__ x, T* __restrict__ keys, int64_t* __restrict__ index, int64_t total,
-                        int64_t n) {
+__global__ void prepare(const T* __restrict__ x, sort_key_t<T>* __restrict__ keys, int64_t* __restrict__ index,
+                        int64_t total, int64_t n) {
   const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
   if (i >= total) return;
-  keys[i] = canonical_key(x[i]);
+  keys[i] = ordered_key(x[i]);
   index[i] = i % n;
 }
 
@@ -57,14 +75,16 @@ void SortOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
   const Tensor offsets = arange(0, total + 1, n, {kInt64, device});
   const int64_t* begin = offsets.data_ptr<int64_t>();
   cuda_ops::dispatch<kNumericSet>(x.dtype(), name(), [&]<typename T>() {
-    Tensor keys_in = empty(x.sizes(), {x.dtype(), device}), keys_out = empty(x.sizes(), {x.dtype(), device});
+    using K = sort_key_t<T>;
+    const int64_t key_bytes = total * static_cast<int64_t>(sizeof(K));
+    Tensor keys_in = empty({key_bytes}, {kUInt8, device}), keys_out = empty({key_bytes}, {kUInt8, device});
     Tensor index_in = empty(x.sizes(), {kInt64, device});
-    prepare<T><<<blocks, cuda_ops::kBlock, 0, stream>>>(x.data_ptr<T>(), keys_in.data_ptr<T>(),
+    prepare<T><<<blocks, cuda_ops::kBlock, 0, stream>>>(x.data_ptr<T>(), keys_in.data_ptr<K>(),
                                                         index_in.data_ptr<int64_t>(), total, n);
     EMBER_CUDA_CHECK_LAUNCH();
     auto run = [&](void* temp, size_t& bytes) {
-      const T* k_in = keys_in.data_ptr<T>();
-      T* k_out = keys_out.data_ptr<T>();
+      const K* k_in = keys_in.data_ptr<K>();
+      K* k_out = keys_out.data_ptr<K>();
       const int64_t* i_in = index_in.data_ptr<int64_t>();
       int64_t* i_out = outputs[1].data_ptr<int64_t>();
       if (descending)
