@@ -1,6 +1,7 @@
 #include "graph/executor.h"
 
 #include <map>
+#include <new>
 
 #include "runtime/error.h"
 
@@ -76,6 +77,9 @@ TensorList Executor::run(const TensorList& inputs, const std::vector<Tensor>& st
     } catch (const Error& e) {
       // Name the node, so a failure deep in a model points at where it happened.
       throw Error(e.code(), str_cat(e.what(), " (in ", n.attributes.node, ")"));
+    } catch (const std::bad_alloc&) {
+      // Host memory ran out outside ember's allocator (a container in an op): the same error.
+      throw Error(ErrorCode::OutOfMemory, str_cat("[forward] out of host memory (in ", n.attributes.node, ")"));
     }
     EMBER_CHECK(out.size() == n.outputs.size(), InvalidModel, "[forward] ", n.attributes.node, " produced ",
                 out.size(), " outputs, the graph lists ", n.outputs.size());

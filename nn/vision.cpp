@@ -132,13 +132,17 @@ size_t matrix_elements(int64_t out, int64_t in, const char* op) {
 }
 
 // The [out, in] matrix averaging each adaptive cell.
+// Built in a tensor, so a size beyond memory is ember's OutOfMemory (an output size read from
+// a damaged model file reached std::bad_alloc through a std::vector here).
 Tensor averaging_matrix(int64_t out, int64_t in, const Tensor& like) {
-  std::vector<double> m(matrix_elements(out, in, "adaptive_avg_pool2d"), 0.0);
+  matrix_elements(out, in, "adaptive_avg_pool2d");
+  Tensor m = zeros({out, in}, {kFloat64});
+  double* v = m.data_ptr<double>();
   for (int64_t i = 0; i < out; ++i) {
     auto [s, e] = adaptive_range(i, out, in);
-    for (int64_t j = s; j < e; ++j) m[i * in + j] = 1.0 / static_cast<double>(e - s);
+    for (int64_t j = s; j < e; ++j) v[i * in + j] = 1.0 / static_cast<double>(e - s);
   }
-  return from_vector(m, {out, in}, {kFloat64}).to(like.dtype()).to(like.device());
+  return m.to(like.dtype()).to(like.device());
 }
 
 }  // namespace

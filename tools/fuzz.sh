@@ -8,18 +8,9 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
 build=build-fuzz
-tools/install-packages.sh clang libclang-rt-14-dev libomp-14-dev
-log=$build/fuzz-build.log
+tools/sanitizer-build.sh tests/fuzz/fuzz_model_load tests/fuzz/fuzz_model_structure tests/fuzz/fuzz_model_run \
+  tests/fuzz/fuzz_npy || exit 1
 mkdir -p $build
-if [ ! -f $build/build.ninja ]; then
-  # The library too is built for coverage feedback (-fsanitize=fuzzer-no-link): without it the
-  # fuzzer would only see the harness's own edges and mutate blind.
-  CC=clang CXX=clang++ meson setup $build --buildtype=debugoptimized -Dcuda=disabled -Dtests=false -Dfuzz=true \
-    -Dcpp_args=-fsanitize=fuzzer-no-link \
-    -Db_sanitize=address,undefined -Db_lundef=false >$log 2>&1 || { tail -20 $log; exit 1; }
-fi
-ninja -C $build tests/fuzz/fuzz_model_load tests/fuzz/fuzz_model_structure tests/fuzz/fuzz_model_run tests/fuzz/fuzz_npy >>$log 2>&1 ||
-  { grep -E "error" $log | head -20; exit 1; }
 
 # Seeds: every model fixture, the bundled model, the .npy files, and crafted files.
 corpus=$build/corpus

@@ -85,6 +85,16 @@ check "meson install gives headers, library, ember.pc and the CLI; meson and CMa
 check "ember info describes the bundled model" bash -c "'$cli' info examples/data/digits_mlp.ember | grep -q 'checksum .* (verified)'"
 check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run examples/data/digits_mlp.ember --batch 3 | grep -q 'float32 \[3, 10\]'"
 check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
+check "model and checkpoint saves killed with SIGKILL at 30 random points, or on a full disk, leave the last good files" \
+  tools/check-atomic-save.sh "$build" "$log_dir/atomic"
+if [ -z "${EMBER_EXPECT_CUDA:-}" ]; then
+  # CUDA's runtime reserves far more address space than this cap: the CPU build only.
+  check "every fixture truncated at every byte and flipped at every byte loads or is refused, under a 400 MB cap" \
+    bash -c "ulimit -v 400000 && '$build/tests/sweep_fixtures' --stride 97 tests/fixtures/models/*/model.ember \
+      examples/data/digits_mlp.ember"
+else
+  skipped=$((skipped + 1))
+fi
 if [ -n "${EMBER_EXPECT_CUDA:-}" ]; then
   check "train_digits reaches 97% test accuracy on cuda" "$build/examples/train_digits" --device cuda
   check "ember ops --json: cuda true wherever cpu is" python3 - "$cli" <<'PY'
@@ -184,6 +194,15 @@ if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
     tail -20 "$log_dir/fuzz.log"
   fi
   grep -E "executions" "$log_dir/fuzz.log"
+  # The CPU suite and the fixture sweeps under ASan and UBSan (the fuzzers' instrumented build).
+  if tools/sanitize.sh >"$log_dir/sanitize.log" 2>&1; then
+    passed=$((passed + 1))
+  else
+    failed=$((failed + 1))
+    echo "FAILED: the sanitizer run (see $log_dir/sanitize.log)"
+    tail -20 "$log_dir/sanitize.log"
+  fi
+  grep -E "under ASan" "$log_dir/sanitize.log"
 fi
 
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.

@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Atomic saves (issue 10). A process that saves a model (.ember) and a training checkpoint again
+# and again is killed with SIGKILL at 30 random points; after every kill both files must load.
+# Then each is saved under a 16 KiB file-size limit (a full disk): the save must fail with a
+# clean error, leave the file as it was and leave no temporary behind.
+# Usage: tools/check-atomic-save.sh BUILD_DIR WORK_DIR
+set -uo pipefail
+build=$1
+work=$2
+helper=$build/tests/save_loop
+model=examples/data/digits_mlp.ember
+rm -rf "$work" && mkdir -p "$work"
+out=$work/model.ember
+ckpt=$work/checkpoint.safetensors
+"$helper" model-once "$model" "$out" "$ckpt" && "$helper" ckpt-once "$model" "$out" "$ckpt" ||
+  { echo "the first saves failed"; exit 1; }
+for i in $(seq 30); do
+  "$helper" loop "$model" "$out" "$ckpt" &
+  pid=$!
+  sleep "0.$(printf '%03d' $((RANDOM % 400)))"
+  kill -9 $pid
+  wait $pid 2>/dev/null
+  "$helper" check "$out" "$ckpt" || { echo "after kill $i a file did not load"; exit 1; }
+done
+left=$(find "$work" -name '.*.tmp.*' | wc -l)
+echo "30 SIGKILLs at random points of repeated saves: both files loaded after each ($left temporaries left by the kills)"
+find "$work" -name '.*.tmp.*' -delete
+cp "$out" "$work/model.before"
+cp "$ckpt" "$work/checkpoint.before"
+for what in model ckpt; do
+  # SIGXFSZ ignored, so the write past the limit fails with EFBIG as on a full disk.
+  (trap '' XFSZ; ulimit -f 16; exec "$helper" $what-once "$model" "$out" "$ckpt") 2>"$work/full.log"
+  rc=$?
+  [ $rc -eq 3 ] || { echo "the $what save past a 16 KiB limit exited $rc, expected 3"; cat "$work/full.log"; exit 1; }
+  cmp -s "$out" "$work/model.before" && cmp -s "$ckpt" "$work/checkpoint.before" ||
+    { echo "the $what save past the limit changed a file"; exit 1; }
+  [ "$(find "$work" -name '.*.tmp.*' | wc -l)" = 0 ] || { echo "the failed $what save left a temporary"; exit 1; }
+  echo "$what save on a full disk: $(head -1 "$work/full.log")"
+done
+"$helper" check "$out" "$ckpt" || { echo "the files no longer load"; exit 1; }

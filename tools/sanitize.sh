@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The CPU test suite and the fixture sweeps (every fixture truncated at every byte and flipped at
+# every byte of its first 16 KiB and every 97th past it) under AddressSanitizer and
+# UndefinedBehaviorSanitizer, in build-fuzz/. Exits 1 on a failed test or any sanitizer report.
+# Usage: tools/sanitize.sh
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=build-fuzz
+tools/sanitizer-build.sh tests/ember_tests tests/sweep_fixtures || exit 1
+export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
+# Leak checking on; a graph may ask for more memory than there is: allocations past 256 MB
+# fail (OutOfMemory) rather than stopping the run.
+export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=256
+failed=0
+if ! OMP_NUM_THREADS=2 "$build/tests/ember_tests" >"$build/ember_tests_asan.log" 2>&1; then
+  failed=1
+  echo "ember_tests under ASan+UBSan FAILED:"
+  grep -E "ERROR|SUMMARY|runtime error" "$build/ember_tests_asan.log" | head -20
+fi
+echo "ember_tests under ASan+UBSan: $(grep -E '^\[doctest\] test cases' "$build/ember_tests_asan.log")"
+if ! "$build/tests/sweep_fixtures" --stride 97 tests/fixtures/models/*/model.ember examples/data/digits_mlp.ember \
+  >"$build/sweep.log" 2>&1; then
+  failed=1
+  echo "the fixture sweep under ASan+UBSan FAILED:"
+  grep -E "ERROR|SUMMARY|runtime error|out of memory" "$build/sweep.log" | head -20
+fi
+sed 's/^/sweep: /' "$build/sweep.log" | cut -c1-220
+exit $failed

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Configures build-fuzz/ (clang, AddressSanitizer + UndefinedBehaviorSanitizer, the library
+# instrumented for libFuzzer's coverage feedback) if needed, and builds the targets named.
+# Shared by tools/fuzz.sh and tools/sanitize.sh. Usage: tools/sanitizer-build.sh TARGET...
+set -uo pipefail
+cd "$(dirname "$0")/.."
+build=build-fuzz
+tools/install-packages.sh clang libclang-rt-14-dev libomp-14-dev
+log=$build/build.log
+mkdir -p $build
+if [ ! -f $build/build.ninja ]; then
+  # -fsanitize=fuzzer-no-link: without coverage in the library the fuzzers would only see the
+  # harness's own edges and mutate blind (the sanitizer runtime supplies the callbacks for the
+  # test programs, which are not fuzzers).
+  CC=clang CXX=clang++ meson setup $build --buildtype=debugoptimized -Dcuda=disabled -Dtests=true -Dfuzz=true \
+    -Dcpp_args=-fsanitize=fuzzer-no-link \
+    -Db_sanitize=address,undefined -Db_lundef=false >$log 2>&1 || { tail -20 $log; exit 1; }
+fi
+ninja -C $build "$@" >>$log 2>&1 || { grep -E "error" $log | head -20; exit 1; }
