@@ -33,7 +33,8 @@ void check_fixture(const std::string& name, Device device) {
   }
   loss.backward();
   for (const auto& [pname, p] : m.named_parameters()) {
-    INFO(pname);
+    const std::string& param = pname;  // clang 14 lambdas cannot capture structured bindings
+    INFO(param);
     Tensor want = load_npy((dir / ("grad." + pname + ".npy")).string());
     REQUIRE(p.grad().defined());
     check_close(p.grad(), to_ref(want), kFloat32, 10);
@@ -49,7 +50,8 @@ void check_fixture(const std::string& name, Device device) {
   for (const auto& [bname, b] : m.named_buffers()) {
     const fs::path want = dir / ("train_buffer." + bname + ".npy");
     if (!fs::exists(want)) continue;
-    INFO(bname);
+    const std::string& buffer = bname;
+    INFO(buffer);
     check_close(b, to_ref(load_npy(want.string())), kFloat32, 10);
     ++checked;
   }

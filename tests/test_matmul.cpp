@@ -69,7 +69,8 @@ DEVICE_TEST("matmul covers dot, matrix-vector, matrix-matrix and broadcast batch
       for (Layout la : layouts_for(sa)) {
         for (Layout lb : {Layout::Contiguous, Layout::Transposed}) {
           if (lb == Layout::Transposed && sb.size() < 2) continue;
-          INFO("dtype ", std::string(dtype_name(dtype)), " ", shape_str(sa), " @ ", shape_str(sb), " layouts ",
+          const std::string shapes = shape_str(sa) + " @ " + shape_str(sb);  // clang 14: no captured bindings
+          INFO("dtype ", std::string(dtype_name(dtype)), " ", shapes, " layouts ",
                std::string(layout_name(la)), "/", std::string(layout_name(lb)), " on ", device.str());
           Ref ra = is_floating(dtype) ? random_ref(sa, -1, 1, seed) : random_int_ref(sa, -3, 3, seed);
           Ref rb = is_floating(dtype) ? random_ref(sb, -1, 1, seed + 1) : random_int_ref(sb, -3, 3, seed + 1);

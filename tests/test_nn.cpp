@@ -175,7 +175,8 @@ DEVICE_TEST("nn: fused cross_entropy with weight, ignore_index and smoothing aga
   CHECK_MESSAGE(err.empty(), err);
   // Reduced precision: float32 and the half types against the float64 result.
   for (auto [dt, tol] : std::vector<std::pair<DType, double>>{{kFloat32, 1e-5}, {kFloat16, 2e-3}, {kBFloat16, 1e-2}}) {
-    INFO(dt);
+    const DType dtype = dt;  // clang 14 lambdas cannot capture structured bindings
+    INFO(dtype);
     Tensor xl = from_ref(x_ref, dt, device);
     xl.requires_grad_();
     Tensor loss = nn::cross_entropy(xl, target, R::Mean, -1, eps, w.to(dt));
@@ -323,7 +324,8 @@ DEVICE_TEST("nn: the other losses match float64 references and gradcheck") {
            {"nll", [&](const Tensor& x) {
               return nn::nll_loss(nn::log_softmax(x, 1), from_vector<int64_t>({2, 0}, {2}, {kInt64, device}));
             }}}) {
-    INFO(name);
+    const std::string& case_name = name;  // clang 14 lambdas cannot capture structured bindings
+    INFO(case_name);
     std::string err = gradcheck([fn = fn](const TensorList& in) { return TensorList{fn(in[0])}; }, {a});
     CHECK_MESSAGE(err.empty(), err);
   }
@@ -559,7 +561,8 @@ TEST_CASE("nn: learning-rate schedules reproduce PyTorch's") {
       sched.step();
       lrs.push_back(opt.lr());
     }
-    INFO(name);
+    const std::string& case_name = name;  // clang 14 lambdas cannot capture structured bindings
+    INFO(case_name);
     check_values(lrs, ref.at("lr." + name), 1e-12);
   };
   run("step", [](nn::Optimizer& o) { return nn::StepLR(o, 3, 0.5); });
@@ -593,7 +596,8 @@ DEVICE_TEST("nn: cross_entropy and nll_loss reproduce PyTorch's values and gradi
       {"nll_weight", [&](const Tensor& x) { return nn::nll_loss(nn::log_softmax(x, 1), target, R::Mean, -100, weight); }},
   };
   for (auto& [name, fn] : cases) {
-    INFO(name);
+    const std::string& case_name = name;  // clang 14 lambdas cannot capture structured bindings
+    INFO(case_name);
     Tensor logits = tensor_of("logits", {4, 5});
     logits.requires_grad_();
     Tensor loss = fn(logits);

@@ -119,7 +119,9 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
   const int64_t h = 7, w = 8;
   for (auto [k, s, p, ceil] : std::vector<std::tuple<Pair, Pair, Pair, bool>>{
            {{2, 2}, {2, 2}, {0, 0}, false}, {{3, 3}, {2, 2}, {1, 1}, false}, {{3, 2}, {2, 3}, {1, 0}, true}}) {
-    INFO("kernel ", k[0], "x", k[1], " ceil ", ceil);
+    const int64_t kh = k[0], kw = k[1];  // clang 14 lambdas cannot capture structured bindings
+    const bool ceil_mode = ceil;
+    INFO("kernel ", kh, "x", kw, " ceil ", ceil_mode);
     auto [values, indices] = nn::max_pool2d_with_indices(t, k, s, p, {1, 1}, ceil);
     Tensor avg = nn::avg_pool2d(t, k, s, p, ceil, true), avg_real = nn::avg_pool2d(t, k, s, p, ceil, false);
     const int64_t oh = values.sizes()[2], ow = values.sizes()[3];
@@ -163,7 +165,9 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
   Tensor gd = from_ref(random_ref({2, 3, 9, 10}, -1, 1, 25), kFloat32, device);
   for (auto [k, s, p, d, ceil] : std::vector<std::tuple<Pair, Pair, Pair, Pair, bool>>{
            {{3, 3}, {1, 1}, {1, 1}, {1, 1}, false}, {{3, 2}, {2, 1}, {1, 0}, {2, 1}, true}}) {
-    INFO("kernel ", k[0], "x", k[1], " dilation ", d[0], " ceil ", ceil);
+    const int64_t kh = k[0], kw = k[1], dh = d[0];  // clang 14 lambdas cannot capture structured bindings
+    const bool ceil_mode = ceil;
+    INFO("kernel ", kh, "x", kw, " dilation ", dh, " ceil ", ceil_mode);
     Tensor xi = xd.detach().clone(), xc = xd.to(Device::cpu());
     xi.requires_grad_();
     xc.requires_grad_();
@@ -336,7 +340,8 @@ DEVICE_TEST("vision: the conv2d kernel equals the reference path, channels-last 
   CudnnExact exact(true);
   for (auto [stride, padding, dilation, groups] : std::vector<std::tuple<Pair, Pair, Pair, int64_t>>{
            {{1, 1}, {1, 1}, {1, 1}, 1}, {{2, 2}, {3, 3}, {1, 1}, 1}, {{1, 2}, {2, 1}, {2, 2}, 4}, {{1, 1}, {1, 1}, {1, 1}, 16}}) {
-    INFO("stride ", stride[0], " groups ", groups);
+    const int64_t sh = stride[0], group_count = groups;  // clang 14 lambdas cannot capture structured bindings
+    INFO("stride ", sh, " groups ", group_count);
     Tensor x = from_ref(random_ref({3, 16, 13, 11}, -1, 1, 61), kFloat32, device);
     Tensor w = from_ref(random_ref({32, 16 / groups, 3, 3}, -1, 1, 62), kFloat32, device);
     Tensor b = from_ref(random_ref({32}, -1, 1, 63), kFloat32, device);
@@ -399,7 +404,8 @@ DEVICE_TEST("vision: conv2d with cuDNN's default algorithm choice (FFT and Winog
   // is spread over the output (PyTorch's own 3×3 weight gradient: 7e-5 of its largest value).
   for (auto [c, hw, k, stride] : std::vector<std::tuple<int64_t, int64_t, int64_t, int64_t>>{
            {64, 28, 3, 1}, {64, 28, 1, 1}, {32, 29, 3, 2}, {16, 56, 7, 2}}) {
-    INFO("channels ", c, " kernel ", k, " stride ", stride);
+    const int64_t ch = c, kk = k, st = stride;  // clang 14 lambdas cannot capture structured bindings
+    INFO("channels ", ch, " kernel ", kk, " stride ", st);
     Tensor x = from_ref(random_ref({8, c, hw, hw}, -1, 1, 90), kFloat32, device);
     Tensor w = from_ref(random_ref({c, c, k, k}, -1, 1, 91), kFloat32, device);
     x.requires_grad_();

@@ -74,6 +74,12 @@ void reduce(const Tensor& in, const std::vector<int64_t>& dims, const Reducer& r
   const char* data = static_cast<const char*>(in.data());
   const int64_t L = g.numel_red;
   const int64_t chunks = std::max<int64_t>(1, (L + kReduceChunk - 1) / kReduceChunk);
+  if (L == 0) {
+    // An empty range: every output is the identity. (The data pointer of an empty input may be
+    // null, and offsetting it is undefined behaviour, which UBSan reports.)
+    for (int64_t o = 0; o < g.numel_out; ++o) emit(o, r.identity());
+    return;
+  }
 
   auto reduce_one = [&](int64_t o) {
     const char* base = data + kept_offset(g, o);
