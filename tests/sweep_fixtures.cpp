@@ -4,8 +4,12 @@
 // with and without the checksum (without it, flips reach the FlatBuffers verifier and ember's
 // own checks); a flipped file that loads is run once on the CPU. No load may fail with
 // OutOfMemory: the loader allocates nothing the file's size does not justify.
-// Usage: sweep_fixtures [--stride N] model.ember...   (--stride: flip every Nth byte past the
-// first 16 KiB, where the flatbuffer is; weights there only change values)
+// Usage: sweep_fixtures [--stride N] [--cap-mb M] model.ember...
+//   --stride: flip every Nth byte past the first 16 KiB, where the flatbuffer is (weights there
+//   only change values); --cap-mb: limit the address space to M MB beyond what the process
+//   holds once started (its libraries mapped: CUDA's alone map hundreds of MB).
+#include <sys/resource.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <fstream>
@@ -66,13 +70,40 @@ void try_load(std::string bytes, bool checksum, bool run, Counts& c) {
 
 }  // namespace
 
+// The process's address space now, in bytes (VmSize in /proc/self/status), or 0.
+int64_t address_space_bytes() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmSize:") {
+      int64_t kb = 0;
+      status >> kb;
+      return kb * 1024;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
 int main(int argc, char** argv) {
-  int64_t stride = 1;
+  int64_t stride = 1, cap_mb = 0;
   std::vector<std::string> files;
   for (int i = 1; i < argc; ++i) {
     const std::string a = argv[i];
     if (a == "--stride" && i + 1 < argc) stride = std::max<int64_t>(1, std::atoll(argv[++i]));
+    else if (a == "--cap-mb" && i + 1 < argc) cap_mb = std::atoll(argv[++i]);
     else files.push_back(a);
+  }
+  if (cap_mb > 0) {
+    const int64_t base = address_space_bytes();
+    const rlim_t limit = static_cast<rlim_t>(base + cap_mb * (int64_t{1} << 20));
+    const rlimit r{limit, limit};
+    if (base == 0 || setrlimit(RLIMIT_AS, &r) != 0) {
+      std::fprintf(stderr, "sweep_fixtures: cannot set the address-space cap\n");
+      return 2;
+    }
+    std::printf("address space capped at %lld MB (%lld MB in use at start)\n",
+                static_cast<long long>(limit >> 20), static_cast<long long>(base >> 20));
   }
   if (files.empty()) {
     std::fprintf(stderr, "usage: sweep_fixtures [--stride N] model.ember...\n");
