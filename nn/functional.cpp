@@ -32,7 +32,6 @@ Tensor reduce(const Tensor& per_element, Reduction r, const Tensor& count = Tens
 
 }  // namespace
 
-
 namespace {
 
 // Per-row negative log-likelihood −w[y]·logp[y] and the weights w[y] (zero at ignore_index).
@@ -135,10 +134,6 @@ DimList trailing_dims(const Tensor& x, const Shape& normalized_shape, const Tens
 }
 
 bool is_half(DType t) { return t == kFloat16 || t == kBFloat16; }
-
-}  // namespace
-
-namespace {
 
 int64_t product(const Shape& s) {
   int64_t n = 1;
