@@ -13,19 +13,27 @@
 namespace ember {
 
 int64_t window_count(int64_t in, int64_t k, int64_t s, int64_t p, int64_t d, bool ceil_mode, const char* op) {
-  const int64_t span = in + 2 * p - d * (k - 1) - 1;
+  // In 128 bits: a damaged model's padding, dilation or stride may be near INT64_MAX.
+  using Wide = __int128;
+  const Wide span = Wide{in} + 2 * Wide{p} - Wide{d} * (Wide{k} - 1) - 1;
   EMBER_CHECK(span >= 0, ShapeMismatch, "[", op, "] the window (kernel ", k, ", dilation ", d,
               ") is larger than the padded input (", in, " + 2·", p, ")");
-  int64_t o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
-  if (ceil_mode && (o - 1) * s >= in + p) --o;  // the last window must start inside the input
-  return o;
+  Wide o = (ceil_mode ? (span + s - 1) / s : span / s) + 1;
+  if (ceil_mode && (o - 1) * s >= Wide{in} + p) --o;  // the last window must start inside the input
+  EMBER_CHECK(o <= INT64_MAX, InvalidArgument, "[", op, "] the output size overflows int64 (padding ", p, ")");
+  return static_cast<int64_t>(o);
 }
 
 Tensor sliding_windows(const Tensor& padded, Pair2 k, Pair2 s, Pair2 d, int64_t oh, int64_t ow) {
   Tensor xp = padded.contiguous();
   const Strides& st = xp.strides();
+  int64_t steps[4];
+  EMBER_CHECK(!__builtin_mul_overflow(st[2], s[0], &steps[0]) && !__builtin_mul_overflow(st[3], s[1], &steps[1]) &&
+                  !__builtin_mul_overflow(st[2], d[0], &steps[2]) && !__builtin_mul_overflow(st[3], d[1], &steps[3]),
+              InvalidArgument, "[conv2d] stride (", s[0], ", ", s[1], ") or dilation (", d[0], ", ", d[1],
+              ") too large for the input");
   return as_strided(xp, {xp.sizes()[0], xp.sizes()[1], oh, ow, k[0], k[1]},
-                    {st[0], st[1], st[2] * s[0], st[3] * s[1], st[2] * d[0], st[3] * d[1]}, xp.storage_offset());
+                    {st[0], st[1], steps[0], steps[1], steps[2], steps[3]}, xp.storage_offset());
 }
 
 namespace {
@@ -51,7 +59,7 @@ void check_conv(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2
   }
   EMBER_CHECK(groups >= 1, InvalidArgument, "[conv2d] groups must be >= 1, got ", groups);
   const int64_t c = x.sizes()[1], o = weight.sizes()[0], cg = weight.sizes()[1];
-  EMBER_CHECK(c == cg * groups && o % groups == 0, ShapeMismatch, "[conv2d] input with ", c, " channels, weight ",
+  EMBER_CHECK(c % groups == 0 && c / groups == cg && o % groups == 0, ShapeMismatch, "[conv2d] input with ", c, " channels, weight ",
               shape_str(weight.sizes()), " and groups ", groups, " do not fit (expected C = ", cg, "·", groups,
               " and O divisible by groups)");
   EMBER_CHECK(!bias.defined() || (bias.dim() == 1 && bias.sizes()[0] == o), ShapeMismatch,
