@@ -186,6 +186,16 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
               shape_str(k.sizes()), " and ", shape_str(v.sizes()));
   EMBER_CHECK(!(is_causal && attn_mask.defined()), InvalidArgument, "[", op,
               "] is_causal and attn_mask cannot both be given (put the causal mask into attn_mask)");
+  const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
+  // Before the math path repeats grouped key/value heads: the fused kernel reads them in place.
+  if (current_attention_kernel != AttentionKernel::Math) {
+    std::string refusal = flash_attention_refusal(q, k, v, attn_mask.defined(), dropout_p);
+    if (refusal.empty() && q.dim() == 4 && k.dim() == 4 && q.size(-3) != k.size(-3) && !enable_gqa)
+      refusal = "q's and k's heads differ and enable_gqa is off";
+    if (refusal.empty()) return flash_attention(q, k, v, is_causal, s);
+    EMBER_CHECK(current_attention_kernel == AttentionKernel::Auto, Unsupported, "[", op,
+                "] AttentionKernel::Fused was asked for but ", refusal);
+  }
   Tensor key = k, value = v;
   if (enable_gqa && q.dim() >= 3 && k.dim() >= 3 && q.size(-3) != k.size(-3)) {
     const int64_t hq = q.size(-3), hkv = k.size(-3);
@@ -201,15 +211,6 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     };
     key = repeat_heads(k);
     value = repeat_heads(v);
-  }
-  const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
-  if (current_attention_kernel != AttentionKernel::Math) {
-    std::string refusal = flash_attention_refusal(q, k, v, attn_mask.defined(), dropout_p);
-    if (refusal.empty() && q.dim() == 4 && k.dim() == 4 && q.size(-3) != k.size(-3) && !enable_gqa)
-      refusal = "q's and k's heads differ and enable_gqa is off";
-    if (refusal.empty()) return flash_attention(q, k, v, is_causal, s);
-    EMBER_CHECK(current_attention_kernel == AttentionKernel::Auto, Unsupported, "[", op,
-                "] AttentionKernel::Fused was asked for but ", refusal);
   }
   Tensor scores = mul(matmul(q, transpose(key, -2, -1)), s);
   if (is_half(scores.dtype())) scores = scores.to(kFloat32);
