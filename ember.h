@@ -12,6 +12,8 @@
 #include "distributed/sampler.h"
 #include "graph/executor.h"
 #include "graph/graph.h"
+#include "graph/passes.h"
+#include "model/inference.h"
 #include "model/model.h"
 #include "nn/checkpoint.h"
 #include "nn/functional.h"

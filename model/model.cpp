@@ -24,8 +24,40 @@ Model Model::load(const std::string& path, Device device, const LoadOptions& opt
   return m;
 }
 
+namespace {
+
+bool records_autograd(const TensorList& inputs, const std::vector<Tensor>& stored) {
+  if (!grad_enabled()) return false;
+  for (const Tensor& t : inputs)
+    if (t.defined() && t.requires_grad()) return true;
+  for (const Tensor& t : stored)
+    if (t.defined() && t.requires_grad()) return true;
+  return false;
+}
+
+}  // namespace
+
 TensorList Model::forward(const TensorList& inputs) const {
+  if (!training_ && !records_autograd(inputs, stored_)) return inference_plan()->run(inputs);
   return executor_->run(inputs, stored_, {training_, device_});
+}
+
+std::shared_ptr<InferencePlan> Model::inference_plan() const {
+  std::lock_guard<std::mutex> lock(inference_->mutex);
+  if (!inference_->plan || !inference_->plan->current(stored_))
+    inference_->plan = std::make_shared<InferencePlan>(*graph_, stored_, device_, inference_->options);
+  return inference_->plan;
+}
+
+void Model::set_inference_options(const InferenceOptions& options) {
+  auto fresh = std::make_shared<InferenceState>();
+  fresh->options = options;
+  inference_ = std::move(fresh);
+}
+
+InferenceStats Model::inference_stats() const {
+  std::lock_guard<std::mutex> lock(inference_->mutex);
+  return inference_->plan ? inference_->plan->stats() : InferenceStats{};
 }
 
 std::vector<std::pair<std::string, Tensor>> Model::named_parameters() const {
@@ -67,6 +99,7 @@ void Model::to(Device device) {
     if (requires_grad[id]) moved[id].requires_grad_();
   stored_ = std::move(moved);
   device_ = device;
+  set_inference_options(inference_->options);  // a plan for the new device when next needed
 }
 
 void Model::save(const std::string& path) const {

@@ -14,6 +14,7 @@
 
 #include "graph/executor.h"
 #include "graph/graph.h"
+#include "model/inference.h"
 #include "runtime/tensor.h"
 
 namespace ember {
@@ -30,8 +31,16 @@ class Model {
   /// on the CPU they view the mapped file (copied on first write); on CUDA each is uploaded once.
   static Model load(const std::string& path, Device device = Device::cpu(), const LoadOptions& options = {});
 
-  /// Runs the graph; inputs in the file's order, on the model's device.
+  /// Runs the graph; inputs in the file's order, on the model's device. In evaluation mode with
+  /// no gradient recorded (under NoGradGuard, or nothing requires grad) it takes the inference
+  /// fast path (model/inference.h): an optimised copy of the graph, and CUDA graphs on CUDA.
   TensorList forward(const TensorList& inputs) const;
+
+  /// Options of the inference fast path (dropping the current plan).
+  void set_inference_options(const InferenceOptions& options);
+  const InferenceOptions& inference_options() const { return inference_->options; }
+  /// What the current plan did (empty before the first inference run).
+  InferenceStats inference_stats() const;
 
   /// Parameters and buffers by their PyTorch state_dict names.
   std::vector<std::pair<std::string, Tensor>> named_parameters() const;
@@ -62,6 +71,14 @@ class Model {
   std::shared_ptr<graph::Graph> graph_;  // shared: the executor refers to it
   std::shared_ptr<graph::Executor> executor_;
   std::vector<Tensor> stored_;           // per value id: parameter, buffer or constant
+  struct InferenceState {
+    std::mutex mutex;
+    InferenceOptions options;
+    std::shared_ptr<InferencePlan> plan;
+  };
+  // A model's copies share it until one moves or changes options.
+  std::shared_ptr<InferenceState> inference_ = std::make_shared<InferenceState>();
+  std::shared_ptr<InferencePlan> inference_plan() const;
   Device device_ = Device::cpu();
   bool training_ = false;
   uint64_t checksum_ = 0;

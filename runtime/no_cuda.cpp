@@ -61,6 +61,9 @@ Event::Event(int, bool) : device_(0) { no_cuda("event"); }
 void Event::record(const std::optional<Stream>&) { no_cuda("event"); }
 void Event::wait(const Stream&) const { no_cuda("event"); }
 void Event::synchronize() const { no_cuda("event"); }
+Graph Graph::capture(int, const std::function<void()>&) { no_cuda("cuda graph"); }
+void Graph::replay() const { no_cuda("cuda graph"); }
+GraphMemoryStats graph_memory_stats(int) { no_cuda("cuda graph"); }
 float Event::elapsed_ms(const Event&, const Event&) { no_cuda("event"); }
 MemoryStats memory_stats(int) { no_cuda("memory_stats"); }
 void reset_peak_memory_stats(int) { no_cuda("memory_stats"); }

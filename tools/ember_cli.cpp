@@ -6,6 +6,7 @@
 #include "ember.h"
 #include "tools/demo.h"
 #include "tools/launch.h"
+#include "tools/model_bench.h"
 #include "tools/model_commands.h"
 
 namespace {
@@ -53,6 +54,20 @@ int main(int argc, char** argv) {
   run->add_option("--output,-o", run_outputs, "where to write each output as .npy, in order");
   run->add_option("--device", device, "cpu, cuda, cuda:N or best")->capture_default_str();
   run->add_option("--batch", batch, "the size of symbolic dims for random inputs")->capture_default_str();
+
+  auto* bench = app.add_subcommand("bench", "Time a .ember model's forward on random inputs: latency, throughput, "
+                                             "memory");
+  bench->add_option("model", model_path, "the .ember file")->required();
+  ember::tools::BenchOptions bo;
+  bench->add_option("--device", bo.device, "cpu, cuda, cuda:N or best")->capture_default_str();
+  bench->add_option("--batch", bo.batch, "the size of symbolic input dims")->capture_default_str();
+  bench->add_option("--warmup", bo.warmup, "forwards before timing")->capture_default_str();
+  bench->add_option("--iterations", bo.iterations, "timed forwards")->capture_default_str();
+  bool no_graphs = false, no_optimize = false;
+  bench->add_flag("--no-cuda-graphs", no_graphs, "run every forward eagerly (no CUDA graph capture)");
+  bench->add_flag("--no-optimize", no_optimize, "run the graph as exported (no inference passes)");
+  bench->add_flag("--tf32", bo.tf32, "float32 matrix products on TF32 tensor cores");
+  bench->add_flag("--json", bo.json, "print one JSON object");
 
   auto* convert = app.add_subcommand("convert", "Re-save a .ember model's weights as safetensors (PyTorch's names)");
   convert->add_option("model", model_path, "the .ember file")->required();
@@ -109,6 +124,10 @@ int main(int argc, char** argv) {
     } else if (*convert) {
       ember::load(model_path).save_safetensors(safetensors_path);
       std::cout << "wrote " << safetensors_path << "\n";
+    } else if (*bench) {
+      bo.cuda_graphs = !no_graphs;
+      bo.optimize = !no_optimize;
+      return ember::tools::model_bench(model_path, bo);
     } else if (*run) {
       return ember::tools::model_run(model_path, run_inputs, run_outputs, device, batch);
     } else {

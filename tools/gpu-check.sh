@@ -3,13 +3,15 @@
 # (the CUDA cases included), the CPU and CUDA benchmarks and PyTorch's side of them, and
 # prints a one-screen summary last. Logs go to build-gpu/logs; where $OUT is set (the device
 # tool), the key ones are copied there (it returns at most 8 files) with the rest in a tarball.
-# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench | --transformer-bench]
+# Usage: tools/gpu-check.sh [--no-bench | --cnn-bench | --ddp-bench | --transformer-bench | --inference-bench]
 #   EMBER_SKIP_TESTS=1: build and benchmark only (a second call on a machine that just ran the
 #   tests).
 #   --cnn-bench: only the CNN benchmark; --ddp-bench: only the data-parallel benchmark (resnet50
 #   and GPT training on 1, 2, 4, 8 GPUs up to the machine's count, ember beside PyTorch DDP;
 #   EMBER_DDP_MODELS picks the models) and, with the GPT, the one-GPU GPT benchmark;
 #   --transformer-bench: only the attention and GPT benchmarks beside PyTorch.
+#   --inference-bench: only the inference table (bench/inference_table.py; EMBER_INFER_ARGS
+#   passes e.g. "--only gpt,resnet50 --compile").
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -20,6 +22,7 @@ bench=1
 [ "${1:-}" = "--cnn-bench" ] && bench=2
 [ "${1:-}" = "--ddp-bench" ] && bench=3
 [ "${1:-}" = "--transformer-bench" ] && bench=4
+[ "${1:-}" = "--inference-bench" ] && bench=5
 export PATH="/usr/local/cuda/bin:$PATH"
 
 summary=()
@@ -129,6 +132,12 @@ if [ $bench = 4 ]; then
     python3 bench/compare.py "$out/ember_gpt.csv" "$out/torch_gpt.csv" >"$out/gpt_table.md"
 fi
 
+if [ $bench = 5 ]; then
+  # shellcheck disable=SC2086
+  python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer ${EMBER_INFER_ARGS:-} >"$out/inference.txt" 2>&1 ||
+    note "inference_table.py failed: $(tail -3 "$out/inference.txt")"
+fi
+
 if [ $bench = 1 ] || [ $bench = 2 ]; then
   # Convolutional networks: PyTorch exports the models and times its side, then ember's.
   mkdir -p /tmp/ember_cnn
@@ -157,6 +166,7 @@ fi
   [ -f "$out/gpt_table.md" ] && cat "$out/gpt_table.md"
   [ -f "$out/attn.txt" ] && grep -E 'math path' "$out/attn.txt"
   [ -f "$out/attn_table.md" ] && cat "$out/attn_table.md"
+  [ -f "$out/inference.txt" ] && cat "$out/inference.txt"
   [ -f "$out/tests/ember_tests.log" ] && grep -E '^attention ' "$out/tests/ember_tests.log"
   [ -f "$out/tests/killed0.log" ] && { echo "killed-rank test, the survivor's last lines:"; tail -3 "$out/tests/killed0.log"; }
   [ -f "$out/tests/export_figures.txt" ] && cat "$out/tests/export_figures.txt"

@@ -5,6 +5,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -95,6 +96,33 @@ class Event {
   std::shared_ptr<void> handle_;
   int device_;
 };
+
+/// A captured CUDA graph: the work a function queued on the current stream of a device, recorded
+/// once and replayed with one launch. Memory allocated while capturing belongs to the graph
+/// (CUDA's graph memory nodes, reused across values whose lifetimes do not overlap); what is
+/// still allocated when capture ends is freed automatically when the graph is launched again.
+class Graph {
+ public:
+  /// Runs `work` with the current stream of `device` capturing (this thread only). Throws the
+  /// error `work` threw, or a Cuda error naming why capture failed (e.g. a synchronising call).
+  static Graph capture(int device, const std::function<void()>& work);
+  /// Launches the graph on the current stream of its device.
+  void replay() const;
+  int device() const { return device_; }
+
+ private:
+  Graph(std::shared_ptr<void> exec, int device) : exec_(std::move(exec)), device_(device) {}
+  std::shared_ptr<void> exec_;
+  int device_ = 0;
+};
+
+/// Memory held by captured graphs (not counted in MemoryStats, which counts tensors).
+struct GraphMemoryStats {
+  size_t used = 0;       // bytes graphs' allocations hold now
+  size_t used_peak = 0;  // high-water mark of `used`
+  size_t reserved = 0;   // bytes reserved from the driver for graphs
+};
+GraphMemoryStats graph_memory_stats(int device);
 
 struct MemoryStats {
   size_t allocated = 0;       // bytes held by live tensors

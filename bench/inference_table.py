@@ -1,0 +1,133 @@
+"""The side-by-side inference table of issue 9: the same exported models, the same inputs, on
+one GPU in one run — PyTorch eager, PyTorch replaying a CUDA graph (and torch.compile with
+--compile), and ember (`ember bench`, CUDA graphs on and off). Times are medians of device-event
+timings per forward, queued back to back after warm-up; memory is the peak of tensors over one
+eager forward beyond the weights and inputs (activations and outputs).
+Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--only NAME,...]"""
+import json
+import os
+import subprocess
+import sys
+
+import torch
+from torch import nn
+
+sys.path.insert(0, os.path.dirname(__file__))
+import gpt_model  # noqa: E402
+from ember_export import export  # noqa: E402
+from torch_cuda import gpu_ms  # noqa: E402
+
+
+def mlp():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(784, 1024), nn.ReLU(), nn.Linear(1024, 1024), nn.ReLU(), nn.Linear(1024, 10))
+
+
+def torchvision_model(name):
+    import torchvision
+    torch.manual_seed(0)
+    return getattr(torchvision.models, name)(weights=None)
+
+
+def gpt():
+    torch.manual_seed(0)
+    return gpt_model.GPT(**gpt_model.CONFIG)
+
+
+# name, constructor, input of batch b, batches
+MODELS = [
+    ("mlp", mlp, lambda b: torch.randn(b, 784), [1, 256]),
+    ("resnet18", lambda: torchvision_model("resnet18"), lambda b: torch.randn(b, 3, 224, 224), [1, 64]),
+    ("resnet50", lambda: torchvision_model("resnet50"), lambda b: torch.randn(b, 3, 224, 224), [1, 64]),
+    ("mobilenet_v2", lambda: torchvision_model("mobilenet_v2"), lambda b: torch.randn(b, 3, 224, 224), [1]),
+    ("gpt", gpt, lambda b: gpt_model.batch(b, device="cpu")[0], [1, 16]),
+    ("vit_b_16", lambda: torchvision_model("vit_b_16"), lambda b: torch.randn(b, 3, 224, 224), [1, 32]),
+]
+
+
+def torch_times(model, x, compile_too):
+    """Eager, CUDA-graph replay (and torch.compile) ms per forward; activation peak MiB."""
+    out = {}
+    with torch.no_grad():
+        model(x)
+        torch.cuda.synchronize()
+        base = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        model(x)
+        torch.cuda.synchronize()
+        out["peak_mib"] = (torch.cuda.max_memory_allocated() - base) / 2**20
+        out["eager"] = gpu_ms(lambda: model(x), inner=10, reps=15)
+        static_x = x.clone()
+        side = torch.cuda.Stream()
+        side.wait_stream(torch.cuda.current_stream())
+        with torch.cuda.stream(side):
+            for _ in range(3):
+                model(static_x)
+        torch.cuda.current_stream().wait_stream(side)
+        graph = torch.cuda.CUDAGraph()
+        with torch.cuda.graph(graph):
+            model(static_x)
+        out["graph"] = gpu_ms(graph.replay, inner=10, reps=15)
+        if compile_too:
+            compiled = torch.compile(model)
+            out["compile"] = gpu_ms(lambda: compiled(x), inner=10, reps=15)
+    return out
+
+
+def ember_times(cli, path, batch, graphs):
+    cmd = [cli, "bench", path, "--device", "cuda", "--batch", str(batch), "--json", "--iterations", "100"]
+    if not graphs:
+        cmd.append("--no-cuda-graphs")
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main():
+    cli, out_dir = sys.argv[1], sys.argv[2]
+    compile_too = "--compile" in sys.argv
+    only = None
+    if "--only" in sys.argv:
+        only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
+    os.makedirs(out_dir, exist_ok=True)
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    rows = []
+    for name, make, example, batches in MODELS:
+        if only and name not in only:
+            continue
+        model = make().eval()
+        path = os.path.join(out_dir, f"{name}.ember")
+        export(model, (example(2),), path, dynamic_batch=True)
+        model = model.cuda()
+        for b in batches:
+            x = example(b).cuda()
+            t = torch_times(model, x, compile_too)
+            e = ember_times(cli, path, b, True)
+            e_eager = ember_times(cli, path, b, False)
+            rows.append((f"{name} b{b}", t, e, e_eager))
+            print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} | ember graphs "
+                  f"{e['median_ms']:.3f} eager {e_eager['median_ms']:.3f} | peak MiB torch {t['peak_mib']:.1f} "
+                  f"ember {e['activation_peak_mib']:.1f} (graphs {e['graph_memory_mib']:.1f}) | "
+                  f"nodes {e['nodes_before']}->{e['nodes_after']}", flush=True)
+        del model
+        torch.cuda.empty_cache()
+    header = ("| model | torch eager ms | torch graph ms |" + (" torch.compile ms |" if compile_too else "") +
+              " ember ms (graphs) | ember ms (no graphs) | ember / eager | ember / torch graph |"
+              " activations MiB torch / ember / ember graphs |")
+    print()
+    print(header)
+    print("|" + "---|" * (header.count("|") - 1))
+    for case, t, e, ee in rows:
+        cols = [case, f"{t['eager']:.3f}", f"{t['graph']:.3f}"]
+        if compile_too:
+            cols.append(f"{t['compile']:.3f}")
+        cols += [f"{e['median_ms']:.3f}", f"{ee['median_ms']:.3f}", f"{e['median_ms'] / t['eager']:.2f}",
+                 f"{e['median_ms'] / t['graph']:.2f}",
+                 f"{t['peak_mib']:.1f} / {e['activation_peak_mib']:.1f} / {e['graph_memory_mib']:.1f}"]
+        print("| " + " | ".join(cols) + " |")
+
+
+if __name__ == "__main__":
+    main()

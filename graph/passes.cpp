@@ -1,0 +1,208 @@
+#include "graph/passes.h"
+
+#include <new>
+
+#include "autograd/grad_mode.h"
+#include "ops/binary.h"
+#include "ops/creation.h"
+#include "ops/unary.h"
+#include "ops/view.h"
+#include "runtime/error.h"
+
+namespace ember::graph {
+
+std::string PassStats::summary() const {
+  return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
+                 constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
+                 dead_nodes_removed, " dead)");
+}
+
+namespace {
+
+void erase_marked(Graph& g, const std::vector<bool>& removed) {
+  std::vector<Node> kept;
+  kept.reserve(g.nodes.size());
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!removed[k]) kept.push_back(std::move(g.nodes[k]));
+  g.nodes = std::move(kept);
+}
+
+bool returns_its_input(const Graph& g, const Node& n) {
+  if (n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0) return false;
+  if (n.op == "dropout" || n.op == "detach") return true;  // dropout: evaluation mode only
+  if (n.op == "cast") {
+    const DType from = g.values[n.inputs[0]].dtype;
+    return n.attributes.get_dtype("dtype") == from && g.values[n.outputs[0]].dtype == from;
+  }
+  return false;
+}
+
+// Readers of each value: node indices, and whether a graph output is the value.
+std::vector<int> use_counts(const Graph& g) {
+  std::vector<int> uses(g.values.size(), 0);
+  for (const Node& n : g.nodes)
+    for (int32_t id : n.inputs)
+      if (id >= 0) ++uses[id];
+  for (uint32_t id : g.outputs) ++uses[id];
+  return uses;
+}
+
+bool is_stored(const std::vector<Tensor>& stored, int32_t id) {
+  return id >= 0 && static_cast<size_t>(id) < stored.size() && stored[id].defined();
+}
+
+uint32_t add_constant(Graph& g, std::vector<Tensor>& stored, const std::string& name, const Tensor& t) {
+  Value v;
+  v.name = name;
+  v.dtype = t.dtype();
+  for (int64_t s : t.sizes()) v.shape.push_back(Dim{s, ""});
+  v.kind = ValueKind::Constant;
+  g.values.push_back(std::move(v));
+  stored.resize(g.values.size());
+  stored.back() = t;
+  return static_cast<uint32_t>(g.values.size() - 1);
+}
+
+}  // namespace
+
+int remove_identities(Graph& g) {
+  std::vector<int32_t> alias(g.values.size());
+  for (size_t id = 0; id < alias.size(); ++id) alias[id] = static_cast<int32_t>(id);
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    Node& n = g.nodes[k];
+    for (int32_t& id : n.inputs)
+      if (id >= 0) id = alias[id];
+    if (!returns_its_input(g, n)) continue;
+    alias[n.outputs[0]] = n.inputs[0];
+    removed[k] = true;
+    ++count;
+  }
+  for (uint32_t& id : g.outputs) id = static_cast<uint32_t>(alias[id]);
+  erase_marked(g, removed);
+  return count;
+}
+
+int fold_constants(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx, size_t max_bytes) {
+  NoGradGuard no_grad;
+  stored.resize(g.values.size());
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& n = g.nodes[k];
+    bool all_stored = true;
+    TensorList args;
+    for (int32_t id : n.inputs) {
+      if (id >= 0 && !is_stored(stored, id)) all_stored = false;
+      args.push_back(id >= 0 ? stored[id] : Tensor());
+    }
+    if (!all_stored) continue;
+    TensorList out;
+    try {
+      out = find_graph_op(n.op)->run(args, n.attributes, ctx);
+    } catch (const Error&) {
+      continue;  // left to run time, which reports the error with the node's name
+    } catch (const std::bad_alloc&) {
+      continue;
+    }
+    if (out.size() != n.outputs.size()) continue;
+    bool small = true;
+    for (const Tensor& t : out) {
+      bool view_of_input = false;
+      for (const Tensor& a : args)
+        if (a.defined() && t.defined() && a.storage() == t.storage()) view_of_input = true;
+      if (t.defined() && !view_of_input && t.nbytes() > max_bytes) small = false;
+    }
+    if (!small) continue;
+    for (size_t j = 0; j < out.size(); ++j) {
+      stored[n.outputs[j]] = out[j];
+      g.values[n.outputs[j]].kind = ValueKind::Constant;
+    }
+    removed[k] = true;
+    ++count;
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
+int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored) {
+  NoGradGuard no_grad;
+  stored.resize(g.values.size());
+  const std::vector<int> uses = use_counts(g);
+  std::vector<int64_t> producer(g.values.size(), -1);
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    for (uint32_t id : g.nodes[k].outputs) producer[id] = static_cast<int64_t>(k);
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& bn = g.nodes[k];
+    if (bn.op != "batch_norm" || bn.inputs.size() != 5 || bn.inputs[0] < 0) continue;
+    const int32_t y = bn.inputs[0];
+    if (uses[y] != 1 || producer[y] < 0) continue;
+    Node& conv = g.nodes[producer[y]];
+    if (conv.op != "convolution" || conv.attributes.get_bool("transposed", false) || conv.inputs.size() < 2) continue;
+    const int32_t w_id = conv.inputs[1], b_id = conv.inputs.size() > 2 ? conv.inputs[2] : -1;
+    const int32_t gamma_id = bn.inputs[1], beta_id = bn.inputs[2], mean_id = bn.inputs[3], var_id = bn.inputs[4];
+    if (!is_stored(stored, w_id) || (b_id >= 0 && !is_stored(stored, b_id)) || !is_stored(stored, mean_id) ||
+        !is_stored(stored, var_id) || (gamma_id >= 0 && !is_stored(stored, gamma_id)) ||
+        (beta_id >= 0 && !is_stored(stored, beta_id)))
+      continue;
+    const Tensor& w = stored[w_id];
+    if (!is_floating(w.dtype()) || w.dim() < 3) continue;
+    const int64_t channels = w.sizes()[0];
+    auto f64 = [&](int32_t id, double fallback) {
+      return id >= 0 ? stored[id].to(kFloat64) : full({channels}, fallback, {kFloat64, w.device()});
+    };
+    const double eps = bn.attributes.get_float("eps", 1e-5);
+    Tensor scale = div(f64(gamma_id, 1.0), sqrt(add(f64(var_id, 0.0), eps)));
+    Shape per_channel(static_cast<size_t>(w.dim()), 1);
+    per_channel[0] = channels;
+    Tensor folded_w = mul(w.to(kFloat64), reshape(scale, per_channel)).to(w.dtype()).contiguous();
+    Tensor folded_b = add(mul(sub(f64(b_id, 0.0), f64(mean_id, 0.0)), scale), f64(beta_id, 0.0)).to(w.dtype());
+    const std::string base = g.values[w_id].name;
+    const uint32_t new_w = add_constant(g, stored, base + "+bn", folded_w);
+    const uint32_t new_b = add_constant(g, stored, base + "+bn.bias", folded_b);
+    conv.inputs = {conv.inputs[0], static_cast<int32_t>(new_w), static_cast<int32_t>(new_b)};
+    conv.outputs[0] = bn.outputs[0];
+    removed[k] = true;
+    ++count;
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
+int remove_dead_nodes(Graph& g) {
+  std::vector<bool> live(g.values.size(), false);
+  for (uint32_t id : g.outputs) live[id] = true;
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = g.nodes.size(); k-- > 0;) {
+    const Node& n = g.nodes[k];
+    bool needed = false;
+    for (uint32_t id : n.outputs) needed = needed || live[id];
+    if (!needed) {
+      removed[k] = true;
+      ++count;
+      continue;
+    }
+    for (int32_t id : n.inputs)
+      if (id >= 0) live[id] = true;
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
+PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx) {
+  PassStats s;
+  s.nodes_before = static_cast<int>(g.nodes.size());
+  s.identities_removed = remove_identities(g);
+  // Before constant folding, which would otherwise fold a batch norm's weights alone.
+  s.batch_norms_folded = fold_conv_batch_norm(g, stored);
+  s.constants_folded = fold_constants(g, stored, ctx);
+  s.dead_nodes_removed = remove_dead_nodes(g);
+  s.nodes_after = static_cast<int>(g.nodes.size());
+  return s;
+}
+
+}  // namespace ember::graph

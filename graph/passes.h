@@ -1,0 +1,45 @@
+// Graph rewrites for inference: a loaded model run in evaluation mode without autograd computes
+// the same values with fewer nodes. Each pass keeps value ids stable (a rewritten graph only
+// gains values) and leaves the graph in the executor's order; the model's own graph, used for
+// training and saving, is never touched — passes run on a copy (model/inference.h).
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "graph/graph.h"
+#include "graph/ops.h"
+#include "runtime/tensor.h"
+
+namespace ember::graph {
+
+struct PassStats {
+  int nodes_before = 0, nodes_after = 0;
+  int identities_removed = 0;   // dropout in evaluation, detach, casts to the same dtype
+  int constants_folded = 0;     // nodes computed once from weights and constants
+  int batch_norms_folded = 0;   // batch norms merged into the convolution before them
+  int dead_nodes_removed = 0;   // nodes no output depends on
+  std::string summary() const;
+};
+
+/// Nodes that return their input unchanged in evaluation mode are dropped and their readers
+/// read the input.
+int remove_identities(Graph& g);
+
+/// A node whose inputs are all stored tensors (weights, buffers, constants) or folded values is
+/// run once now; its outputs become stored constants. Outputs larger than `max_bytes` that are
+/// not views of a stored tensor stay computed at run time (folding must not grow memory much).
+int fold_constants(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx, size_t max_bytes = 64u << 20);
+
+/// A batch norm in evaluation mode reading only a convolution's output is folded into that
+/// convolution: w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, computed in float64 and stored in
+/// the weight's dtype as new constants (the original weights stay, for training).
+int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored);
+
+/// Drops nodes none of the graph's outputs depend on.
+int remove_dead_nodes(Graph& g);
+
+/// All of the above, in an order where each enables the next.
+PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx);
+
+}  // namespace ember::graph

@@ -1,0 +1,148 @@
+#include "model/inference.h"
+
+#include "autograd/grad_mode.h"
+#include "ops/copy.h"
+#include "ops/creation.h"
+#include "runtime/error.h"
+
+namespace ember {
+
+namespace {
+
+std::vector<std::pair<const void*, uint64_t>> fingerprint_of(const std::vector<Tensor>& stored) {
+  std::vector<std::pair<const void*, uint64_t>> f;
+  f.reserve(stored.size());
+  for (const Tensor& t : stored)
+    f.emplace_back(t.defined() ? static_cast<const void*>(t.storage().get()) : nullptr, t.defined() ? t.version() : 0);
+  return f;
+}
+
+}  // namespace
+
+InferencePlan::InferencePlan(const graph::Graph& g, const std::vector<Tensor>& stored, Device device,
+                             const InferenceOptions& options)
+    : graph_(g), stored_(stored), fingerprint_(fingerprint_of(stored)), device_(device), options_(options) {
+  if (options_.optimize) stats_.passes = graph::optimize_for_inference(graph_, stored_, {false, device_});
+  else stats_.passes.nodes_before = stats_.passes.nodes_after = static_cast<int>(graph_.nodes.size());
+  executor_ = std::make_unique<graph::Executor>(graph_);
+}
+
+InferencePlan::~InferencePlan() = default;
+
+bool InferencePlan::current(const std::vector<Tensor>& stored) const { return fingerprint_of(stored) == fingerprint_; }
+
+InferenceStats InferencePlan::stats() const {
+  std::lock_guard<std::mutex> lock(mutex_);
+  return stats_;
+}
+
+std::optional<InferencePlan::Key> InferencePlan::key_of(const TensorList& inputs) const {
+  Key k;
+  for (const Tensor& t : inputs) {
+    if (!t.defined() || t.device() != device_) return std::nullopt;  // the executor reports it
+    k.push_back(static_cast<int64_t>(t.dtype()));
+    k.push_back(t.dim());
+    k.insert(k.end(), t.sizes().begin(), t.sizes().end());
+  }
+  return k;
+}
+
+TensorList InferencePlan::run_eager(const TensorList& inputs) {
+  TensorList out = executor_->run(inputs, stored_, {false, device_});
+  std::lock_guard<std::mutex> lock(mutex_);
+  ++stats_.eager_runs;
+  return out;
+}
+
+InferencePlan::Captured::~Captured() {
+  // The buffers are freed on the streams they were allocated on: wait for a replay still
+  // running on another stream first.
+  try {
+    if (done) done->synchronize();
+  } catch (const Error&) {
+  }
+}
+
+TensorList InferencePlan::run(const TensorList& inputs) {
+  NoGradGuard no_grad;
+  if (!device_.is_cuda() || !options_.cuda_graphs) return run_eager(inputs);
+  const std::optional<Key> key = key_of(inputs);
+  if (!key) return run_eager(inputs);
+  std::unique_lock<std::mutex> lock(mutex_);
+  if (auto it = captured_.find(*key); it != captured_.end()) return replay(*it->second, inputs);
+  // The first run of a shape is eager: it checks the inputs, tells the outputs' shapes, and
+  // lets the libraries choose and cache their algorithms outside the capture.
+  const auto seen = output_layouts_.find(*key);
+  if (seen == output_layouts_.end() || uncapturable_.count(*key)) {
+    const bool first = seen == output_layouts_.end();
+    lock.unlock();
+    TensorList out = run_eager(inputs);
+    if (first) {
+      std::vector<Layout> layouts;
+      for (const Tensor& t : out) layouts.push_back({t.defined() ? t.sizes() : Shape{}, t.defined() ? t.dtype() : kFloat32, t.defined()});
+      lock.lock();
+      output_layouts_.emplace(*key, std::move(layouts));
+    }
+    return out;
+  }
+  if (captured_.size() >= options_.max_graphs && !captured_.empty()) {
+    auto oldest = captured_.begin();
+    for (auto it = captured_.begin(); it != captured_.end(); ++it)
+      if (it->second->order < oldest->second->order) oldest = it;
+    captured_.erase(oldest);
+  }
+  std::unique_ptr<Captured> c;
+  try {
+    c = capture(inputs, seen->second);
+  } catch (const Error& e) {
+    // Run this shape eagerly from now on; the reason is kept for InferenceStats.
+    uncapturable_.insert(*key);
+    stats_.capture_failure = e.what();
+    lock.unlock();
+    return run_eager(inputs);
+  }
+  c->order = captures_made_++;
+  ++stats_.graphs_captured;
+  Captured& ref = *c;
+  captured_[*key] = std::move(c);
+  return replay(ref, inputs);
+}
+
+std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList& inputs,
+                                                                const std::vector<Layout>& outputs) {
+  auto c = std::make_unique<Captured>();
+  for (const Tensor& t : inputs) c->inputs.push_back(t.clone());
+  for (const Layout& l : outputs) c->outputs.push_back(l.defined ? empty(l.shape, {l.dtype, device_}) : Tensor());
+  cuda::Graph g = cuda::Graph::capture(device_.index, [&] {
+    const TensorList result = executor_->run(c->inputs, stored_, {false, device_});
+    EMBER_CHECK(result.size() == c->outputs.size(), Internal, "[cuda graph] the captured forward gave ",
+                result.size(), " outputs, its first run ", c->outputs.size());
+    for (size_t i = 0; i < result.size(); ++i) {
+      EMBER_CHECK(result[i].defined() == c->outputs[i].defined() &&
+                      (!result[i].defined() ||
+                       (result[i].sizes() == c->outputs[i].sizes() && result[i].dtype() == c->outputs[i].dtype())),
+                  Unsupported, "[cuda graph] output ", i,
+                  " changed shape or dtype between runs with the same input shapes; not capturable");
+      if (result[i].defined()) copy_(c->outputs[i], result[i]);
+    }
+  });  // `result` and every intermediate were freed inside the capture
+  c->graph.emplace(std::move(g));
+  return c;
+}
+
+TensorList InferencePlan::replay(Captured& c, const TensorList& inputs) {
+  const cuda::Stream stream = cuda::Stream::current(device_.index);
+  // Another thread's stream may still be copying the last replay's outputs.
+  if (c.done) c.done->wait(stream);
+  for (size_t i = 0; i < inputs.size(); ++i) copy_(c.inputs[i], inputs[i]);
+  c.graph->replay();
+  TensorList out;
+  out.reserve(c.outputs.size());
+  for (const Tensor& t : c.outputs) out.push_back(t.defined() ? t.clone() : Tensor());  // the next replay overwrites c.outputs
+  if (!c.done) c.done.emplace(device_.index, false);
+  c.done->record(stream);
+  ++stats_.graph_replays;
+  return out;
+}
+
+}  // namespace ember

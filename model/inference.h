@@ -1,0 +1,93 @@
+// The inference fast path of a loaded model: used by Model::forward in evaluation mode when no
+// gradient is recorded. It runs a copy of the graph rewritten for evaluation (graph/passes.h)
+// and, on CUDA, captures each input shape's forward as a CUDA graph on its second run and
+// replays it from then on (one launch instead of one per kernel). The plan is rebuilt when the
+// model's weights change (fine-tuning bumps their versions) or the model moves.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <set>
+#include <string>
+#include <vector>
+
+#include "graph/executor.h"
+#include "graph/passes.h"
+#include "runtime/cuda/cuda.h"
+
+namespace ember {
+
+struct InferenceOptions {
+  /// Rewrite the graph for evaluation: identities removed, batch norms folded into
+  /// convolutions, constant subgraphs computed once, dead nodes dropped.
+  bool optimize = true;
+  /// On CUDA, replay captured CUDA graphs for input shapes seen before.
+  bool cuda_graphs = true;
+  /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
+  size_t max_graphs = 8;
+};
+
+struct InferenceStats {
+  graph::PassStats passes;
+  int graphs_captured = 0;
+  int64_t graph_replays = 0;
+  int64_t eager_runs = 0;
+  std::string capture_failure;  // why the last failed capture failed ("" when none did)
+};
+
+class InferencePlan {
+ public:
+  InferencePlan(const graph::Graph& g, const std::vector<Tensor>& stored, Device device,
+                const InferenceOptions& options);
+  ~InferencePlan();
+  InferencePlan(const InferencePlan&) = delete;
+  InferencePlan& operator=(const InferencePlan&) = delete;
+
+  /// True while `stored` holds the tensors the plan was made from, unchanged.
+  bool current(const std::vector<Tensor>& stored) const;
+  /// Runs the model (thread-safe; outputs are the caller's own tensors).
+  TensorList run(const TensorList& inputs);
+  InferenceStats stats() const;
+
+ private:
+  // A captured forward. Its inputs and outputs are ordinary tensors allocated outside the
+  // graph: the graph reads and writes these addresses on every replay, and every tensor it
+  // allocates itself is freed inside it (CUDA reuses that memory between values).
+  struct Captured {
+    TensorList inputs, outputs;
+    std::optional<cuda::Graph> graph;
+    std::optional<cuda::Event> done;  // the last replay's outputs have been copied out
+    uint64_t order = 0;
+    ~Captured();
+  };
+  using Key = std::vector<int64_t>;  // dtype and sizes of every input
+  struct Layout {
+    Shape shape;
+    DType dtype;
+    bool defined;
+  };
+
+  TensorList run_eager(const TensorList& inputs);
+  TensorList replay(Captured& c, const TensorList& inputs);
+  std::unique_ptr<Captured> capture(const TensorList& inputs, const std::vector<Layout>& outputs);
+  std::optional<Key> key_of(const TensorList& inputs) const;
+
+  graph::Graph graph_;  // the executor refers to it: the plan never moves
+  std::vector<Tensor> stored_;
+  std::unique_ptr<graph::Executor> executor_;
+  std::vector<std::pair<const void*, uint64_t>> fingerprint_;
+  Device device_;
+  InferenceOptions options_;
+
+  mutable std::mutex mutex_;
+  std::map<Key, std::unique_ptr<Captured>> captured_;
+  std::map<Key, std::vector<Layout>> output_layouts_;  // from each shape's first (eager) run
+  std::set<Key> uncapturable_;
+  uint64_t captures_made_ = 0;
+  InferenceStats stats_;
+};
+
+}  // namespace ember

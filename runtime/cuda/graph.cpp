@@ -1,0 +1,68 @@
+// CUDA graph capture and replay (cuda::Graph), and the memory graphs hold.
+#include "runtime/cuda/runtime.h"
+
+namespace ember::cuda {
+
+namespace {
+
+// Ends a capture that failed, discarding whatever was recorded; the error that ended it stays
+// the one reported.
+void abandon_capture(cudaStream_t s) {
+  cudaGraph_t g = nullptr;
+  cudaStreamEndCapture(s, &g);
+  if (g) cudaGraphDestroy(g);
+  cudaGetLastError();
+}
+
+}  // namespace
+
+Graph Graph::capture(int device, const std::function<void()>& work) {
+  DeviceGuard guard(device);
+  cudaStream_t s = cuda_detail::stream(device);
+  // Thread-local: other threads may go on queueing work on their own streams meanwhile.
+  EMBER_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
+  try {
+    work();
+  } catch (...) {
+    abandon_capture(s);
+    throw;
+  }
+  cudaGraph_t g = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(s, &g);
+  if (ended != cudaSuccess) {
+    if (g) cudaGraphDestroy(g);
+    cudaGetLastError();
+    throw_error(ErrorCode::Cuda, str_cat("[cuda graph] capture on cuda:", device, " failed: ",
+                                         cudaGetErrorString(ended),
+                                         " (the captured work used a call that cannot be captured, such as a "
+                                         "synchronisation or a copy from pageable host memory)"));
+  }
+  cudaGraphExec_t exec = nullptr;
+  const cudaError_t made = cudaGraphInstantiateWithFlags(&exec, g, cudaGraphInstantiateFlagAutoFreeOnLaunch);
+  cudaGraphDestroy(g);
+  EMBER_CUDA_CHECK(made);
+  std::shared_ptr<void> owner(exec, [](void* e) {
+    if (cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(e)) != cudaSuccess) cudaGetLastError();
+  });
+  return Graph(std::move(owner), device);
+}
+
+void Graph::replay() const {
+  DeviceGuard guard(device_);
+  EMBER_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_.get()), cuda_detail::stream(device_)));
+}
+
+GraphMemoryStats graph_memory_stats(int device) {
+  DeviceGuard guard(device);
+  GraphMemoryStats s;
+  uint64_t v = 0;
+  EMBER_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(device, cudaGraphMemAttrUsedMemCurrent, &v));
+  s.used = static_cast<size_t>(v);
+  EMBER_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(device, cudaGraphMemAttrUsedMemHigh, &v));
+  s.used_peak = static_cast<size_t>(v);
+  EMBER_CUDA_CHECK(cudaDeviceGetGraphMemAttribute(device, cudaGraphMemAttrReservedMemCurrent, &v));
+  s.reserved = static_cast<size_t>(v);
+  return s;
+}
+
+}  // namespace ember::cuda

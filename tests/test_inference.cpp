@@ -1,0 +1,298 @@
+// The inference fast path (issue 9): each graph pass keeps a model's outputs, the plan follows
+// weight changes, and on CUDA captured graphs replay what the eager run computes.
+#include <filesystem>
+
+#include "ember.h"
+#include "tests/harness.h"
+
+using namespace ember;
+using namespace ember::test;
+namespace fs = std::filesystem;
+
+namespace {
+
+using graph::Dim, graph::Value, graph::ValueKind;
+
+graph::Node node(const char* op, std::vector<int32_t> in, std::vector<uint32_t> out, graph::Attributes a = {}) {
+  graph::Node n;
+  n.op = op;
+  n.inputs = std::move(in);
+  n.outputs = std::move(out);
+  n.attributes = std::move(a);
+  n.attributes.node = op;
+  n.name = op;
+  return n;
+}
+
+Value value(const char* name, ValueKind kind, std::vector<Dim> shape, DType dtype = kFloat32) {
+  return {name, dtype, std::move(shape), kind, false};
+}
+
+TensorList run_graph(const graph::Graph& g, const TensorList& inputs, const std::vector<Tensor>& stored, Device device) {
+  NoGradGuard no_grad;
+  return graph::Executor(g).run(inputs, stored, {false, device});
+}
+
+// Largest difference relative to the largest value.
+double relative_difference(const Tensor& a, const Tensor& b) {
+  Tensor x = a.to(Device::cpu()).to(kFloat64), y = b.to(Device::cpu()).to(kFloat64);
+  return max(abs(sub(x, y))).item<double>() / std::max(max(abs(y)).item<double>(), 1e-30);
+}
+
+fs::path fixture(const std::string& name) { return fs::path(EMBER_SOURCE_DIR) / "tests/fixtures/models" / name; }
+
+TensorList fixture_inputs(const std::string& name, Device device) {
+  TensorList inputs;
+  for (size_t k = 0; fs::exists(fixture(name) / ("input_" + std::to_string(k) + ".npy")); ++k)
+    inputs.push_back(load_npy((fixture(name) / ("input_" + std::to_string(k) + ".npy")).string()).to(device));
+  return inputs;
+}
+
+}  // namespace
+
+DEVICE_TEST("inference passes: the exported fixtures give the same outputs optimised as exported") {
+  for (const std::string name : {"cnn", "transformer", "mlp", "shapes"}) {
+    INFO(name);
+    Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
+    const TensorList inputs = fixture_inputs(name, device);
+    NoGradGuard no_grad;
+    m.set_inference_options({.optimize = false, .cuda_graphs = false});
+    const TensorList exported = m.forward(inputs);
+    m.set_inference_options({.optimize = true, .cuda_graphs = false});
+    const TensorList optimised = m.forward(inputs);
+    REQUIRE(optimised.size() == exported.size());
+    for (size_t k = 0; k < optimised.size(); ++k) {
+      CHECK(relative_difference(optimised[k], exported[k]) < 2e-6);
+      Tensor want = load_npy((fixture(name) / ("output_" + std::to_string(k) + ".npy")).string());
+      check_close(optimised[k], to_ref(want), kFloat32, 10);
+    }
+    const graph::PassStats s = m.inference_stats().passes;
+    INFO(s.summary());
+    CHECK(s.nodes_after <= s.nodes_before);
+    if (name == "cnn") {
+      CHECK(s.batch_norms_folded == 2);
+      CHECK(s.nodes_after == s.nodes_before - 2);
+    }
+    if (name == "transformer") CHECK(s.constants_folded > 0);  // the position ids
+  }
+}
+
+TEST_CASE("inference passes: dropout, detach and casts to the same dtype are removed; other casts stay") {
+  graph::Graph g;
+  const Dim n{5, ""};
+  g.values = {value("x", ValueKind::Input, {n}), value("a", ValueKind::Intermediate, {n}),
+              value("b", ValueKind::Intermediate, {n}), value("c", ValueKind::Intermediate, {n}),
+              value("y", ValueKind::Output, {n}), value("z", ValueKind::Output, {n}, kFloat64)};
+  graph::Attributes p, same, wider;
+  p.values["p"] = 0.5;
+  same.values["dtype"] = kFloat32;
+  wider.values["dtype"] = kFloat64;
+  g.nodes = {node("dropout", {0}, {1}, p), node("relu", {1}, {2}), node("cast", {2}, {3}, same),
+             node("detach", {3}, {4}), node("cast", {4}, {5}, wider)};
+  g.inputs = {0};
+  g.outputs = {4, 5};
+  CHECK(graph::remove_identities(g) == 3);
+  REQUIRE(g.nodes.size() == 2);
+  CHECK(g.nodes[0].op == "relu");
+  CHECK(g.nodes[0].inputs == std::vector<int32_t>{0});
+  CHECK(g.nodes[1].op == "cast");
+  CHECK(g.outputs == std::vector<uint32_t>{2, 5});
+  const Tensor x = tensor({-2.0f, -0.5f, 0.0f, 1.5f, 3.0f});
+  const TensorList out = run_graph(g, {x}, std::vector<Tensor>(g.values.size()), Device::cpu());
+  check_equal_values(out[0], {0, 0, 0, 1.5, 3});
+  CHECK(out[1].dtype() == kFloat64);
+}
+
+TEST_CASE("inference passes: nodes computed from weights alone are folded; large outputs stay computed") {
+  auto make = [] {
+    graph::Graph g;
+    const Dim n{6, ""};
+    g.values = {value("x", ValueKind::Input, {n}), value("w", ValueKind::Parameter, {n}),
+                value("positions", ValueKind::Intermediate, {n}), value("scaled", ValueKind::Intermediate, {n}),
+                value("y", ValueKind::Output, {n})};
+    graph::Attributes range;
+    range.values["end"] = int64_t{6};
+    range.values["dtype"] = kFloat32;
+    g.nodes = {node("arange", {}, {2}, range), node("mul", {1, 2}, {3}), node("add", {0, 3}, {4})};
+    g.inputs = {0};
+    g.outputs = {4};
+    return g;
+  };
+  std::vector<Tensor> stored(5);
+  stored[1] = tensor({1.0f, 2.0f, 3.0f, 4.0f, 5.0f, 6.0f});
+  const Tensor x = tensor({0.5f, 0.5f, 0.5f, 0.5f, 0.5f, 0.5f});
+  graph::Graph g = make();
+  std::vector<Tensor> folded = stored;
+  CHECK(graph::fold_constants(g, folded, {false, Device::cpu()}) == 2);
+  REQUIRE(g.nodes.size() == 1);
+  CHECK(g.nodes[0].op == "add");
+  CHECK(g.values[3].kind == ValueKind::Constant);
+  check_equal_values(run_graph(g, {x}, folded, Device::cpu())[0], {0.5, 2.5, 6.5, 12.5, 20.5, 30.5});
+  // With a 16-byte limit the 24-byte positions stay computed, and so does what reads them.
+  graph::Graph small = make();
+  std::vector<Tensor> kept = stored;
+  CHECK(graph::fold_constants(small, kept, {false, Device::cpu()}, 16) == 0);
+  CHECK(small.nodes.size() == 3);
+}
+
+DEVICE_TEST("inference passes: a batch norm is folded into the convolution before it (against float64)") {
+  for (const bool conv_bias : {true, false}) {
+    for (const bool affine : {true, false}) {
+      INFO("conv bias " << conv_bias << ", affine " << affine);
+      graph::Graph g;
+      g.values = {value("x", ValueKind::Input, {{2, ""}, {4, ""}, {7, ""}, {7, ""}}),
+                  value("w", ValueKind::Parameter, {{6, ""}, {2, ""}, {3, ""}, {3, ""}}),
+                  value("b", ValueKind::Parameter, {{6, ""}}),
+                  value("gamma", ValueKind::Parameter, {{6, ""}}),
+                  value("beta", ValueKind::Parameter, {{6, ""}}),
+                  value("mean", ValueKind::Buffer, {{6, ""}}),
+                  value("var", ValueKind::Buffer, {{6, ""}}),
+                  value("conv", ValueKind::Intermediate, {}),
+                  value("y", ValueKind::Output, {})};
+      graph::Attributes conv, bn;
+      conv.values["groups"] = int64_t{2};
+      conv.values["padding"] = std::vector<int64_t>{1, 1};
+      conv.values["stride"] = std::vector<int64_t>{2, 1};
+      bn.values["eps"] = 1e-3;
+      g.nodes = {node("convolution", {0, 1, conv_bias ? 2 : -1}, {7}, conv),
+                 node("batch_norm", {7, affine ? 3 : -1, affine ? 4 : -1, 5, 6}, {8}, bn)};
+      g.inputs = {0};
+      g.outputs = {8};
+      std::vector<Tensor> stored(g.values.size());
+      auto leaf = [&](const Shape& shape, uint64_t seed, double lo = -1, double hi = 1) {
+        return random_leaf(shape, device, seed, lo, hi).detach().to(kFloat32);
+      };
+      stored[1] = leaf({6, 2, 3, 3}, 1);
+      stored[2] = leaf({6}, 2);
+      stored[3] = leaf({6}, 3, 0.5, 2);
+      stored[4] = leaf({6}, 4);
+      stored[5] = leaf({6}, 5);
+      stored[6] = leaf({6}, 6, 0.1, 3);
+      const Tensor x = leaf({2, 4, 7, 7}, 7);
+      std::vector<Tensor> stored64;
+      for (const Tensor& t : stored) stored64.push_back(t.defined() ? t.to(kFloat64) : Tensor());
+      graph::Graph g64 = g;
+      for (Value& v : g64.values) v.dtype = kFloat64;
+      const Tensor want = run_graph(g64, {x.to(kFloat64)}, stored64, device)[0];
+
+      graph::Graph folded = g;
+      std::vector<Tensor> folded_stored = stored;
+      CHECK(graph::fold_conv_batch_norm(folded, folded_stored) == 1);
+      REQUIRE(folded.nodes.size() == 1);
+      CHECK(folded.nodes[0].op == "convolution");
+      const Tensor got = run_graph(folded, {x}, folded_stored, device)[0];
+      CHECK(got.dtype() == kFloat32);
+      check_close(got, to_ref(want), kFloat32);
+      CHECK(relative_difference(got, want) < 1e-5);
+    }
+  }
+}
+
+TEST_CASE("inference passes: a convolution read twice keeps its batch norm; dead nodes are dropped") {
+  graph::Graph g;
+  const Dim c{2, ""};
+  g.values = {value("x", ValueKind::Input, {{1, ""}, c, {3, ""}, {3, ""}}),
+              value("w", ValueKind::Parameter, {c, c, {1, ""}, {1, ""}}),
+              value("mean", ValueKind::Buffer, {c}), value("var", ValueKind::Buffer, {c}),
+              value("conv", ValueKind::Intermediate, {}), value("bn", ValueKind::Intermediate, {}),
+              value("y", ValueKind::Output, {}), value("unused", ValueKind::Intermediate, {})};
+  g.nodes = {node("convolution", {0, 1}, {4}), node("batch_norm", {4, -1, -1, 2, 3}, {5}), node("add", {4, 5}, {6}),
+             node("relu", {0}, {7})};
+  g.inputs = {0};
+  g.outputs = {6};
+  std::vector<Tensor> stored(g.values.size());
+  stored[1] = ones({2, 2, 1, 1});
+  stored[2] = zeros({2});
+  stored[3] = ones({2});
+  CHECK(graph::fold_conv_batch_norm(g, stored) == 0);
+  CHECK(graph::remove_dead_nodes(g) == 1);
+  CHECK(g.nodes.size() == 3);
+  CHECK(g.nodes.back().op == "add");
+}
+
+DEVICE_TEST("inference plan: rebuilt when the weights change; not used while autograd records") {
+  Model m = load((fixture("cnn") / "model.ember").string(), device);
+  const TensorList inputs = fixture_inputs("cnn", device);
+  Tensor before, after;
+  {
+    NoGradGuard no_grad;
+    before = m.forward(inputs)[0];
+    CHECK(m.inference_stats().passes.batch_norms_folded == 2);
+    // Fine-tuning changes weights in place (their versions move): the folded weights follow.
+    for (const auto& [name, p] : m.named_parameters())
+      if (name == "conv1.weight") copy_(p, mul(p, 2.0));
+    after = m.forward(inputs)[0];
+    m.set_inference_options({.optimize = false, .cuda_graphs = false});
+    const Tensor exported = m.forward(inputs)[0];
+    CHECK(relative_difference(after, exported) < 2e-6);
+    CHECK(relative_difference(after, before) > 1e-3);
+  }
+  // Evaluation with gradients recorded runs the exported graph, so parameters get gradients.
+  m.set_inference_options({});
+  const Tensor y = m.forward(inputs)[0];
+  CHECK(y.requires_grad());
+  CHECK(m.inference_stats().eager_runs == 0);
+  sum(y).backward();
+  CHECK(m.parameters()[0].grad().defined());
+}
+
+TEST_CASE("cuda graphs: replays compute what the eager run does, per input shape" *
+          doctest::skip(!cuda_available())) {
+  const Device device = Device::cuda(0);
+  for (const std::string name : {"cnn", "transformer"}) {
+    INFO(name);
+    cuda::synchronize(0);
+    const size_t held_before = cuda::memory_stats(0).allocated;
+    {
+      Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
+      const Tensor a = fixture_inputs(name, device)[0];
+      const Tensor b = is_floating(a.dtype()) ? add(mul(a, 0.5), 1.0) : flip(a, {1});
+      NoGradGuard no_grad;
+      m.set_inference_options({.optimize = true, .cuda_graphs = false});
+      const Tensor want_a = m.forward({a})[0], want_b = m.forward({b})[0];
+      CHECK(m.inference_stats().graphs_captured == 0);
+
+      m.set_inference_options({});
+      const Tensor y1 = m.forward({a})[0];  // eager: the first run of this shape
+      const Tensor y2 = m.forward({b})[0];  // captured, then replayed
+      const Tensor y3 = m.forward({a})[0];  // replayed
+      InferenceStats s = m.inference_stats();
+      INFO(s.capture_failure);
+      CHECK(s.eager_runs == 1);
+      CHECK(s.graphs_captured == 1);
+      CHECK(s.graph_replays == 2);
+      CHECK(relative_difference(y1, want_a) < 1e-6);
+      CHECK(relative_difference(y2, want_b) < 1e-6);
+      CHECK(relative_difference(y3, want_a) < 1e-6);
+      CHECK(relative_difference(y2, want_b) < 1e-6);  // the caller's outputs are its own
+      // Another batch size: its own warm-up run, then its own graph.
+      const Tensor c = cat({a, b}, 0);
+      const Tensor want_c = cat({want_a, want_b}, 0);
+      for (int i = 0; i < 3; ++i) CHECK(relative_difference(m.forward({c})[0], want_c) < 1e-6);
+      s = m.inference_stats();
+      CHECK(s.graphs_captured == 2);
+      CHECK(s.eager_runs == 2);
+      // Wrong inputs are still refused by name, captured shapes or not.
+      check_error([&] { m.forward({a.to(kFloat64)}); }, ErrorCode::DTypeMismatch, "should be");
+    }
+    cuda::synchronize(0);
+    CHECK(cuda::memory_stats(0).allocated == held_before);  // nothing kept after the model goes
+  }
+}
+
+TEST_CASE("cuda graphs: a capture that synchronises fails with a clear error and the device stays usable" *
+          doctest::skip(!cuda_available())) {
+  const Tensor x = ones({4}, {kFloat32, Device::cuda(0)});
+  try {
+    cuda::Graph::capture(0, [&] {
+      add(x, 1.0);
+      x.to(Device::cpu());  // a blocking copy to the host cannot be captured
+    });
+    FAIL_CHECK("the capture should have failed");
+  } catch (const Error& e) {
+    CHECK(e.code() == ErrorCode::Cuda);
+    INFO(e.what());
+    CHECK(std::string(e.what()).find("captur") != std::string::npos);
+  }
+  check_equal_values(add(x, 1.0), {2, 2, 2, 2});
+}

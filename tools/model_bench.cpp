@@ -1,0 +1,132 @@
+#include "tools/model_bench.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <vector>
+
+#include "ember.h"
+
+namespace ember::tools {
+
+namespace {
+
+struct Spread {
+  double median = 0, p10 = 0, p90 = 0;
+};
+
+Spread spread_of(std::vector<double> v) {
+  if (v.empty()) return {};
+  std::sort(v.begin(), v.end());
+  auto at = [&](double q) { return v[static_cast<size_t>(q * static_cast<double>(v.size() - 1) + 0.5)]; };
+  return {at(0.5), at(0.1), at(0.9)};
+}
+
+double mib(size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+TensorList random_inputs(const graph::Graph& g, Device device, int64_t batch) {
+  manual_seed(0);
+  TensorList args;
+  for (uint32_t id : g.inputs) {
+    const graph::Value& v = g.values[id];
+    Shape shape;
+    for (const graph::Dim& d : v.shape) shape.push_back(d.is_symbolic() ? batch : d.size);
+    args.push_back(is_floating(v.dtype) ? randn(shape, {v.dtype, device}) : zeros(shape, {v.dtype, device}));
+  }
+  return args;
+}
+
+}  // namespace
+
+int model_bench(const std::string& path, const BenchOptions& o) {
+  EMBER_CHECK(o.batch >= 1 && o.iterations >= 1 && o.warmup >= 0, InvalidArgument,
+              "[bench] --batch and --iterations must be at least 1 and --warmup at least 0");
+  const Device device = parse_device(o.device);
+  const bool on_cuda = device.is_cuda();
+  if (on_cuda) cuda::set_allow_tf32(o.tf32);
+  Model m = load(path, device, {.trainable = false});
+  m.set_inference_options({.optimize = o.optimize, .cuda_graphs = o.cuda_graphs});
+  const TensorList inputs = random_inputs(m.graph(), device, o.batch);
+  NoGradGuard no_grad;
+
+  // The first forward runs eagerly: its peak is the activations' (and outputs') memory.
+  size_t activation_peak = 0;
+  if (on_cuda) {
+    cuda::synchronize(device.index);
+    const size_t base = cuda::memory_stats(device.index).allocated;
+    cuda::reset_peak_memory_stats(device.index);
+    m.forward(inputs);
+    cuda::synchronize(device.index);
+    activation_peak = cuda::memory_stats(device.index).peak_allocated - base;
+  } else {
+    m.forward(inputs);
+  }
+  for (int i = 0; i < o.warmup; ++i) m.forward(inputs);
+  if (on_cuda) cuda::synchronize(device.index);
+
+  // Device time per forward, queued back to back (CUDA), or wall-clock time (CPU).
+  std::vector<double> per_forward, latency;
+  using Clock = std::chrono::steady_clock;
+  if (on_cuda) {
+    std::vector<cuda::Event> marks;
+    for (int i = 0; i <= o.iterations; ++i) marks.emplace_back(device.index);
+    marks[0].record();
+    for (int i = 0; i < o.iterations; ++i) {
+      m.forward(inputs);
+      marks[i + 1].record();
+    }
+    marks.back().synchronize();
+    for (int i = 0; i < o.iterations; ++i) per_forward.push_back(cuda::Event::elapsed_ms(marks[i], marks[i + 1]));
+    // End-to-end latency: one forward from the call until its outputs are ready.
+    for (int i = 0; i < o.iterations; ++i) {
+      const auto t0 = Clock::now();
+      m.forward(inputs);
+      cuda::synchronize(device.index);
+      latency.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+  } else {
+    for (int i = 0; i < o.iterations; ++i) {
+      const auto t0 = Clock::now();
+      m.forward(inputs);
+      per_forward.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
+    }
+    latency = per_forward;
+  }
+  const Spread t = spread_of(per_forward), l = spread_of(latency);
+  const InferenceStats s = m.inference_stats();
+  const double weights = mib(static_cast<size_t>(m.parameter_bytes()));
+  const double graph_memory = on_cuda ? mib(cuda::graph_memory_stats(device.index).used_peak) : 0;
+  const double throughput = 1000.0 * static_cast<double>(o.batch) / t.median;
+
+  if (o.json) {
+    std::printf(
+        "{\"model\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"median_ms\": %.5f, \"p10_ms\": %.5f, "
+        "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
+        "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
+        "\"graph_replays\": %lld, \"nodes_before\": %d, \"nodes_after\": %d}\n",
+        path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
+        throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
+        static_cast<long long>(s.graph_replays), s.passes.nodes_before, s.passes.nodes_after);
+    return 0;
+  }
+  std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
+  std::printf("graph      %s\n", o.optimize ? s.passes.summary().c_str() : "not optimised (--no-optimize)");
+  if (on_cuda) {
+    std::printf("cuda graph %s\n", !o.cuda_graphs ? "off (--no-cuda-graphs)"
+                                   : s.graphs_captured > 0
+                                       ? str_cat(s.graphs_captured, " captured, ", s.graph_replays, " replays").c_str()
+                                       : str_cat("not captured: ", s.capture_failure).c_str());
+  }
+  std::printf("time       median %.4f ms, p10 %.4f, p90 %.4f (%s, %d forwards after %d warm-up)\n", t.median, t.p10,
+              t.p90, on_cuda ? "device events, queued back to back" : "wall clock", o.iterations, o.warmup);
+  if (on_cuda) std::printf("latency    median %.4f ms, p10 %.4f, p90 %.4f (call to outputs ready)\n", l.median, l.p10, l.p90);
+  std::printf("throughput %.1f samples/s\n", throughput);
+  if (on_cuda)
+    std::printf("memory     weights %.2f MiB; activations peak %.2f MiB (eager run); CUDA graphs %.2f MiB\n", weights,
+                mib(activation_peak), graph_memory);
+  else
+    std::printf("memory     weights %.2f MiB\n", weights);
+  return 0;
+}
+
+}  // namespace ember::tools
