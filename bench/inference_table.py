@@ -14,7 +14,7 @@ from torch import nn
 
 sys.path.insert(0, os.path.dirname(__file__))
 import gpt_model  # noqa: E402
-from ember_export import export  # noqa: E402
+from ember_export import UnsupportedOpsError, export  # noqa: E402
 from torch_cuda import gpu_ms  # noqa: E402
 
 
@@ -99,9 +99,18 @@ def main():
             continue
         model = make().eval()
         path = os.path.join(out_dir, f"{name}.ember")
-        export(model, (example(2),), path, dynamic_batch=True)
+        try:
+            export(model, (example(2),), path, dynamic_batch=True)
+            static = False
+        except UnsupportedOpsError as e:  # e.g. vit_b_16's class token expanded to the batch
+            print(f"{name}: no dynamic batch ({e}); exported per batch size", flush=True)
+            static = True
         model = model.cuda()
         for b in batches:
+            if static:
+                path = os.path.join(out_dir, f"{name}_b{b}.ember")
+                export(model.cpu(), (example(b),), path)
+                model = model.cuda()
             x = example(b).cuda()
             t = torch_times(model, x, compile_too)
             e = ember_times(cli, path, b, True)

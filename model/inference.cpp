@@ -113,7 +113,11 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
   auto c = std::make_unique<Captured>();
   for (const Tensor& t : inputs) c->inputs.push_back(t.clone());
   for (const Layout& l : outputs) c->outputs.push_back(l.defined ? empty(l.shape, {l.dtype, device_}) : Tensor());
+  c->check_flag = zeros({}, {kInt32, device_});
+  c->check_host = cuda::empty_pinned({}, kInt32);
+  cuda::CaptureChecks checks(c->check_flag);
   cuda::Graph g = cuda::Graph::capture(device_.index, [&] {
+    zero_(c->check_flag);
     const TensorList result = executor_->run(c->inputs, stored_, {false, device_});
     EMBER_CHECK(result.size() == c->outputs.size(), Internal, "[cuda graph] the captured forward gave ",
                 result.size(), " outputs, its first run ", c->outputs.size());
@@ -125,8 +129,10 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
                   " changed shape or dtype between runs with the same input shapes; not capturable");
       if (result[i].defined()) copy_(c->outputs[i], result[i]);
     }
+    if (!checks.checks().empty()) copy_(c->check_host, c->check_flag, /*non_blocking=*/true);
   });  // `result` and every intermediate were freed inside the capture
   c->graph.emplace(std::move(g));
+  c->checks = checks.checks();
   return c;
 }
 
@@ -142,6 +148,14 @@ TensorList InferencePlan::replay(Captured& c, const TensorList& inputs) {
   if (!c.done) c.done.emplace(device_.index, false);
   c.done->record(stream);
   ++stats_.graph_replays;
+  if (!c.checks.empty()) {
+    // The inputs' checks ran on the device: wait for them, as the eager run's checks do.
+    c.done->synchronize();
+    const int32_t failed = *static_cast<const int32_t*>(c.check_host.data());
+    EMBER_CHECK(failed <= 0 || static_cast<size_t>(failed) > c.checks.size(), InvalidArgument,
+                c.checks[static_cast<size_t>(failed > 0 ? failed - 1 : 0)],
+                " (checked on the device while replaying the model's CUDA graph; the outputs are discarded)");
+  }
   return out;
 }
 

@@ -60,6 +60,10 @@ class InferencePlan {
     TensorList inputs, outputs;
     std::optional<cuda::Graph> graph;
     std::optional<cuda::Event> done;  // the last replay's outputs have been copied out
+    // Checks recorded into the graph (index ranges, cuda::CaptureChecks): the code of the one
+    // that failed, on the device and copied to pinned host memory by every replay.
+    Tensor check_flag, check_host;
+    std::vector<std::string> checks;
     uint64_t order = 0;
     ~Captured();
   };

@@ -3,6 +3,9 @@
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
 #include "ops/layout.h"
+#include "ops/binary.h"
+#include "ops/unary.h"
+#include "runtime/cuda/cuda.h"
 
 #include "ops/copy.h"
 #include "ops/creation.h"
@@ -21,13 +24,25 @@ Tensor as_index(const Tensor& index, const char* op) {
   return index.to(kInt64);
 }
 
-// Every index must address an element: [0, size).
-void check_index_range(const Tensor& index, int64_t size, int64_t dim, const char* op) {
-  if (index.numel() == 0) return;
+// Every index must address an element: [0, size). Returns the index to use: itself, or while
+// a CUDA graph is captured (where reading it on the host is impossible) the index clamped into
+// range, with the check recorded into the graph (cuda::CaptureChecks).
+Tensor check_index_range(const Tensor& index, int64_t size, int64_t dim, const char* op) {
+  if (index.numel() == 0) return index;
+  if (index.is_cuda() && cuda::is_capturing(index.device().index)) {
+    cuda::CaptureChecks* checks = cuda::CaptureChecks::current();
+    EMBER_CHECK(checks, Unsupported, "[", op, "] checking the index range needs the host, which a CUDA graph capture "
+                "cannot reach (capture inside a cuda::CaptureChecks scope)");
+    const int32_t code = checks->add(str_cat("[", op, "] an index is out of bounds for dim ", dim, " with size ", size));
+    const Tensor failed = any(logical_or(lt(index, 0), ge(index, size)));
+    copy_(checks->flag(), where(failed, Scalar(code), checks->flag()));
+    return clamp(index, Scalar(0), Scalar(size - 1));
+  }
   int64_t lo = amin(index).item<int64_t>(), hi = amax(index).item<int64_t>();
   int64_t bad = lo < 0 ? lo : hi;
   EMBER_CHECK(lo >= 0 && hi < size, InvalidArgument, "[", op, "] index ", bad,
               " is out of bounds for dim ", dim, " with size ", size);
+  return index;
 }
 
 void check_scatter_shapes(const Tensor& t, int64_t d, const Tensor& index, const Tensor* src, const char* op) {
@@ -51,7 +66,7 @@ const Tensor& scatter_into(const Tensor& t, int64_t dim, const Tensor& index, co
   Tensor idx = as_index(index, op);
   int64_t d = wrap_dim(dim, t.dim(), op);
   check_scatter_shapes(t, d, idx, &src, op);
-  if (t.dim() > 0) check_index_range(idx, t.sizes()[d], d, op);
+  if (t.dim() > 0) idx = check_index_range(idx, t.sizes()[d], d, op);
   Tensor s = src.to(t.dtype());
   if (s.dim() > 0) {
     // Only the part of src that index covers is read.
@@ -70,7 +85,7 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
               shape_str(idx.sizes()));
   int64_t d = wrap_dim(dim, t.dim(), "index_select");
   int64_t size = t.dim() == 0 ? 1 : t.sizes()[d];
-  check_index_range(idx, size, d, "index_select");
+  idx = check_index_range(idx, size, d, "index_select");
   if (t.dim() == 0) return t.clone().reshape(idx.dim() == 0 ? Shape{} : Shape{idx.numel()});
   Shape shape = t.sizes();
   shape[d] = idx.numel();
@@ -82,10 +97,10 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
   int64_t d = wrap_dim(dim, t.dim(), "gather");
   check_scatter_shapes(t, d, idx, nullptr, "gather");
   if (t.dim() == 0) {
-    check_index_range(idx, 1, 0, "gather");
+    idx = check_index_range(idx, 1, 0, "gather");
     return t.clone();
   }
-  check_index_range(idx, t.sizes()[d], d, "gather");
+  idx = check_index_range(idx, t.sizes()[d], d, "gather");
   return apply1(std::make_shared<GatherOp>(d), {t, idx}, {idx.sizes(), t.dtype()});
 }
 

@@ -64,6 +64,15 @@ void Event::synchronize() const { no_cuda("event"); }
 Graph Graph::capture(int, const std::function<void()>&) { no_cuda("cuda graph"); }
 void Graph::replay() const { no_cuda("cuda graph"); }
 GraphMemoryStats graph_memory_stats(int) { no_cuda("cuda graph"); }
+bool is_capturing(int) { return false; }
+CaptureChecks::CaptureChecks(Tensor flag) : flag_(std::move(flag)), previous_(nullptr) {}
+CaptureChecks::~CaptureChecks() = default;
+CaptureChecks* CaptureChecks::current() { return nullptr; }
+int32_t CaptureChecks::add(std::string what) {
+  checks_.push_back(std::move(what));
+  return static_cast<int32_t>(checks_.size());
+}
+
 float Event::elapsed_ms(const Event&, const Event&) { no_cuda("event"); }
 MemoryStats memory_stats(int) { no_cuda("memory_stats"); }
 void reset_peak_memory_stats(int) { no_cuda("memory_stats"); }

@@ -9,7 +9,7 @@ namespace ember::tools {
 struct BenchOptions {
   std::string device = "cpu";
   int64_t batch = 1;      // the size of every symbolic input dim
-  int warmup = 10;        // forwards before timing (the first runs eagerly, the second captures)
+  int warmup = 10;        // forwards before timing, beyond the first two (eager, then captured)
   int iterations = 100;
   bool cuda_graphs = true;
   bool optimize = true;   // graph passes

@@ -9,6 +9,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "runtime/tensor.h"
 
@@ -114,6 +115,37 @@ class Graph {
   Graph(std::shared_ptr<void> exec, int device) : exec_(std::move(exec)), device_(device) {}
   std::shared_ptr<void> exec_;
   int device_ = 0;
+};
+
+/// True while the current stream of `device` is capturing a graph on this thread.
+bool is_capturing(int device);
+
+/// Checks of values that would need the host (an index in range) cannot run while a graph is
+/// captured. Inside a scope of this class they are recorded into the graph instead: each check
+/// k (from 1) that fails on a replay sets `flag` (an int32 scalar on the device) to k, and the
+/// checked op goes on with safe values (indices clamped into range). After a replay the owner
+/// reads the flag and reports `checks()[k - 1]`. Without a scope, a check during capture is an
+/// Unsupported error (the capture fails cleanly). A scope is for one thread's capture: make it
+/// on the capturing thread, around the capture.
+class CaptureChecks {
+ public:
+  explicit CaptureChecks(Tensor flag);
+  ~CaptureChecks();
+  CaptureChecks(const CaptureChecks&) = delete;
+  CaptureChecks& operator=(const CaptureChecks&) = delete;
+
+  /// The scope of this thread, or nullptr.
+  static CaptureChecks* current();
+  const Tensor& flag() const { return flag_; }
+  /// Registers a check; returns the value its failure writes into the flag.
+  int32_t add(std::string what);
+  /// What each registered check verifies, in order.
+  const std::vector<std::string>& checks() const { return checks_; }
+
+ private:
+  Tensor flag_;
+  std::vector<std::string> checks_;
+  CaptureChecks* previous_;
 };
 
 /// Memory held by captured graphs (not counted in MemoryStats, which counts tensors).

@@ -52,6 +52,26 @@ void Graph::replay() const {
   EMBER_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_.get()), cuda_detail::stream(device_)));
 }
 
+bool is_capturing(int device) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  EMBER_CUDA_CHECK(cudaStreamIsCapturing(cuda_detail::stream(device), &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
+namespace {
+thread_local CaptureChecks* t_checks = nullptr;
+}  // namespace
+
+CaptureChecks::CaptureChecks(Tensor flag) : flag_(std::move(flag)), previous_(t_checks) { t_checks = this; }
+CaptureChecks::~CaptureChecks() { t_checks = previous_; }
+CaptureChecks* CaptureChecks::current() { return t_checks; }
+
+int32_t CaptureChecks::add(std::string what) {
+  checks_.push_back(std::move(what));
+  return static_cast<int32_t>(checks_.size());
+}
+
+
 GraphMemoryStats graph_memory_stats(int device) {
   DeviceGuard guard(device);
   GraphMemoryStats s;
