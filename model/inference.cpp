@@ -33,7 +33,9 @@ bool InferencePlan::current(const std::vector<Tensor>& stored) const { return fi
 
 InferenceStats InferencePlan::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
-  return stats_;
+  InferenceStats s = stats_;
+  s.eager_runs = eager_runs_.load();
+  return s;
 }
 
 std::optional<InferencePlan::Key> InferencePlan::key_of(const TensorList& inputs) const {
@@ -49,8 +51,7 @@ std::optional<InferencePlan::Key> InferencePlan::key_of(const TensorList& inputs
 
 TensorList InferencePlan::run_eager(const TensorList& inputs) {
   TensorList out = executor_->run(inputs, stored_, {false, device_});
-  std::lock_guard<std::mutex> lock(mutex_);
-  ++stats_.eager_runs;
+  ++eager_runs_;
   return out;
 }
 
@@ -69,20 +70,33 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   const std::optional<Key> key = key_of(inputs);
   if (!key) return run_eager(inputs);
   std::unique_lock<std::mutex> lock(mutex_);
-  if (auto it = captured_.find(*key); it != captured_.end()) return replay(*it->second, inputs);
-  // The first run of a shape is eager: it checks the inputs, tells the outputs' shapes, and
-  // lets the libraries choose and cache their algorithms outside the capture.
-  const auto seen = output_layouts_.find(*key);
-  if (seen == output_layouts_.end() || uncapturable_.count(*key)) {
-    const bool first = seen == output_layouts_.end();
+  ShapeState& shape = shapes_[*key];  // map references stay valid: shapes are never erased
+  if (auto it = captured_.find(*key); it != captured_.end()) {
+    if (keeps_graph(*it->second, shape)) return replay(*it->second, inputs);
+    captured_.erase(it);
+    uncapturable_.insert(*key);
+  }
+  if (uncapturable_.count(*key)) {
     lock.unlock();
+    return run_eager(inputs);
+  }
+  // The first run of a shape is eager: it checks the inputs, tells the outputs' shapes, and
+  // lets the libraries choose and cache their algorithms outside the capture. With
+  // measure_graphs the second is eager too, and timed.
+  if (shape.eager_runs == 0) {
     TensorList out = run_eager(inputs);
-    if (first) {
-      std::vector<Layout> layouts;
-      for (const Tensor& t : out) layouts.push_back({t.defined() ? t.sizes() : Shape{}, t.defined() ? t.dtype() : kFloat32, t.defined()});
-      lock.lock();
-      output_layouts_.emplace(*key, std::move(layouts));
-    }
+    for (const Tensor& t : out)
+      shape.outputs.push_back({t.defined() ? t.sizes() : Shape{}, t.defined() ? t.dtype() : kFloat32, t.defined()});
+    ++shape.eager_runs;
+    return out;
+  }
+  if (options_.measure_graphs && shape.eager_runs == 1) {
+    shape.eager_start.emplace(device_.index);
+    shape.eager_end.emplace(device_.index);
+    shape.eager_start->record();
+    TensorList out = run_eager(inputs);
+    shape.eager_end->record();
+    ++shape.eager_runs;
     return out;
   }
   if (captured_.size() >= options_.max_graphs && !captured_.empty()) {
@@ -93,7 +107,7 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   }
   std::unique_ptr<Captured> c;
   try {
-    c = capture(inputs, seen->second);
+    c = capture(inputs, shape.outputs);
   } catch (const Error& e) {
     // Run this shape eagerly from now on; the reason is kept for InferenceStats.
     uncapturable_.insert(*key);
@@ -105,7 +119,27 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   ++stats_.graphs_captured;
   Captured& ref = *c;
   captured_[*key] = std::move(c);
-  return replay(ref, inputs);
+  if (!options_.measure_graphs) return replay(ref, inputs);
+  ref.first_start.emplace(device_.index);
+  ref.first_end.emplace(device_.index);
+  ref.first_start->record();
+  TensorList out = replay(ref, inputs);
+  ref.first_end->record();
+  return out;
+}
+
+bool InferencePlan::keeps_graph(Captured& c, ShapeState& shape) {
+  if (!options_.measure_graphs || c.judged) return true;
+  c.judged = true;
+  c.first_end->synchronize();
+  shape.eager_end->synchronize();
+  const float graph_ms = cuda::Event::elapsed_ms(*c.first_start, *c.first_end);
+  const float eager_ms = cuda::Event::elapsed_ms(*shape.eager_start, *shape.eager_end);
+  const bool keep = graph_ms < eager_ms;
+  stats_.graph_timing = str_cat("replay ", graph_ms, " ms against eager ", eager_ms, " ms: ",
+                                keep ? "graph kept" : "eager kept");
+  if (!keep) ++stats_.graphs_dropped;
+  return keep;
 }
 
 std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList& inputs,

@@ -5,6 +5,7 @@
 // model's weights change (fine-tuning bumps their versions) or the model moves.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,6 +27,11 @@ struct InferenceOptions {
   bool optimize = true;
   /// On CUDA, replay captured CUDA graphs for input shapes seen before.
   bool cuda_graphs = true;
+  /// Keep a shape's graph only if its first replay took less device time than that shape's
+  /// second (timed) eager run: graphs pay off where launches dominate, but a replay copies the
+  /// inputs in and the outputs out, which costs more than it saves on a model with large outputs
+  /// and few, long kernels. Off: capture on the second run and always replay.
+  bool measure_graphs = true;
   /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
   size_t max_graphs = 8;
 };
@@ -35,7 +41,9 @@ struct InferenceStats {
   int graphs_captured = 0;
   int64_t graph_replays = 0;
   int64_t eager_runs = 0;
+  int graphs_dropped = 0;       // replays measured slower than eager runs (measure_graphs)
   std::string capture_failure;  // why the last failed capture failed ("" when none did)
+  std::string graph_timing;     // the last measured replay against its eager run
 };
 
 class InferencePlan {
@@ -64,6 +72,8 @@ class InferencePlan {
     // that failed, on the device and copied to pinned host memory by every replay.
     Tensor check_flag, check_host;
     std::vector<std::string> checks;
+    std::optional<cuda::Event> first_start, first_end;  // the first replay, timed
+    bool judged = false;
     uint64_t order = 0;
     ~Captured();
   };
@@ -73,9 +83,15 @@ class InferencePlan {
     DType dtype;
     bool defined;
   };
+  struct ShapeState {
+    std::vector<Layout> outputs;  // from the first (eager) run
+    int64_t eager_runs = 0;
+    std::optional<cuda::Event> eager_start, eager_end;  // the second eager run, timed
+  };
 
   TensorList run_eager(const TensorList& inputs);
   TensorList replay(Captured& c, const TensorList& inputs);
+  bool keeps_graph(Captured& c, ShapeState& shape);
   std::unique_ptr<Captured> capture(const TensorList& inputs, const std::vector<Layout>& outputs);
   std::optional<Key> key_of(const TensorList& inputs) const;
 
@@ -88,10 +104,11 @@ class InferencePlan {
 
   mutable std::mutex mutex_;
   std::map<Key, std::unique_ptr<Captured>> captured_;
-  std::map<Key, std::vector<Layout>> output_layouts_;  // from each shape's first (eager) run
+  std::map<Key, ShapeState> shapes_;
   std::set<Key> uncapturable_;
   uint64_t captures_made_ = 0;
-  InferenceStats stats_;
+  InferenceStats stats_;                 // but eager_runs:
+  std::atomic<int64_t> eager_runs_{0};  // counted without the lock (eager runs run concurrently)
 };
 
 }  // namespace ember

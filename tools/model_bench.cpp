@@ -104,19 +104,20 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         "{\"model\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"median_ms\": %.5f, \"p10_ms\": %.5f, "
         "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
         "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
-        "\"graph_replays\": %lld, \"nodes_before\": %d, \"nodes_after\": %d}\n",
+        "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
         throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
-        static_cast<long long>(s.graph_replays), s.passes.nodes_before, s.passes.nodes_after);
+        static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after);
     return 0;
   }
   std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
   std::printf("graph      %s\n", o.optimize ? s.passes.summary().c_str() : "not optimised (--no-optimize)");
   if (on_cuda) {
-    std::printf("cuda graph %s\n", !o.cuda_graphs ? "off (--no-cuda-graphs)"
-                                   : s.graphs_captured > 0
-                                       ? str_cat(s.graphs_captured, " captured, ", s.graph_replays, " replays").c_str()
-                                       : str_cat("not captured: ", s.capture_failure).c_str());
+    std::string graphs = "off (--no-cuda-graphs)";
+    if (o.cuda_graphs && s.graphs_captured == 0) graphs = "not captured: " + s.capture_failure;
+    if (o.cuda_graphs && s.graphs_captured > 0)
+      graphs = str_cat(s.graphs_captured, " captured, ", s.graph_replays, " replays; ", s.graph_timing);
+    std::printf("cuda graph %s\n", graphs.c_str());
   }
   std::printf("time       median %.4f ms, p10 %.4f, p90 %.4f (%s, %d forwards after %d warm-up)\n", t.median, t.p10,
               t.p90, on_cuda ? "device events, queued back to back" : "wall clock", o.iterations, o.warmup);

@@ -83,6 +83,8 @@ check "the C API loads, runs and reports errors (from C)" "$build/tests/test_cap
 check "meson install gives headers, library, ember.pc and the CLI; meson and CMake consumers build against it" \
   tools/check-install.sh "$build"
 check "ember info describes the bundled model" bash -c "'$cli' info examples/data/digits_mlp.ember | grep -q 'checksum .* (verified)'"
+check "ember bench times a model and folds its batch norms" bash -c "'$cli' bench tests/fixtures/models/cnn/model.ember --batch 2 --iterations 3 | grep -q '2 batch norms folded'"
+check "ember bench --json prints one object" bash -c "'$cli' bench examples/data/digits_mlp.ember --iterations 3 --json | python3 -c 'import json,sys; d=json.load(sys.stdin); assert d[\"median_ms\"] > 0'"
 check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run examples/data/digits_mlp.ember --batch 3 | grep -q 'float32 \[3, 10\]'"
 check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
 check "model and checkpoint saves killed with SIGKILL at 30 random points, or on a full disk, leave the last good files" \
