@@ -39,6 +39,7 @@ MODELS = [
     ("mlp", mlp, lambda b: torch.randn(b, 784), [1, 256]),
     ("resnet18", lambda: torchvision_model("resnet18"), lambda b: torch.randn(b, 3, 224, 224), [1, 64]),
     ("resnet50", lambda: torchvision_model("resnet50"), lambda b: torch.randn(b, 3, 224, 224), [1, 64]),
+    ("resnet50 fp16", lambda: torchvision_model("resnet50"), lambda b: torch.randn(b, 3, 224, 224), [1, 64]),
     ("mobilenet_v2", lambda: torchvision_model("mobilenet_v2"), lambda b: torch.randn(b, 3, 224, 224), [1]),
     ("gpt", gpt, lambda b: gpt_model.batch(b, device="cpu")[0], [1, 16]),
     ("vit_b_16", lambda: torchvision_model("vit_b_16"), lambda b: torch.randn(b, 3, 224, 224), [1, 32]),
@@ -74,8 +75,10 @@ def torch_times(model, x, compile_too):
     return out
 
 
-def ember_times(cli, path, batch, graphs):
+def ember_times(cli, path, batch, graphs, half):
     cmd = [cli, "bench", path, "--device", "cuda", "--batch", str(batch), "--json", "--iterations", "100"]
+    if half:
+        cmd += ["--dtype", "float16"]
     if not graphs:
         cmd.append("--no-cuda-graphs")
     r = subprocess.run(cmd, capture_output=True, text=True)
@@ -97,8 +100,9 @@ def main():
     for name, make, example, batches in MODELS:
         if only and name not in only:
             continue
+        half = name.endswith(" fp16")  # the float32 export, run in float16 by both
         model = make().eval()
-        path = os.path.join(out_dir, f"{name}.ember")
+        path = os.path.join(out_dir, f"{name.split()[0]}.ember")
         try:
             export(model, (example(2),), path, dynamic_batch=True)
             static = False
@@ -106,20 +110,25 @@ def main():
             print(f"{name}: no dynamic batch ({e}); exported per batch size", flush=True)
             static = True
         model = model.cuda()
+        if half:
+            model = model.half()
         for b in batches:
             if static:
                 path = os.path.join(out_dir, f"{name}_b{b}.ember")
                 export(model.cpu(), (example(b),), path)
                 model = model.cuda()
             x = example(b).cuda()
+            if half:
+                x = x.half()
             t = torch_times(model, x, compile_too)
-            e = ember_times(cli, path, b, True)
-            e_eager = ember_times(cli, path, b, False)
+            e = ember_times(cli, path, b, True, half)
+            e_eager = ember_times(cli, path, b, False, half)
             rows.append((f"{name} b{b}", t, e, e_eager))
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} | ember graphs "
                   f"{e['median_ms']:.3f} eager {e_eager['median_ms']:.3f} | peak MiB torch {t['peak_mib']:.1f} "
                   f"ember {e['activation_peak_mib']:.1f} (graphs {e['graph_memory_mib']:.1f}) | "
-                  f"nodes {e['nodes_before']}->{e['nodes_after']}", flush=True)
+                  f"nodes {e['nodes_before']}->{e['nodes_after']} | {e['graph_replays']} replays, "
+                  f"{e['graphs_dropped']} dropped | error vs fp32 {e['relative_error']:.2g}", flush=True)
         del model
         torch.cuda.empty_cache()
     header = ("| model | torch eager ms | torch graph ms |" + (" torch.compile ms |" if compile_too else "") +

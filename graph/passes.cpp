@@ -14,7 +14,7 @@ namespace ember::graph {
 std::string PassStats::summary() const {
   return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
                  constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
-                 dead_nodes_removed, " dead)");
+                 dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
 }
 
 namespace {
@@ -190,6 +190,36 @@ int remove_dead_nodes(Graph& g) {
       if (id >= 0) live[id] = true;
   }
   erase_marked(g, removed);
+  return count;
+}
+
+int convert_precision(Graph& g, std::vector<Tensor>& stored, DType dtype) {
+  EMBER_CHECK(dtype == kFloat16 || dtype == kBFloat16, InvalidArgument,
+              "[convert_precision] float16 or bfloat16, got ", dtype);
+  NoGradGuard no_grad;
+  stored.resize(g.values.size());
+  std::vector<bool> keep(g.values.size(), false);
+  for (const Node& n : g.nodes)
+    if (n.op == "batch_norm")
+      for (size_t i = 1; i < n.inputs.size(); ++i)
+        if (n.inputs[i] >= 0) keep[n.inputs[i]] = true;
+  int count = 0;
+  for (size_t id = 0; id < g.values.size(); ++id) {
+    if (keep[id] || !stored[id].defined() || stored[id].dtype() != kFloat32) continue;
+    stored[id] = stored[id].to(dtype);
+    g.values[id].dtype = dtype;
+    ++count;
+  }
+  for (Node& n : g.nodes) {
+    auto it = n.attributes.values.find("dtype");
+    if (it != n.attributes.values.end() && std::holds_alternative<DType>(it->second) &&
+        std::get<DType>(it->second) == kFloat32)
+      it->second = dtype;
+    for (uint32_t id : n.outputs)
+      if (g.values[id].dtype == kFloat32) g.values[id].dtype = dtype;
+  }
+  for (uint32_t id : g.inputs)
+    if (g.values[id].dtype == kFloat32) g.values[id].dtype = dtype;
   return count;
 }
 

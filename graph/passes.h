@@ -19,6 +19,7 @@ struct PassStats {
   int constants_folded = 0;     // nodes computed once from weights and constants
   int batch_norms_folded = 0;   // batch norms merged into the convolution before them
   int dead_nodes_removed = 0;   // nodes no output depends on
+  int tensors_converted = 0;    // weights stored in reduced precision (convert_precision)
   std::string summary() const;
 };
 
@@ -38,6 +39,14 @@ int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored);
 
 /// Drops nodes none of the graph's outputs depend on.
 int remove_dead_nodes(Graph& g);
+
+/// Reduced precision: every float32 weight, buffer and constant becomes `dtype` (float16 or
+/// bfloat16), and nodes that make float32 values (casts, full, arange) make `dtype` ones, so
+/// activations flow in `dtype`; ops accumulate in float32 as they do for any half input.
+/// Batch norms' weights and statistics stay float32. Graph inputs and outputs keep their
+/// declared dtypes: the caller casts at the boundary (model/inference.cpp). Returns how many
+/// stored tensors were converted.
+int convert_precision(Graph& g, std::vector<Tensor>& stored, DType dtype);
 
 /// All of the above, in an order where each enables the next.
 PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx);

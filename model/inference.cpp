@@ -22,8 +22,11 @@ std::vector<std::pair<const void*, uint64_t>> fingerprint_of(const std::vector<T
 InferencePlan::InferencePlan(const graph::Graph& g, const std::vector<Tensor>& stored, Device device,
                              const InferenceOptions& options)
     : graph_(g), stored_(stored), fingerprint_(fingerprint_of(stored)), device_(device), options_(options) {
+  for (uint32_t id : g.inputs) declared_inputs_.push_back(g.values[id].dtype);
+  for (uint32_t id : g.outputs) declared_outputs_.push_back(g.values[id].dtype);
   if (options_.optimize) stats_.passes = graph::optimize_for_inference(graph_, stored_, {false, device_});
   else stats_.passes.nodes_before = stats_.passes.nodes_after = static_cast<int>(graph_.nodes.size());
+  if (options_.dtype) stats_.passes.tensors_converted = graph::convert_precision(graph_, stored_, *options_.dtype);
   executor_ = std::make_unique<graph::Executor>(graph_);
 }
 
@@ -49,8 +52,24 @@ std::optional<InferencePlan::Key> InferencePlan::key_of(const TensorList& inputs
   return k;
 }
 
+TensorList InferencePlan::run_graph(const TensorList& inputs) {
+  if (!options_.dtype) return executor_->run(inputs, stored_, {false, device_});
+  TensorList cast = inputs;
+  for (size_t i = 0; i < cast.size() && i < declared_inputs_.size(); ++i) {
+    const Tensor& t = inputs[i];
+    const std::string& name = graph_.values[graph_.inputs[i]].name;
+    EMBER_CHECK(!t.defined() || t.dtype() == declared_inputs_[i], DTypeMismatch, "[forward] input ", i, " (\"", name,
+                "\") should be ", declared_inputs_[i], ", got ", t.dtype());
+    if (t.defined() && t.dtype() == kFloat32) cast[i] = t.to(*options_.dtype);
+  }
+  TensorList out = executor_->run(cast, stored_, {false, device_});
+  for (size_t i = 0; i < out.size() && i < declared_outputs_.size(); ++i)
+    if (out[i].defined() && out[i].dtype() != declared_outputs_[i]) out[i] = out[i].to(declared_outputs_[i]);
+  return out;
+}
+
 TensorList InferencePlan::run_eager(const TensorList& inputs) {
-  TensorList out = executor_->run(inputs, stored_, {false, device_});
+  TensorList out = run_graph(inputs);
   ++eager_runs_;
   return out;
 }
@@ -152,7 +171,7 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
   cuda::CaptureChecks checks(c->check_flag);
   cuda::Graph g = cuda::Graph::capture(device_.index, [&] {
     zero_(c->check_flag);
-    const TensorList result = executor_->run(c->inputs, stored_, {false, device_});
+    const TensorList result = run_graph(c->inputs);
     EMBER_CHECK(result.size() == c->outputs.size(), Internal, "[cuda graph] the captured forward gave ",
                 result.size(), " outputs, its first run ", c->outputs.size());
     for (size_t i = 0; i < result.size(); ++i) {

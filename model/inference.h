@@ -32,6 +32,10 @@ struct InferenceOptions {
   /// inputs in and the outputs out, which costs more than it saves on a model with large outputs
   /// and few, long kernels. Off: capture on the second run and always replay.
   bool measure_graphs = true;
+  /// Run a float32 model in float16 or bfloat16 (graph::convert_precision): weights converted
+  /// once when the plan is made, float32 inputs cast on entry, outputs cast back to their
+  /// declared dtypes. nullopt: as exported.
+  std::optional<DType> dtype;
   /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
   size_t max_graphs = 8;
 };
@@ -90,12 +94,15 @@ class InferencePlan {
   };
 
   TensorList run_eager(const TensorList& inputs);
+  // The executor between the declared dtypes and the plan's (reduced precision).
+  TensorList run_graph(const TensorList& inputs);
   TensorList replay(Captured& c, const TensorList& inputs);
   bool keeps_graph(Captured& c, ShapeState& shape);
   std::unique_ptr<Captured> capture(const TensorList& inputs, const std::vector<Layout>& outputs);
   std::optional<Key> key_of(const TensorList& inputs) const;
 
   graph::Graph graph_;  // the executor refers to it: the plan never moves
+  std::vector<DType> declared_inputs_, declared_outputs_;
   std::vector<Tensor> stored_;
   std::unique_ptr<graph::Executor> executor_;
   std::vector<std::pair<const void*, uint64_t>> fingerprint_;

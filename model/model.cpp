@@ -2,6 +2,7 @@
 
 #include "autograd/grad_mode.h"
 #include "model/upload.h"
+#include "runtime/error.h"
 #include "serialization/model_file.h"
 #include "serialization/safetensors.h"
 
@@ -50,6 +51,8 @@ std::shared_ptr<InferencePlan> Model::inference_plan() const {
 }
 
 void Model::set_inference_options(const InferenceOptions& options) {
+  EMBER_CHECK(!options.dtype || *options.dtype == kFloat16 || *options.dtype == kBFloat16, InvalidArgument,
+              "[set_inference_options] dtype: float16 or bfloat16 (or none, as exported), got ", *options.dtype);
   auto fresh = std::make_shared<InferenceState>();
   fresh->options = options;
   inference_ = std::move(fresh);

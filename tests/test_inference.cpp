@@ -77,6 +77,29 @@ DEVICE_TEST("inference passes: the exported fixtures give the same outputs optim
   }
 }
 
+DEVICE_TEST("reduced precision: float32 models run in float16 and bfloat16, outputs in float32") {
+  for (const std::string name : {"cnn", "transformer", "mlp"}) {
+    for (const DType dtype : {kFloat16, kBFloat16}) {
+      INFO(name << " in " << dtype_name(dtype));
+      Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
+      const TensorList inputs = fixture_inputs(name, device);
+      NoGradGuard no_grad;
+      const Tensor want = m.forward(inputs)[0];
+      m.set_inference_options({.dtype = dtype});
+      const Tensor got = m.forward(inputs)[0];
+      CHECK(got.dtype() == kFloat32);
+      CHECK(m.inference_stats().passes.tensors_converted > 0);
+      const double error = relative_difference(got, want);
+      CHECK(error > 0);  // it did run in reduced precision
+      CHECK(error < (dtype == kFloat16 ? 5e-3 : 4e-2));
+      if (is_floating(inputs[0].dtype()))
+        check_error([&] { m.forward({inputs[0].to(kFloat64)}); }, ErrorCode::DTypeMismatch, "should be float32");
+    }
+  }
+  Model m = load((fixture("mlp") / "model.ember").string(), device, {.trainable = false});
+  CHECK_THROWS_AS(m.set_inference_options({.dtype = kInt32}), Error);
+}
+
 TEST_CASE("inference passes: dropout, detach and casts to the same dtype are removed; other casts stay") {
   graph::Graph g;
   const Dim n{5, ""};

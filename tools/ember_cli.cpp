@@ -67,6 +67,7 @@ int main(int argc, char** argv) {
   bench->add_flag("--no-cuda-graphs", no_graphs, "run every forward eagerly (no CUDA graph capture)");
   bench->add_flag("--no-optimize", no_optimize, "run the graph as exported (no inference passes)");
   bench->add_flag("--tf32", bo.tf32, "float32 matrix products on TF32 tensor cores");
+  bench->add_option("--dtype", bo.dtype, "float16 or bfloat16: run a float32 model in reduced precision");
   bench->add_flag("--json", bo.json, "print one JSON object");
 
   auto* convert = app.add_subcommand("convert", "Re-save a .ember model's weights as safetensors (PyTorch's names)");

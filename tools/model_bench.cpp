@@ -44,8 +44,12 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   const Device device = parse_device(o.device);
   const bool on_cuda = device.is_cuda();
   if (on_cuda) cuda::set_allow_tf32(o.tf32);
+  std::optional<DType> dtype;
+  if (o.dtype == "float16" || o.dtype == "fp16" || o.dtype == "half") dtype = kFloat16;
+  else if (o.dtype == "bfloat16" || o.dtype == "bf16") dtype = kBFloat16;
+  else EMBER_CHECK(o.dtype.empty() || o.dtype == "float32", InvalidArgument, "[bench] --dtype: float32, float16 or bfloat16, got \"", o.dtype, "\"");
   Model m = load(path, device, {.trainable = false});
-  m.set_inference_options({.optimize = o.optimize, .cuda_graphs = o.cuda_graphs});
+  m.set_inference_options({.optimize = o.optimize, .cuda_graphs = o.cuda_graphs, .dtype = dtype});
   const TensorList inputs = random_inputs(m.graph(), device, o.batch);
   NoGradGuard no_grad;
 
@@ -93,6 +97,19 @@ int model_bench(const std::string& path, const BenchOptions& o) {
     }
     latency = per_forward;
   }
+  // Reduced precision: the largest difference from the float32 run, relative to its largest value.
+  double relative_error = 0;
+  if (dtype) {
+    Model reference = load(path, device, {.trainable = false});
+    reference.set_inference_options({.cuda_graphs = false});
+    const TensorList want = reference.forward(inputs), got = m.forward(inputs);
+    for (size_t i = 0; i < want.size(); ++i) {
+      if (!is_floating(want[i].dtype())) continue;
+      const Tensor w = want[i].to(kFloat64), g = got[i].to(kFloat64);
+      const double scale = std::max(amax(abs(w)).item<double>(), 1e-30);
+      relative_error = std::max(relative_error, amax(abs(sub(g, w))).item<double>() / scale);
+    }
+  }
   const Spread t = spread_of(per_forward), l = spread_of(latency);
   const InferenceStats s = m.inference_stats();
   const double weights = mib(static_cast<size_t>(m.parameter_bytes()));
@@ -104,10 +121,12 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         "{\"model\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"median_ms\": %.5f, \"p10_ms\": %.5f, "
         "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
         "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
-        "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d}\n",
+        "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d, "
+        "\"dtype\": \"%s\", \"relative_error\": %.3g}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
         throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
-        static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after);
+        static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
+        dtype ? dtype_name(*dtype) : "as exported", relative_error);
     return 0;
   }
   std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
@@ -123,6 +142,9 @@ int model_bench(const std::string& path, const BenchOptions& o) {
               t.p90, on_cuda ? "device events, queued back to back" : "wall clock", o.iterations, o.warmup);
   if (on_cuda) std::printf("latency    median %.4f ms, p10 %.4f, p90 %.4f (call to outputs ready)\n", l.median, l.p10, l.p90);
   std::printf("throughput %.1f samples/s\n", throughput);
+  if (dtype)
+    std::printf("precision  %s: largest output difference from float32 %.3g of the largest value\n",
+                dtype_name(*dtype), relative_error);
   if (on_cuda)
     std::printf("memory     weights %.2f MiB; activations peak %.2f MiB (eager run); CUDA graphs %.2f MiB\n", weights,
                 mib(activation_peak), graph_memory);

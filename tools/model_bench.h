@@ -14,12 +14,14 @@ struct BenchOptions {
   bool cuda_graphs = true;
   bool optimize = true;   // graph passes
   bool tf32 = false;      // float32 matrix products and convolutions on TF32 tensor cores
+  std::string dtype;      // "float16" or "bfloat16": run a float32 model in reduced precision
   bool json = false;      // one JSON object instead of the table
 };
 
 /// Times Model::forward under NoGradGuard in evaluation mode. On CUDA: device time per forward
 /// from events around each call (queued back to back) and end-to-end latency (each call
-/// waited for); on the CPU wall-clock time. Medians and 10th/90th percentiles; peak memory.
+/// waited for); on the CPU wall-clock time. Medians and 10th/90th percentiles; peak memory;
+/// with a reduced-precision dtype, the outputs' difference from the float32 run.
 int model_bench(const std::string& path, const BenchOptions& options);
 
 }  // namespace ember::tools
