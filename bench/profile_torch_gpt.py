@@ -1,0 +1,14 @@
+import sys, torch
+sys.path.insert(0, "bench")
+import gpt_model
+torch.backends.cuda.matmul.allow_tf32 = False
+m = gpt_model.make().eval()
+x, _ = gpt_model.batch(16)
+from torch.profiler import profile, ProfilerActivity
+with torch.no_grad():
+    for _ in range(3): m(x)
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as p:
+        for _ in range(5): m(x)
+        torch.cuda.synchronize()
+print(p.key_averages().table(sort_by="cuda_time_total", row_limit=18, max_name_column_width=70))
