@@ -27,7 +27,7 @@ struct InferenceOptions {
   bool optimize = true;
   /// On CUDA, replay captured CUDA graphs for input shapes seen before.
   bool cuda_graphs = true;
-  /// Keep a shape's graph only if its first replay took less device time than that shape's
+  /// Keep a shape's graph only if its second replay took less device time than that shape's
   /// second (timed) eager run: graphs pay off where launches dominate, but a replay copies the
   /// inputs in and the outputs out, which costs more than it saves on a model with large outputs
   /// and few, long kernels. Off: capture on the second run and always replay.
@@ -76,7 +76,8 @@ class InferencePlan {
     // that failed, on the device and copied to pinned host memory by every replay.
     Tensor check_flag, check_host;
     std::vector<std::string> checks;
-    std::optional<cuda::Event> first_start, first_end;  // the first replay, timed
+    std::optional<cuda::Event> timed_start, timed_end;  // the second replay, timed
+    int64_t replays = 0;
     bool judged = false;
     uint64_t order = 0;
     ~Captured();

@@ -44,6 +44,8 @@ Graph Graph::capture(int device, const std::function<void()>& work) {
   std::shared_ptr<void> owner(exec, [](void* e) {
     if (cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(e)) != cudaSuccess) cudaGetLastError();
   });
+  // Uploaded now, so that the first launch is not slowed by it.
+  EMBER_CUDA_CHECK(cudaGraphUpload(exec, s));
   return Graph(std::move(owner), device);
 }
 
