@@ -65,6 +65,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (in.size() != f.graph.inputs.size()) return 0;
       graph::Executor executor(f.graph);
       executor.run(in, f.data, {false, Device::cpu()});
+      // And the inference fast path's rewrite of it (Model::forward in evaluation mode).
+      NoGradGuard no_grad;
+      graph::Graph optimised = f.graph;
+      std::vector<Tensor> stored = f.data;
+      graph::optimize_for_inference(optimised, stored, {false, Device::cpu()});
+      graph::Executor(optimised).run(in, stored, {false, Device::cpu()});
     }
   } catch (const Error&) {
     // A clean refusal is the expected outcome for most inputs.
