@@ -83,6 +83,20 @@ DEVICE_TEST("matmul covers dot, matrix-vector, matrix-matrix and broadcast batch
   }
 }
 
+TEST_CASE("matmul: 8- and 32-bit integer products wrap as PyTorch's (computed through int64 on the CPU)") {
+  // 100·2 + 100·1 = 300 ≡ 44 (mod 256); int32: 2^30·2 + 2^30·2 = 2^32 ≡ 0 (mod 2^32).
+  check_equal_values(matmul(tensor({100, 100}, {kInt8}).reshape({1, 2}), tensor({2, 1}, {kInt8}).reshape({2, 1})), {44});
+  check_equal_values(matmul(tensor({200, 100}, {kUInt8}).reshape({1, 2}), tensor({1, 1}, {kUInt8}).reshape({2, 1})), {44});
+  check_equal_values(matmul(tensor({-100, -100}, {kInt8}).reshape({1, 2}), tensor({2, 1}, {kInt8}).reshape({2, 1})), {-44});
+  const double big = 1 << 30;
+  check_equal_values(matmul(tensor({big, big}, {kInt32}).reshape({1, 2}), tensor({2, 2}, {kInt32}).reshape({2, 1})), {0});
+  const Tensor y = addmm(tensor({1, 2}, {kInt8}), tensor({3, 4, 5, 6}, {kInt8}).reshape({2, 2}),
+                         tensor({7, 8, 9, 10}, {kInt8}).reshape({2, 2}));
+  CHECK(y.dtype() == kInt8);
+  // [[3·7+4·9, 3·8+4·10], [5·7+6·9, 5·8+6·10]] + [1, 2] = [[58, 66], [90, 102]]
+  check_equal_values(y, {58, 66, 90, 102});
+}
+
 DEVICE_TEST("mm, bmm, addmm, linear") {
   uint64_t seed = 50;
   for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {

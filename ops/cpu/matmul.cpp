@@ -41,16 +41,12 @@ Tensor gemm_ready(const Tensor& t) {
   return row_major_ok(r, c, s0, s1) || col_major_ok(r, c, s0, s1) ? t : t.contiguous();
 }
 
-}  // namespace
-
-void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
-  const Tensor a = gemm_ready(inputs[0]);
-  const Tensor b = gemm_ready(inputs[1]);
-  const Tensor& out = outputs[0];
-  if (has_bias) copy_(out, inputs[2]);
+// out = beta * out + alpha * a @ b for float types and int64.
+void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out, double alpha, double beta, bool has_bias) {
+  const Tensor a = gemm_ready(a_in);
+  const Tensor b = gemm_ready(b_in);
   const int64_t B = a.sizes()[0], n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
-  if (out.numel() == 0) return;
-  dispatch<kNumericSet>(a.dtype(), "matmul", [&]<typename T>() {
+  dispatch<kFloatingSet | dtype_bit(kInt64)>(a.dtype(), "matmul", [&]<typename T>() {
     using C = opmath_t<T>;  // half types compute in float
     auto one = [&](int64_t i) {
       const T* pa = a.data_ptr<T>() + i * a.strides()[0];
@@ -85,6 +81,24 @@ void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
       for (int64_t i = 0; i < B; ++i) one(i);
     }
   });
+}
+
+}  // namespace
+
+void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor& out = outputs[0];
+  if (has_bias) copy_(out, inputs[2]);
+  if (out.numel() == 0) return;
+  const DType dtype = inputs[0].dtype();
+  if (is_integral(dtype) && dtype != kInt64) {
+    // Integer products wrap modulo 2^bits, as in PyTorch: int64 arithmetic narrowed back gives
+    // the same bits, so one Eigen GEMM serves every integer type (the library stays smaller).
+    Tensor out64 = out.to(kInt64);
+    gemm_into(inputs[0].to(kInt64), inputs[1].to(kInt64), out64, alpha, beta, has_bias);
+    copy_(out, out64);
+    return;
+  }
+  gemm_into(inputs[0], inputs[1], out, alpha, beta, has_bias);
 }
 
 }  // namespace ember
