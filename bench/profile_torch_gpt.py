@@ -1,3 +1,6 @@
+"""PyTorch's CUDA kernels for the benchmark GPT (gpt_model.py) at batch 16, inference, fp32
+with TF32 off: a table of kernel times over 5 forwards after warm-up, to set beside a profile of
+ember's forward. Usage (GPU machine): python3 bench/profile_torch_gpt.py"""
 import sys, torch
 sys.path.insert(0, "bench")
 import gpt_model
