@@ -35,7 +35,7 @@ struct InferenceOptions {
   /// Run a float32 model in float16 or bfloat16 (graph::convert_precision): weights converted
   /// once when the plan is made, float32 inputs cast on entry, outputs cast back to their
   /// declared dtypes. nullopt: as exported.
-  std::optional<DType> dtype;
+  std::optional<DType> dtype = std::nullopt;
   /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
   size_t max_graphs = 8;
 };

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ember.h"
+#include "tools/model_commands.h"
 
 namespace ember::tools {
 
@@ -23,18 +24,6 @@ Spread spread_of(std::vector<double> v) {
 }
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
-TensorList random_inputs(const graph::Graph& g, Device device, int64_t batch) {
-  manual_seed(0);
-  TensorList args;
-  for (uint32_t id : g.inputs) {
-    const graph::Value& v = g.values[id];
-    Shape shape;
-    for (const graph::Dim& d : v.shape) shape.push_back(d.is_symbolic() ? batch : d.size);
-    args.push_back(is_floating(v.dtype) ? randn(shape, {v.dtype, device}) : zeros(shape, {v.dtype, device}));
-  }
-  return args;
-}
 
 }  // namespace
 

@@ -60,6 +60,18 @@ int model_validate(const std::string& path) {
   return 0;
 }
 
+TensorList random_inputs(const graph::Graph& g, Device device, int64_t batch) {
+  manual_seed(0);
+  TensorList args;
+  for (uint32_t id : g.inputs) {
+    const graph::Value& v = g.values[id];
+    Shape shape;
+    for (const graph::Dim& d : v.shape) shape.push_back(d.is_symbolic() ? batch : d.size);
+    args.push_back(is_floating(v.dtype) ? randn(shape, {v.dtype, device}) : zeros(shape, {v.dtype, device}));
+  }
+  return args;
+}
+
 int model_run(const std::string& path, const std::vector<std::string>& inputs, const std::vector<std::string>& outputs,
               const std::string& device_name, int64_t batch) {
   const Device device = parse_device(device_name);
@@ -70,18 +82,13 @@ int model_run(const std::string& path, const std::vector<std::string>& inputs, c
   EMBER_CHECK(outputs.empty() || outputs.size() == g.outputs.size(), InvalidArgument, "the model has ",
               g.outputs.size(), " outputs, got ", outputs.size(), " --output files");
   TensorList args;
-  manual_seed(0);
-  for (size_t i = 0; i < g.inputs.size(); ++i) {
-    const graph::Value& v = g.values[g.inputs[i]];
-    if (!inputs.empty()) {
-      args.push_back(load_npy(inputs[i]).to(device));
-      continue;
-    }
-    Shape shape;
-    for (const graph::Dim& d : v.shape) shape.push_back(d.is_symbolic() ? batch : d.size);
-    Tensor x = is_floating(v.dtype) ? randn(shape, {v.dtype, device}) : zeros(shape, {v.dtype, device});
-    std::printf("input  %s: random %s %s\n", v.name.c_str(), dtype_name(v.dtype), shape_str(shape).c_str());
-    args.push_back(x);
+  if (inputs.empty()) {
+    args = random_inputs(g, device, batch);
+    for (size_t i = 0; i < args.size(); ++i)
+      std::printf("input  %s: random %s %s\n", g.values[g.inputs[i]].name.c_str(), dtype_name(args[i].dtype()),
+                  shape_str(args[i].sizes()).c_str());
+  } else {
+    for (const std::string& file : inputs) args.push_back(load_npy(file).to(device));
   }
   TensorList ys;
   {

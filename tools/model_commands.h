@@ -4,6 +4,9 @@
 #include <string>
 #include <vector>
 
+#include "graph/graph.h"
+#include "runtime/tensor.h"
+
 namespace ember::tools {
 
 /// Prints inputs and outputs (shapes, dtypes), the op histogram, parameter count and bytes,
@@ -16,6 +19,10 @@ int model_validate(const std::string& path);
 /// summary of each when no output paths are given).
 int model_run(const std::string& path, const std::vector<std::string>& inputs,
               const std::vector<std::string>& outputs, const std::string& device, int64_t batch);
+
+/// Random inputs of the graph's declared shapes (symbolic dims set to `batch`), seeded: floats
+/// from randn, integer inputs (token ids, indices) zero.
+TensorList random_inputs(const graph::Graph& g, Device device, int64_t batch);
 
 /// Fine-tunes the model in training mode on one batch (inputs .npy, int64 class targets .npy)
 /// with SGD and cross-entropy for `steps` steps, printing each step's loss; writes the tuned
