@@ -227,7 +227,6 @@ PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const Ru
   PassStats s;
   s.nodes_before = static_cast<int>(g.nodes.size());
   s.identities_removed = remove_identities(g);
-  // Before constant folding, which would otherwise fold a batch norm's weights alone.
   s.batch_norms_folded = fold_conv_batch_norm(g, stored);
   s.constants_folded = fold_constants(g, stored, ctx);
   s.dead_nodes_removed = remove_dead_nodes(g);

@@ -9,11 +9,16 @@ namespace ember {
 
 namespace {
 
+// A weight's storage and version: either changes when the weight does.
+std::pair<const void*, uint64_t> identity_of(const Tensor& t) {
+  if (!t.defined()) return {nullptr, 0};
+  return {static_cast<const void*>(t.storage().get()), t.version()};
+}
+
 std::vector<std::pair<const void*, uint64_t>> fingerprint_of(const std::vector<Tensor>& stored) {
   std::vector<std::pair<const void*, uint64_t>> f;
   f.reserve(stored.size());
-  for (const Tensor& t : stored)
-    f.emplace_back(t.defined() ? static_cast<const void*>(t.storage().get()) : nullptr, t.defined() ? t.version() : 0);
+  for (const Tensor& t : stored) f.push_back(identity_of(t));
   return f;
 }
 
@@ -32,7 +37,13 @@ InferencePlan::InferencePlan(const graph::Graph& g, const std::vector<Tensor>& s
 
 InferencePlan::~InferencePlan() = default;
 
-bool InferencePlan::current(const std::vector<Tensor>& stored) const { return fingerprint_of(stored) == fingerprint_; }
+// Checked on every inference forward: compared in place, nothing allocated.
+bool InferencePlan::current(const std::vector<Tensor>& stored) const {
+  if (stored.size() != fingerprint_.size()) return false;
+  for (size_t i = 0; i < stored.size(); ++i)
+    if (fingerprint_[i] != identity_of(stored[i])) return false;
+  return true;
+}
 
 InferenceStats InferencePlan::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
