@@ -139,8 +139,10 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   try {
     c = capture(inputs, shape.outputs);
   } catch (const Error& e) {
-    // Run this shape eagerly from now on; the reason is kept for InferenceStats.
-    uncapturable_.insert(*key);
+    // Run this shape eagerly from now on; the reason is kept for InferenceStats. Running out
+    // of memory may pass (a cap lifted, other tensors freed): such a capture is tried again on
+    // the next call, up to three times.
+    if (e.code() != ErrorCode::OutOfMemory || ++shape.capture_out_of_memory >= 3) uncapturable_.insert(*key);
     stats_.capture_failure = e.what();
     lock.unlock();
     return run_eager(inputs);

@@ -92,6 +92,7 @@ class InferencePlan {
     std::vector<Layout> outputs;  // from the first (eager) run
     int64_t eager_runs = 0;
     std::optional<cuda::Event> eager_start, eager_end;  // the second eager run, timed
+    int capture_out_of_memory = 0;  // captures of this shape that ran out of device memory
   };
 
   TensorList run_eager(const TensorList& inputs);

@@ -66,17 +66,20 @@ SGD::SGD(std::vector<Tensor> params, SGDOptions options) : Optimizer(std::move(p
 void SGD::step() {
   NoGradGuard no_grad;
   if (fused::applies(params_)) {
-    TensorList grads;
+    // New momentum buffers are kept only once the step has run: an allocation that fails
+    // (OutOfMemory) leaves the optimizer as it was, and the step can be retried.
+    TensorList grads, momentum = momentum_;
     std::vector<bool> first(params_.size(), false);
     for (size_t i = 0; i < params_.size(); ++i) {
       grads.push_back(params_[i].grad());
-      if (o_.momentum != 0 && grads[i].defined() && !momentum_[i].defined()) {
-        momentum_[i] = empty_like(params_[i]);
+      if (o_.momentum != 0 && grads[i].defined() && !momentum[i].defined()) {
+        momentum[i] = empty_like(params_[i]);
         first[i] = true;
       }
     }
-    fused::sgd_step(params_, grads, momentum_, first,
+    fused::sgd_step(params_, grads, momentum, first,
                     {lr_, o_.momentum, o_.dampening, o_.weight_decay, o_.nesterov});
+    momentum_ = std::move(momentum);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -124,19 +127,26 @@ Adam::Adam(std::vector<Tensor> params, AdamOptions options) : Optimizer(std::mov
 void Adam::step() {
   NoGradGuard no_grad;
   if (fused::applies(params_)) {
-    TensorList grads;
+    // New state and the step counts are kept only once the step has run: an allocation that
+    // fails (OutOfMemory) leaves the optimizer as it was, so a retried step is not counted twice.
+    TensorList grads, exp_avg = exp_avg_, exp_avg_sq = exp_avg_sq_, max_exp_avg_sq = max_exp_avg_sq_;
+    std::vector<int64_t> steps = steps_;
     for (size_t i = 0; i < params_.size(); ++i) {
       grads.push_back(params_[i].grad());
       if (!grads[i].defined()) continue;
-      if (!exp_avg_[i].defined()) {
-        exp_avg_[i] = zeros_like(params_[i]);
-        exp_avg_sq_[i] = zeros_like(params_[i]);
-        if (o_.amsgrad) max_exp_avg_sq_[i] = zeros_like(params_[i]);
+      if (!exp_avg[i].defined()) {
+        exp_avg[i] = zeros_like(params_[i]);
+        exp_avg_sq[i] = zeros_like(params_[i]);
+        if (o_.amsgrad) max_exp_avg_sq[i] = zeros_like(params_[i]);
       }
-      ++steps_[i];
+      ++steps[i];
     }
-    fused::adam_step(params_, grads, exp_avg_, exp_avg_sq_, max_exp_avg_sq_, steps_,
+    fused::adam_step(params_, grads, exp_avg, exp_avg_sq, max_exp_avg_sq, steps,
                      {lr_, o_.beta1, o_.beta2, o_.eps, o_.weight_decay, o_.decoupled_weight_decay, o_.amsgrad});
+    exp_avg_ = std::move(exp_avg);
+    exp_avg_sq_ = std::move(exp_avg_sq);
+    max_exp_avg_sq_ = std::move(max_exp_avg_sq);
+    steps_ = std::move(steps);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -207,16 +217,20 @@ RMSprop::RMSprop(std::vector<Tensor> params, RMSpropOptions options) : Optimizer
 void RMSprop::step() {
   NoGradGuard no_grad;
   if (fused::applies(params_)) {
-    TensorList grads;
+    // As Adam's: new state is kept only once the step has run (all or nothing on OutOfMemory).
+    TensorList grads, square_avg = square_avg_, grad_avg = grad_avg_, momentum = momentum_;
     for (size_t i = 0; i < params_.size(); ++i) {
       grads.push_back(params_[i].grad());
-      if (!grads[i].defined() || square_avg_[i].defined()) continue;
-      square_avg_[i] = zeros_like(params_[i]);
-      if (o_.centered) grad_avg_[i] = zeros_like(params_[i]);
-      if (o_.momentum > 0) momentum_[i] = zeros_like(params_[i]);
+      if (!grads[i].defined() || square_avg[i].defined()) continue;
+      square_avg[i] = zeros_like(params_[i]);
+      if (o_.centered) grad_avg[i] = zeros_like(params_[i]);
+      if (o_.momentum > 0) momentum[i] = zeros_like(params_[i]);
     }
-    fused::rmsprop_step(params_, grads, square_avg_, grad_avg_, momentum_,
+    fused::rmsprop_step(params_, grads, square_avg, grad_avg, momentum,
                         {lr_, o_.alpha, o_.eps, o_.weight_decay, o_.momentum, o_.centered});
+    square_avg_ = std::move(square_avg);
+    grad_avg_ = std::move(grad_avg);
+    momentum_ = std::move(momentum);
     return;
   }
   for (size_t i = 0; i < params_.size(); ++i) {
