@@ -42,5 +42,14 @@ DEVICE_TEST("threads: one loaded model run from 4 threads at once gives the sing
     for (std::thread& t : threads) t.join();
     CHECK(failed.load() == 0);
     CHECK(wrong.load() == 0);
+    if (device.is_cuda()) {
+      // The threads share the model's CUDA graph; a thread whose first call captures it makes
+      // its library handles first (their creation cannot be captured).
+      const InferenceStats s = m.inference_stats();
+      INFO(s.capture_failure);
+      CHECK(s.capture_failure.empty());
+      CHECK(s.graphs_captured == 1);
+      CHECK(s.graph_replays > 0);
+    }
   }
 }

@@ -1,4 +1,5 @@
 // CUDA graph capture and replay (cuda::Graph), and the memory graphs hold.
+#include "runtime/cuda/handles.h"
 #include "runtime/cuda/runtime.h"
 
 namespace ember::cuda {
@@ -19,6 +20,11 @@ void abandon_capture(cudaStream_t s) {
 Graph Graph::capture(int device, const std::function<void()>& work) {
   DeviceGuard guard(device);
   cudaStream_t s = cuda_detail::stream(device);
+  // The libraries' handles are made per thread on first use, with a cudaMalloc that would
+  // end the capture: a thread whose first work on this device is a capture makes them now.
+  cuda_detail::cublas_handle(device);
+  cuda_detail::cublaslt_handle(device);
+  cuda_detail::cudnn_handle(device);
   // Thread-local: other threads may go on queueing work on their own streams meanwhile.
   EMBER_CUDA_CHECK(cudaStreamBeginCapture(s, cudaStreamCaptureModeThreadLocal));
   try {

@@ -52,6 +52,14 @@ PendingCopies& pending() {
   return *p;
 }
 
+// A copy captured into a CUDA graph runs at each replay, not now: whoever captures owns the
+// host memory for the graph's lifetime (an event recorded in a capture cannot be queried).
+bool capturing(cudaStream_t s) {
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  EMBER_CUDA_CHECK(cudaStreamIsCapturing(s, &status));
+  return status != cudaStreamCaptureStatusNone;
+}
+
 class Hooks final : public CudaHooks {
  public:
   bool is_built() const override { return true; }
@@ -77,7 +85,7 @@ class Hooks final : public CudaHooks {
                                        : cudaMemcpyDeviceToHost;
     EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, n, kind, s));
     if (!non_blocking) EMBER_CUDA_CHECK(cudaStreamSynchronize(s));
-    else if (kind != cudaMemcpyDeviceToDevice && keep_alive) pending().add(device, s, std::move(keep_alive));
+    else if (kind != cudaMemcpyDeviceToDevice && keep_alive && !capturing(s)) pending().add(device, s, std::move(keep_alive));
   }
 
  private:
