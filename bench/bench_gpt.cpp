@@ -3,10 +3,12 @@
 // inference (evaluation mode, no autograd) at batch 1 and 16, and a training step at batch 16
 // (forward, cross-entropy over the vocabulary, backward, AdamW). Medians of 11 event-timed
 // batches after warm-up, as PyTorch's side. Rows gpt_infer_b1, gpt_infer_b16, gpt_train_b16.
-// Usage: bench_gpt [out.csv]
+// Usage: bench_gpt [out.csv] [--only ROW]   (--only: one row alone, e.g. to profile it with
+// kernel_trace.cpp)
 #include <algorithm>
 #include <cstdio>
 #include <functional>
+#include <string>
 #include <vector>
 
 #include "bench/bench_util.h"
@@ -16,7 +18,13 @@ using namespace ember;
 using bench::median_gpu_ms;
 
 int main(int argc, char** argv) {
-  FILE* csv = argc > 1 ? std::fopen(argv[1], "a") : nullptr;
+  FILE* csv = nullptr;
+  std::string only;
+  for (int i = 1; i < argc; ++i) {
+    if (std::string(argv[i]) == "--only" && i + 1 < argc) only = argv[++i];
+    else csv = std::fopen(argv[i], "a");
+  }
+  auto wanted = [&](const char* row) { return only.empty() || only == row; };
   try {
     const Device dev = Device::cuda(0);
     nn::GPTConfig c;
@@ -30,6 +38,7 @@ int main(int argc, char** argv) {
     {
       NoGradGuard no_grad;
       for (int64_t b : {1, 16}) {
+        if (!wanted(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16")) continue;
         Tensor x = tokens(b).slice(1, 0, c.block_size).contiguous();
         rows.emplace_back(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16", median_gpu_ms([&] { gpt.forward(x); }, 5, 0));
       }
@@ -39,7 +48,8 @@ int main(int argc, char** argv) {
     nn::Adam opt(gpt.parameters(), {.lr = 3e-4, .weight_decay = 0.01, .decoupled_weight_decay = true});
     Tensor t = tokens(16);
     Tensor x = t.slice(1, 0, c.block_size).contiguous(), y = t.slice(1, 1, c.block_size + 1).reshape({-1});
-    rows.emplace_back("gpt_train_b16", median_gpu_ms(
+    if (wanted("gpt_train_b16"))
+      rows.emplace_back("gpt_train_b16", median_gpu_ms(
                                            [&] {
                                              gpt.zero_grad();
                                              nn::cross_entropy(gpt.forward(x).reshape({-1, c.vocab_size}), y).backward();

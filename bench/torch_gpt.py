@@ -2,12 +2,16 @@
 with TF32 off: inference (no_grad, eval) at batch 1 and 16, and a training step at batch 16
 (forward, cross-entropy over the vocabulary, backward, AdamW). Medians of event-timed batches
 after warm-up (torch_cuda.gpu_ms). Writes CSV rows gpt_infer_b1, gpt_infer_b16, gpt_train_b16.
-Usage: python3 bench/torch_gpt.py OUT.csv"""
+Usage: python3 bench/torch_gpt.py OUT.csv [--only ROW]   (one row alone, e.g. to profile it)"""
 import sys
 
 import torch
 import gpt_model
 from torch_cuda import gpu_ms
+
+
+def wanted(row):
+    return "--only" not in sys.argv or sys.argv[sys.argv.index("--only") + 1] == row
 
 
 def main():
@@ -18,6 +22,8 @@ def main():
     model.eval()
     with torch.no_grad():
         for b in [1, 16]:
+            if not wanted(f"gpt_infer_b{b}"):
+                continue
             x, _ = gpt_model.batch(b)
             rows.append((f"gpt_infer_b{b}", gpu_ms(lambda: model(x), inner=5, reps=11)))
     model.train()
@@ -29,7 +35,8 @@ def main():
         torch.nn.functional.cross_entropy(model(x).view(-1, gpt_model.CONFIG["vocab"]), y).backward()
         opt.step()
 
-    rows.append(("gpt_train_b16", gpu_ms(step, inner=3, reps=11)))
+    if wanted("gpt_train_b16"):
+        rows.append(("gpt_train_b16", gpu_ms(step, inner=3, reps=11)))
     with open(sys.argv[1], "a") as f:
         for case, ms in rows:
             print(f"torch {case:16s} {ms:9.3f} ms")
