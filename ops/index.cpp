@@ -185,6 +185,7 @@ void register_index_ops(OpRegistry& r) {
   r.add("index", "gather", kAllSet, s);
   r.add("index", "scatter", kAllSet, s);
   r.add("index", "scatter_add", kNumericSet, s);
+  r.add("index", "index_add_rows", kFloatingSet, s);
   r.add("index", "masked_fill", kAllSet, {.cuda_kernel = true, .backward = true});
 }
 

@@ -36,6 +36,16 @@ struct ScatterOp final : Op {
   EMBER_OP_FORWARDS
 };
 
+/// index_select's backward along dim 0 (an embedding's): out[index[i]] += g[i] for the rows
+/// of a contiguous [n, d] gradient and an int64 index of n in-range rows, into [rows, d] zeros.
+/// Each row's contributions are summed in the order of i, on every device (deterministic);
+/// CUDA sorts the index (stably) and gives each run of equal rows to one thread per column.
+struct IndexAddRowsOp final : Op {
+  const char* name() const override { return "index_add_rows"; }
+  EMBER_OP_FORWARDS
+  EMBER_OP_BACKWARD
+};
+
 /// Slices of t along dim at the positions in a 1-D int64 or int32 index.
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index);
 /// Gathers t along dim at index (same rank as t).

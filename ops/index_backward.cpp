@@ -11,11 +11,24 @@ bool IndexSelectOp::differentiable() const { return true; }
 TensorList IndexSelectOp::backward(const BackwardContext& ctx) const {
   const Tensor& t = ctx.inputs[0];
   const Tensor& g = ctx.grads[0];
+  if (dim == 0 && t.dim() >= 1 && is_floating(g.dtype())) {
+    // An embedding's backward: whole rows added by a deterministic segmented sum (the index
+    // was range-checked by the forward).
+    const int64_t n = g.sizes()[0], rows = t.sizes()[0], width = rows == 0 ? 0 : t.numel() / rows;
+    const Tensor sum = apply1(std::make_shared<IndexAddRowsOp>(), {g.reshape({n, width}).contiguous(), ctx.inputs[1].contiguous()},
+                              {{rows, width}, g.dtype()});
+    return {sum.reshape(t.sizes()), Tensor()};
+  }
   // index_add: the 1-D index broadcast over g's other dims.
   Shape view_shape(static_cast<size_t>(g.dim()), 1);
   view_shape[dim] = g.sizes()[dim];
   Tensor idx = expand(reshape(ctx.inputs[1], view_shape), g.sizes());
   return {scatter_add(zeros_like(t), dim, idx, g), Tensor()};
+}
+
+bool IndexAddRowsOp::differentiable() const { return true; }
+TensorList IndexAddRowsOp::backward(const BackwardContext& ctx) const {
+  return {index_select(ctx.grads[0], 0, ctx.inputs[1]), Tensor()};
 }
 
 bool GatherOp::differentiable() const { return true; }

@@ -402,6 +402,9 @@ DEVICE_TEST("autograd: gradcheck of the indexing ops and of max/min with indices
   expect_gradcheck("min(dim, keepdim)", one([](const Tensor& t) { return min(t, 0, true).values; }), {x});
   expect_gradgradcheck("relu", one([](const Tensor& t) { return mul(relu(t), t); }), {x});
   expect_gradgradcheck("gather", one([&](const Tensor& t) { return mul(gather(t, 0, idx), gather(t, 0, idx)); }), {x});
+  expect_gradgradcheck("index_select", one([&](const Tensor& t) {
+                         return mul(index_select(t, 0, rows), index_select(t, 0, rows));
+                       }), {x});
 }
 
 TEST_CASE("autograd: the registry marks differentiable ops") {

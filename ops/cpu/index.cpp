@@ -1,5 +1,9 @@
 // CPU kernels of the indexing ops. Each walks the output (or the index) with the shared
 // pointer loop; the indexed dim has stride 0 in the walked view and is added per element.
+#include <algorithm>
+#include <numeric>
+#include <vector>
+
 #include "ops/cpu/loops.h"
 #include "ops/index.h"
 #include "runtime/dispatch.h"
@@ -75,6 +79,37 @@ void ScatterOp::forward_cpu(const TensorList& inputs, const TensorList& outputs)
           }
         },
         /*parallel=*/false);
+  });
+}
+
+void IndexAddRowsOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor& g = inputs[0];
+  const Tensor& out = outputs[0];
+  const int64_t n = g.sizes()[0], width = g.sizes()[1], rows = out.sizes()[0];
+  const int64_t* index = inputs[1].data_ptr<int64_t>();
+  // The positions in order of their row (stable: equal rows keep the order of i), then each
+  // run summed in opmath and rounded once, as the CUDA kernel does.
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [index](int64_t a, int64_t b) { return index[a] < index[b]; });
+  dispatch<kFloatingSet>(g.dtype(), name(), [&]<typename T>() {
+    using M = opmath_t<T>;
+    const T* src = g.data_ptr<T>();
+    T* dst = out.data_ptr<T>();
+    std::fill(dst, dst + out.numel(), static_cast<T>(M(0)));
+    std::vector<M> sum(static_cast<size_t>(width));
+    for (int64_t start = 0; start < n;) {
+      const int64_t row = index[order[start]];
+      int64_t end = start;
+      std::fill(sum.begin(), sum.end(), M(0));
+      for (; end < n && index[order[end]] == row; ++end) {
+        const T* r = src + order[end] * width;
+        for (int64_t c = 0; c < width; ++c) sum[c] += static_cast<M>(r[c]);
+      }
+      if (row >= 0 && row < rows)
+        for (int64_t c = 0; c < width; ++c) dst[row * width + c] = static_cast<T>(sum[c]);
+      start = end;
+    }
   });
 }
 
