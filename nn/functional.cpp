@@ -212,17 +212,18 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
     key = repeat_heads(k);
     value = repeat_heads(v);
   }
-  Tensor scores = mul(matmul(q, transpose(key, -2, -1)), s);
+  Tensor scores = matmul(q, transpose(key, -2, -1));
   if (is_half(scores.dtype())) scores = scores.to(kFloat32);
-  const int64_t L = q.size(-2), S = k.size(-2);
-  if (is_causal) {
-    Tensor allowed = tril(ones({L, S}, {kBool, q.device()}));
-    scores = masked_fill(scores, logical_not(allowed), -INFINITY);
-  } else if (attn_mask.defined()) {
+  Tensor weights;
+  if (attn_mask.defined()) {
+    scores = mul(scores, s);
     if (attn_mask.dtype() == kBool) scores = masked_fill(scores, logical_not(attn_mask), -INFINITY);
     else scores = add(scores, attn_mask.to(scores.dtype()));
+    weights = softmax(scores, -1);
+  } else {
+    weights = attention_softmax(scores, s, is_causal);  // the scale and causal mask inside the softmax
   }
-  Tensor weights = softmax(scores, -1).to(q.dtype());
+  weights = weights.to(q.dtype());
   if (dropout_p > 0) weights = dropout(weights, dropout_p, true);
   return matmul(weights, value);
 }

@@ -33,17 +33,28 @@ RowGeometry row_geometry(const Shape& shape, int64_t dim) {
 Tensor softmax(const Tensor& x, int64_t dim) { return run(x, dim, false); }
 Tensor log_softmax(const Tensor& x, int64_t dim) { return run(x, dim, true); }
 
+Tensor attention_softmax(const Tensor& scores, double scale, bool causal) {
+  EMBER_CHECK(is_floating(scores.dtype()), InvalidArgument, "[attention_softmax] expected floating scores, got ",
+              scores.dtype());
+  EMBER_CHECK(!causal || scores.dim() >= 2, InvalidArgument, "[attention_softmax] a causal mask needs scores of shape "
+              "[..., L, S], got ", shape_str(scores.sizes()));
+  const int64_t last = std::max<int64_t>(scores.dim(), 1) - 1;
+  return apply1(std::make_shared<SoftmaxOp>(last, false, scale, causal ? scores.size(-2) : 0), {scores.contiguous()},
+                {scores.sizes(), scores.dtype()});
+}
+
 bool SoftmaxOp::differentiable() const { return true; }
 
 TensorList SoftmaxOp::backward(const BackwardContext& ctx) const {
   const Tensor& y = ctx.outputs[0];
   const Tensor& g = ctx.grads[0];
   if (!grad_enabled())
-    return {apply1(std::make_shared<SoftmaxBackwardOp>(dim, log), {y, g.contiguous()}, {y.sizes(), y.dtype()})};
+    return {apply1(std::make_shared<SoftmaxBackwardOp>(dim, log, scale), {y, g.contiguous()}, {y.sizes(), y.dtype()})};
   // Under create_graph: public ops, differentiable again (y depends on x through this node).
   const int64_t d = y.dim() == 0 ? 0 : dim;
   if (log) return {sub(g, mul(exp(y), sum(g, {d}, true)))};
-  return {mul(y, sub(g, sum(mul(g, y), {d}, true)))};
+  const Tensor dx = mul(y, sub(g, sum(mul(g, y), {d}, true)));
+  return {scale == 1 ? dx : mul(dx, scale)};
 }
 
 void register_softmax_ops(OpRegistry& r) {

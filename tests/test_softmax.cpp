@@ -1,6 +1,7 @@
 // softmax and log_softmax ops against float64 references: every float dtype, the last dim
 // (warp rows and block rows past 1024), a middle dim and the first (column layout), masked
-// (-inf) entries; the fused backward against the float64 gradient; gradcheck and gradgradcheck.
+// (-inf) entries; the fused backward against the float64 gradient; gradcheck and gradgradcheck;
+// attention's scaled, causal softmax against scaling, masking and softmax.
 #include <cmath>
 
 #include "tests/harness.h"
@@ -72,4 +73,39 @@ DEVICE_TEST("softmax: softmax and log_softmax match float64 along every dim, eve
   }
   check_error([&] { softmax(ones({2}, {kInt64, device}), 0); }, ErrorCode::InvalidArgument, "expected a floating tensor");
   check_error([&] { softmax(ones({2}, {kFloat32, device}), 3); }, ErrorCode::InvalidArgument, "softmax");
+}
+
+DEVICE_TEST("softmax: attention's scaled and causal softmax equals scaling, masked_fill(-inf) and softmax") {
+  // [2, 3, L, S] with L < S, L > S and L = S; warp rows and block rows (S past 1024).
+  const std::vector<std::pair<int64_t, int64_t>> sizes = {{5, 7}, {6, 4}, {8, 8}, {3, 1500}};
+  for (const auto& [L, S] : sizes)
+    for (bool causal : {false, true})
+      for (DType dt : kFloatTypes) {
+        INFO("L ", L, " S ", S, causal ? " causal " : " ", dt);
+        const Shape shape{2, 3, L, S};
+        const double scale = 0.37;
+        Ref x = round_to(random_ref(shape, -4, 4, 50), dt), g = round_to(random_ref(shape, -1, 1, 51), dt);
+        // The reference: scores scaled (in float64), masked positions -inf, softmax, and the
+        // gradient through the mask (0 there) and the scale.
+        Ref scaled = x;
+        for (size_t k = 0; k < x.v.size(); ++k) {
+          const int64_t i = static_cast<int64_t>(k) / S % L, j = static_cast<int64_t>(k) % S;
+          scaled.v[k] = causal && j > i ? -INFINITY : x.v[k] * scale;
+        }
+        auto [want_y, want_dx] = softmax_ref(scaled, g, 3, false, dt);
+        for (size_t k = 0; k < x.v.size(); ++k) want_dx.v[k] = std::isinf(scaled.v[k]) ? 0 : want_dx.v[k] * scale;
+        Tensor xt = from_ref(x, dt, device).requires_grad_();
+        Tensor y = attention_softmax(xt, scale, causal);
+        check_close(y, want_y, dt, 2);
+        backward({y}, {from_ref(g, dt, device)});
+        check_close(xt.grad(), want_dx, dt, 2);
+      }
+  for (bool causal : {false, true}) {
+    auto fn = [causal](const TensorList& in) { return TensorList{attention_softmax(in[0], 0.5, causal)}; };
+    check_gradcheck(causal ? "attention_softmax causal" : "attention_softmax", fn, {random_leaf({2, 4, 3}, device, 52)});
+    check_gradgradcheck(causal ? "attention_softmax causal" : "attention_softmax", fn,
+                        {random_leaf({2, 3, 4}, device, 53)});
+  }
+  check_error([&] { attention_softmax(ones({4}, {kFloat32, device}), 1, true); }, ErrorCode::InvalidArgument,
+              "a causal mask needs scores of shape [..., L, S]");
 }

@@ -28,15 +28,23 @@ void SoftmaxOp::forward_cpu(const TensorList& inputs, const TensorList& outputs)
   dispatch<kFloatingSet>(inputs[0].dtype(), name(), [&]<typename T>() {
     const T* x = inputs[0].data_ptr<T>();
     T* y = outputs[0].data_ptr<T>();
+    // The scale is applied in opmath (float for float32 and the half types), as a
+    // multiplication by a number before the softmax would and as the CUDA kernel does; with a
+    // causal mask (last dim only, inner = 1) row i of L reads columns 0..i.
+    using M = opmath_t<T>;
+    const M sc = static_cast<M>(scale);
+    const int64_t causal = causal_rows;
     for_each_row(g, [&](int64_t start) {
+      const int64_t read = causal > 0 ? std::min(g.size, (start / g.size) % causal + 1) : g.size;
+      auto value = [&](int64_t i) { return static_cast<double>(static_cast<M>(x[start + i * g.inner]) * sc); };
       double m = -std::numeric_limits<double>::infinity();
-      for (int64_t i = 0; i < g.size; ++i) m = std::max(m, static_cast<double>(x[start + i * g.inner]));
+      for (int64_t i = 0; i < read; ++i) m = std::max(m, value(i));
       if (m == -std::numeric_limits<double>::infinity()) m = 0;  // every element -inf: NaN or -inf below, as PyTorch
       double s = 0;
-      for (int64_t i = 0; i < g.size; ++i) s += std::exp(static_cast<double>(x[start + i * g.inner]) - m);
+      for (int64_t i = 0; i < read; ++i) s += std::exp(value(i) - m);
       const double lse = m + std::log(s);
       for (int64_t i = 0; i < g.size; ++i) {
-        const double v = static_cast<double>(x[start + i * g.inner]);
+        const double v = i < read ? value(i) : -std::numeric_limits<double>::infinity();
         y[start + i * g.inner] = static_cast<T>(log ? v - lse : std::exp(v - lse));
       }
     });
@@ -58,7 +66,7 @@ void SoftmaxBackwardOp::forward_cpu(const TensorList& inputs, const TensorList& 
       for (int64_t i = 0; i < g.size; ++i) {
         const int64_t at = start + i * g.inner;
         const double yv = static_cast<double>(y[at]), gv = static_cast<double>(dy[at]);
-        dx[at] = static_cast<T>(log ? gv - std::exp(yv) * s : yv * (gv - s));
+        dx[at] = static_cast<T>(log ? gv - std::exp(yv) * s : scale * yv * (gv - s));
       }
     });
   });

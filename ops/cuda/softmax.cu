@@ -16,13 +16,17 @@ using cuda_ops::convert;
 using cuda_ops::OnlineSoftmax;
 using namespace cuda_ops::rows;
 
+// With a causal mask (rows along the last dim only) the row at position i of `causal_rows`
+// reads columns up to i; the rest count as −∞ (0 out), as masked_fill and softmax give.
 template <typename T, Layout L>
-__global__ void __launch_bounds__(cuda_ops::kBlock) softmax_kernel(const T* __restrict__ x, T* __restrict__ y, Shape3 s, bool log) {
+__global__ void __launch_bounds__(cuda_ops::kBlock)
+    softmax_kernel(const T* __restrict__ x, T* __restrict__ y, Shape3 s, bool log, double scale, int64_t causal_rows) {
   using A = cuda_ops::acc_t<T>;
   RowSlot r;
   if (!row_slot<L>(s, r)) return;
+  const int64_t read = causal_rows > 0 ? std::min(s.size, (r.start / s.size) % causal_rows + 1) : s.size;
   OnlineSoftmax<A> part;
-  for (int64_t i = r.first; i < s.size; i += r.step) part.add(convert<A>(x[r.start + i * r.stride]));
+  for (int64_t i = r.first; i < read; i += r.step) part.add(convert<A>(x[r.start + i * r.stride]) * A(scale));
   struct Merge {
     __device__ OnlineSoftmax<A> warp(OnlineSoftmax<A> p) const { return cuda_ops::warp_merge(p); }
     __device__ OnlineSoftmax<A> operator()(OnlineSoftmax<A> p, OnlineSoftmax<A> q) const {
@@ -34,14 +38,19 @@ __global__ void __launch_bounds__(cuda_ops::kBlock) softmax_kernel(const T* __re
   const A lse = total.max + ::log(total.sum);  // -inf for a row of -inf: NaN out, as PyTorch
   for (int64_t i = r.first; i < s.size; i += r.step) {
     const int64_t at = r.start + i * r.stride;
-    const A v = convert<A>(x[at]);
+    if (i >= read) {
+      y[at] = convert<T>(log ? A(-INFINITY) : A(0));
+      continue;
+    }
+    const A v = convert<A>(x[at]) * A(scale);
     y[at] = convert<T>(log ? v - lse : ::exp(v - lse));
   }
 }
 
 template <typename T, Layout L>
 __global__ void __launch_bounds__(cuda_ops::kBlock)
-    softmax_backward_kernel(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, Shape3 s, bool log) {
+    softmax_backward_kernel(const T* __restrict__ y, const T* __restrict__ g, T* __restrict__ dx, Shape3 s, bool log,
+                            double scale) {
   using A = cuda_ops::acc_t<T>;
   RowSlot r;
   if (!row_slot<L>(s, r)) return;
@@ -58,21 +67,23 @@ __global__ void __launch_bounds__(cuda_ops::kBlock)
   for (int64_t i = r.first; i < s.size; i += r.step) {
     const int64_t at = r.start + i * r.stride;
     const A yv = convert<A>(y[at]), gv = convert<A>(g[at]);
-    dx[at] = convert<T>(log ? gv - ::exp(yv) * total : yv * (gv - total));
+    dx[at] = convert<T>(log ? gv - ::exp(yv) * total : A(scale) * yv * (gv - total));
   }
 }
 
 template <typename T, Layout L>
 struct Forward {
-  static void run(unsigned blocks, cudaStream_t stream, Shape3 s, const T* x, T* y, bool log) {
-    softmax_kernel<T, L><<<blocks, cuda_ops::kBlock, 0, stream>>>(x, y, s, log);
+  static void run(unsigned blocks, cudaStream_t stream, Shape3 s, const T* x, T* y, bool log, double scale,
+                  int64_t causal_rows) {
+    softmax_kernel<T, L><<<blocks, cuda_ops::kBlock, 0, stream>>>(x, y, s, log, scale, causal_rows);
   }
 };
 
 template <typename T, Layout L>
 struct Backward {
-  static void run(unsigned blocks, cudaStream_t stream, Shape3 s, const T* y, const T* g, T* dx, bool log) {
-    softmax_backward_kernel<T, L><<<blocks, cuda_ops::kBlock, 0, stream>>>(y, g, dx, s, log);
+  static void run(unsigned blocks, cudaStream_t stream, Shape3 s, const T* y, const T* g, T* dx, bool log,
+                  double scale) {
+    softmax_backward_kernel<T, L><<<blocks, cuda_ops::kBlock, 0, stream>>>(y, g, dx, s, log, scale);
   }
 };
 
@@ -82,7 +93,7 @@ void SoftmaxOp::forward_cuda(const TensorList& inputs, const TensorList& outputs
   const RowGeometry g = row_geometry(inputs[0].sizes(), dim);
   cudaStream_t stream = cuda_detail::stream(inputs[0].device().index);
   cuda_ops::dispatch<kFloatingSet>(inputs[0].dtype(), name(), [&]<typename T>() {
-    launch_rows<Forward, T>(g, stream, inputs[0].data_ptr<T>(), outputs[0].data_ptr<T>(), log);
+    launch_rows<Forward, T>(g, stream, inputs[0].data_ptr<T>(), outputs[0].data_ptr<T>(), log, scale, causal_rows);
   });
 }
 
@@ -91,7 +102,7 @@ void SoftmaxBackwardOp::forward_cuda(const TensorList& inputs, const TensorList&
   cudaStream_t stream = cuda_detail::stream(inputs[0].device().index);
   cuda_ops::dispatch<kFloatingSet>(inputs[0].dtype(), name(), [&]<typename T>() {
     launch_rows<Backward, T>(g, stream, inputs[0].data_ptr<const T>(), inputs[1].data_ptr<const T>(),
-                             outputs[0].data_ptr<T>(), log);
+                             outputs[0].data_ptr<T>(), log, scale);
   });
 }
 
