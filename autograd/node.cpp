@@ -46,7 +46,12 @@ TensorList AccumulateGrad::apply(const TensorList& grad_outputs) {
     // engine's buffer is the only owner), else it is copied.
     const bool sole_owner = g.is_same(grad_outputs[0]) && grad_outputs[0].impl_ptr().use_count() == 2 &&
                             g.storage().use_count() == 1;
-    m.grad = grad_enabled() ? g : sole_owner ? g : g.detach().clone();
+    // A contiguous leaf gets a contiguous gradient (PyTorch's layout contract): a transposed
+    // or expanded one (a matrix product's, a broadcast's) is copied once here, so that the
+    // optimizers' fused kernels, which take contiguous tensors, apply.
+    const bool relaid = leaf.is_contiguous() && !g.is_contiguous();
+    if (relaid) g = g.contiguous();
+    m.grad = grad_enabled() ? g : sole_owner || relaid ? g : g.detach().clone();
   } else {
     m.grad = grad_enabled() ? add(m.grad, g) : add(m.grad, g.detach());
   }

@@ -425,3 +425,28 @@ TEST_CASE("autograd: the registry marks differentiable ops") {
     CHECK_FALSE(r.find(name)->backward);
   }
 }
+
+DEVICE_TEST("autograd: a contiguous leaf's gradient is contiguous, whatever layout its backward gives") {
+  // sum's gradient is a broadcast (stride 0), a matrix product's weight gradient a transpose:
+  // both are laid out as the leaf once accumulated, so the fused optimizer steps apply.
+  Tensor x = leaf({3, 4}, device);
+  sum(x).backward();
+  CHECK(x.grad().is_contiguous());
+  check_equal_values(x.grad(), std::vector<double>(12, 1.0));
+  nn::GPTConfig c;
+  c.vocab_size = 50;
+  c.block_size = 8;
+  c.layers = 1;
+  c.heads = 2;
+  c.width = 8;
+  c.dropout = 0;
+  nn::GPT gpt(c);
+  gpt.to(device);
+  const Tensor tokens = randint(0, 50, {2, 8}, {kInt64, device});
+  sum(gpt.forward(tokens)).backward();
+  for (const Tensor& p : gpt.parameters()) {
+    REQUIRE(p.grad().defined());
+    CHECK(p.grad().is_contiguous());
+  }
+  if (device.is_cuda()) CHECK(nn::fused::applies(gpt.parameters()));
+}
