@@ -110,6 +110,11 @@ Tensor remainder(const Operand& a, const Operand& b) { return run_binary(a, b, b
 Tensor pow(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Pow{}); }
 Tensor maximum(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Maximum{}); }
 Tensor relu_backward(const Tensor& grad, const Tensor& x) { return run_binary(grad, x, binary::ReluBackward{}); }
+Tensor gelu_backward(const Tensor& grad, const Tensor& x, bool approximate_tanh) {
+  binary::GeluBackward f;
+  f.approximate_tanh = approximate_tanh;
+  return run_binary(grad, x, f);
+}
 Tensor minimum(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Minimum{}); }
 Tensor eq(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Eq{}); }
 Tensor ne(const Operand& a, const Operand& b) { return run_binary(a, b, binary::Ne{}); }

@@ -59,6 +59,8 @@ Tensor maximum(const Operand& a, const Operand& b);
 Tensor minimum(const Operand& a, const Operand& b);
 /// relu's gradient: grad where x > 0 (or x is NaN), else 0, in one pass.
 Tensor relu_backward(const Tensor& grad, const Tensor& x);
+/// gelu's gradient: grad · gelu'(x), exact or of the tanh approximation, in one pass.
+Tensor gelu_backward(const Tensor& grad, const Tensor& x, bool approximate_tanh);
 Tensor eq(const Operand& a, const Operand& b);
 Tensor ne(const Operand& a, const Operand& b);
 Tensor lt(const Operand& a, const Operand& b);

@@ -1,5 +1,8 @@
 // Backward of the binary ops and where. Gradients are summed back over broadcast dims to each
 // input's shape.
+#include <cmath>
+#include <numbers>
+
 #include "ops/binary.h"
 #include "ops/creation.h"
 #include "ops/grad_util.h"
@@ -39,6 +42,23 @@ std::pair<Tensor, Tensor> binary_grads(const F& f, const Tensor& a, const Tensor
     return {ga, gb};
   } else if constexpr (std::is_same_v<F, ReluBackward>) {
     return {relu_backward(g, b), zeros_like(g)};  // linear in the gradient, piecewise constant in x
+  } else if constexpr (std::is_same_v<F, GeluBackward>) {
+    // Linear in the gradient a; in x = b, gelu'' times a.
+    Tensor second;
+    if (f.approximate_tanh) {
+      // With u = k(x + c·x³), t = tanh(u): gelu'' = (1 − t²)(u' − x·t·u'² + 3kc·x²).
+      const double k = std::sqrt(2 / std::numbers::pi), c = 0.044715;
+      Tensor x2 = mul(b, b);
+      Tensor t = tanh(mul(mul(b, add(mul(x2, c), 1.0)), k));
+      Tensor du = mul(add(mul(x2, 3 * c), 1.0), k);
+      Tensor inner = add(sub(du, mul(mul(b, t), mul(du, du))), mul(x2, 3 * k * c));
+      second = mul(sub(1.0, mul(t, t)), inner);
+    } else {
+      // gelu'' = φ(x)·(2 − x²)
+      Tensor pdf = mul(exp(mul(mul(b, b), -0.5)), 1.0 / std::sqrt(2 * std::numbers::pi));
+      second = mul(pdf, sub(2.0, mul(b, b)));
+    }
+    return {gelu_backward(g, b, f.approximate_tanh), mul(mul(g, a), second)};
   } else if constexpr (std::is_same_v<F, DivTrunc> || std::is_same_v<F, DivFloor>) {
     return {zeros_like(g), zeros_like(g)};  // piecewise constant: zero, as PyTorch defines it
   } else if constexpr (std::is_same_v<F, Remainder>) {
@@ -55,7 +75,7 @@ bool BinaryOp<F>::differentiable() const {
   return std::is_same_v<F, Add> || std::is_same_v<F, Sub> || std::is_same_v<F, Mul> || std::is_same_v<F, Div> ||
          std::is_same_v<F, Pow> || std::is_same_v<F, Maximum> || std::is_same_v<F, Minimum> ||
          std::is_same_v<F, Remainder> || std::is_same_v<F, DivTrunc> || std::is_same_v<F, DivFloor> ||
-         std::is_same_v<F, ReluBackward>;
+         std::is_same_v<F, ReluBackward> || std::is_same_v<F, GeluBackward>;
 }
 
 template <typename F>

@@ -40,18 +40,8 @@ Tensor unary_grad(const F& f, const Tensor& x, const Tensor& g) {
     return relu_backward(g, x);
   } else if constexpr (std::is_same_v<F, Sign>) {
     return zeros_like(g);
-  } else if constexpr (std::is_same_v<F, Gelu>) {
-    // d/dx x·Φ(x) = Φ(x) + x·φ(x)
-    Tensor cdf = mul(add(erf(mul(x, 1.0 / std::numbers::sqrt2)), 1.0), 0.5);
-    Tensor pdf = mul(exp(mul(mul(x, x), -0.5)), 1.0 / std::sqrt(2 * std::numbers::pi));
-    return mul(g, add(cdf, mul(x, pdf)));
-  } else if constexpr (std::is_same_v<F, GeluTanh>) {
-    const double k = std::sqrt(2 / std::numbers::pi), c = 0.044715;
-    Tensor x2 = mul(x, x);
-    Tensor t = tanh(mul(mul(x, add(mul(x2, c), 1.0)), k));
-    Tensor left = mul(add(t, 1.0), 0.5);
-    Tensor right = mul(mul(mul(x, sub(1.0, mul(t, t))), add(mul(x2, 3 * c), 1.0)), 0.5 * k);
-    return mul(g, add(left, right));
+  } else if constexpr (std::is_same_v<F, Gelu> || std::is_same_v<F, GeluTanh>) {
+    return gelu_backward(g, x, std::is_same_v<F, GeluTanh>);
   } else if constexpr (std::is_same_v<F, Silu>) {
     Tensor s = sigmoid(x);
     return mul(g, mul(s, add(mul(x, sub(1.0, s)), 1.0)));

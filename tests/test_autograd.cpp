@@ -266,7 +266,9 @@ DEVICE_TEST("autograd: gradcheck of the unary ops") {
   for (auto& [name, fn] : std::vector<std::pair<std::string, Unary>>{
            {"tanh", [](const Tensor& t) { return tanh(t); }},
            {"exp", [](const Tensor& t) { return exp(t); }},
-           {"log", [](const Tensor& t) { return log(t); }}})
+           {"log", [](const Tensor& t) { return log(t); }},
+           {"gelu", [](const Tensor& t) { return gelu(t); }},
+           {"gelu tanh", [](const Tensor& t) { return gelu(t, "tanh"); }}})
     expect_gradgradcheck(name, [fn = fn](const TensorList& in) { return TensorList{fn(in[0])}; }, {x});
 }
 

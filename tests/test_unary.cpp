@@ -1,5 +1,6 @@
 // Every unary op, on every device and dtype, over shapes and layouts, against float64.
 #include <cmath>
+#include <numbers>
 
 #include "tests/harness.h"
 
@@ -194,4 +195,26 @@ DEVICE_TEST("clamp_ works in place and bumps the version") {
   check_equal_values(x, {-1, 0.5, 1});
   Tensor e = ones({1}, {kFloat32, device}).expand({3});
   check_error([&] { clamp_(e, 0); }, ErrorCode::InvalidArgument, "elements overlap");
+}
+
+DEVICE_TEST("unary ops: gelu's one-pass gradient matches its float64 derivative, exact and tanh") {
+  const double k = std::sqrt(2 / std::numbers::pi), c = 0.044715;
+  for (const bool tanh_form : {false, true})
+    for (DType dt : kFloatTypes) {
+      INFO(std::string(tanh_form ? "tanh " : "exact "), dt);
+      const Ref x = round_to(random_ref({2000}, -6, 6, 60), dt), g = round_to(random_ref({2000}, -1, 1, 61), dt);
+      Ref want = x;
+      for (size_t i = 0; i < x.v.size(); ++i) {
+        const double v = x.v[i];
+        double d = 0.5 * (1 + std::erf(v / std::numbers::sqrt2)) + v * std::exp(-0.5 * v * v) / std::sqrt(2 * std::numbers::pi);
+        if (tanh_form) {
+          const double t = std::tanh(k * (v + c * v * v * v));
+          d = 0.5 * (1 + t) + 0.5 * v * (1 - t * t) * k * (1 + 3 * c * v * v);
+        }
+        want.v[i] = g.v[i] * d;
+      }
+      Tensor xt = from_ref(x, dt, device).requires_grad_();
+      backward({gelu(xt, tanh_form ? "tanh" : "none")}, {from_ref(g, dt, device)});
+      check_close(xt.grad(), want, dt, 2);
+    }
 }

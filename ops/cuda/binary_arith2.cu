@@ -1,4 +1,4 @@
-// CUDA binary kernels: rounding divisions, remainder, pow, maximum, minimum, relu's gradient.
+// CUDA binary kernels: rounding divisions, remainder, pow, maximum, minimum, relu's and gelu's gradients.
 #include "ops/cuda/binary_kernels.cuh"
 
 EMBER_BINARY_CUDA_INSTANTIATE(DivTrunc)
@@ -8,3 +8,4 @@ EMBER_BINARY_CUDA_INSTANTIATE(Pow)
 EMBER_BINARY_CUDA_INSTANTIATE(Maximum)
 EMBER_BINARY_CUDA_INSTANTIATE(Minimum)
 EMBER_BINARY_CUDA_INSTANTIATE(ReluBackward)
+EMBER_BINARY_CUDA_INSTANTIATE(GeluBackward)
