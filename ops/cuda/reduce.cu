@@ -247,9 +247,11 @@ void run_reduce(const Tensor& input, const DimList& dims, const R& r, const Emit
   const int device = x.device().index;
   const int64_t sms = cuda_detail::device_prop(device).multiProcessorCount;
   // Too few outputs to fill the GPU (8 blocks per multiprocessor): split the reduced range into
-  // slices of at least 16 elements per thread.
+  // slices of at least 16 elements per thread. A column reduction (one thread per output, as a
+  // bias gradient's sum over [4096, 384]) takes slices of 32: with 256 it ran 32 blocks whose
+  // threads each walked 256 dependent loads.
   int64_t slices = 1;
-  const int64_t min_slice = std::max<int64_t>(16 * G, 256);
+  const int64_t min_slice = G == 1 ? 32 : std::max<int64_t>(16 * G, 256);
   if (blocks_x < 8 * sms && L >= 2 * min_slice)
     slices = std::min<int64_t>({(8 * sms + blocks_x - 1) / blocks_x, L / min_slice, 65535});
   int64_t slice_len = L;
