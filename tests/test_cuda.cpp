@@ -3,6 +3,7 @@
 // device checks. Every case is skipped where no GPU is present.
 #include <cstring>
 #include <limits>
+#include <thread>
 
 #include "runtime/cuda/cuda.h"
 #include "tests/harness.h"
@@ -58,6 +59,28 @@ TEST_CASE("cuda: the memory cap throws OutOfMemory and the process stays usable"
   Tensor big = ones({1 << 26}, {kFloat32, kCuda0});
   CHECK(sum(big).item<double>() == double(1 << 26));
   CHECK(sum(small).item<double>() == 0);
+}
+
+TEST_CASE("cuda: a tensor made on a thread's own stream outlives the thread and its stream" * kNeedsGpu) {
+  // The block is freed on the stream it came from, after that stream's thread has ended and
+  // dropped it: the allocation keeps the stream alive, so the free succeeds and the memory
+  // goes back to the pool (a free on a destroyed stream failed and the block stayed taken).
+  cuda::synchronize(0);
+  cuda::empty_cache(0);
+  const size_t held = cuda::memory_stats(0).allocated;
+  const int64_t n = int64_t{1} << 26;  // 256 MiB of float32
+  Tensor kept;
+  std::thread([&] {
+    cuda::StreamGuard own(cuda::Stream::create(0));
+    kept = full({n}, 2.0, {kFloat32, kCuda0});
+    cuda::Stream::current(0).synchronize();
+  }).join();
+  CHECK(sum(kept).item<double>() == 2.0 * static_cast<double>(n));
+  kept = Tensor();
+  cuda::synchronize(0);
+  CHECK(cuda::memory_stats(0).allocated == held);
+  cuda::empty_cache(0);
+  CHECK(cuda::memory_stats(0).reserved < static_cast<size_t>(n) * 4);
 }
 
 TEST_CASE("cuda: a request larger than the device throws OutOfMemory naming the sizes" * kNeedsGpu) {

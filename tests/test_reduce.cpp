@@ -167,7 +167,23 @@ DEVICE_TEST("reductions match float64 over dims, keepdim, dtypes and layouts") {
             DType out = any_all ? (dtype == kUInt8 ? kUInt8 : kBool)
                         : c.sum_like && !is_floating(dtype) ? kInt64
                                                             : dtype;
-            // Long float32 sums round more than one element does.
+            if (big && dtype == kFloat32 && std::string(c.name) == "sum") {
+              // 40000 terms in [-2, 2] can sum to about 0 while partial sums reach hundreds: the
+              // error is bounded by one float32 rounding of the terms' absolute mass (2^-24 Σ|x|),
+              // not by the result (simulated in the CUDA kernel's order: 4e-5 typical, 1e-4
+              // worst of 20 draws; the bound is 2.4e-3).
+              const Ref want = reduce_ref(in, dc.dims, keepdim, c.ref);
+              const Ref mass = reduce_ref(in, dc.dims, keepdim, [](auto& v) {
+                double m = 0;
+                for (double e : v) m += std::fabs(e);
+                return m;
+              });
+              const Ref got = to_ref(c.op(x, dc.dims, keepdim));
+              REQUIRE(got.v.size() == want.v.size());
+              for (size_t i = 0; i < got.v.size(); ++i) CHECK(std::fabs(got.v[i] - want.v[i]) <= std::ldexp(mass.v[i], -24));
+              continue;
+            }
+            // Long float32 reductions round more than one element does.
             double scale = big ? 10 : 1;
             check_close(c.op(x, dc.dims, keepdim), reduce_ref(in, dc.dims, keepdim, c.ref), out, scale);
           }

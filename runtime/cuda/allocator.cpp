@@ -37,7 +37,10 @@ class CudaAllocator final : public Allocator {
     const size_t cap = m.cap.load();
     EMBER_CHECK(m.allocated.load() + nbytes <= cap, OutOfMemory, "[cuda allocator] cannot allocate ", gib(nbytes),
                 " on cuda:", index, ": the memory cap is ", gib(cap), " and tensors hold ", gib(m.allocated.load()));
-    cudaStream_t s = stream(index);
+    // The block is freed on the stream it was allocated on; the deleter holds the stream, so
+    // that a stream made for a thread that has since ended stays valid until its blocks go.
+    const cuda::Stream owner = cuda::Stream::current(index);
+    cudaStream_t s = static_cast<cudaStream_t>(owner.handle());
     void* p = nullptr;
     cudaError_t err = cudaMallocFromPoolAsync(&p, nbytes, m.pool, s);
     if (err == cudaErrorMemoryAllocation) {
@@ -62,7 +65,7 @@ class CudaAllocator final : public Allocator {
     while (now > peak && !m.peak.compare_exchange_weak(peak, now)) {
     }
     m.count.fetch_add(1);
-    return std::shared_ptr<void>(p, [&m, s, nbytes](void* q) {
+    return std::shared_ptr<void>(p, [&m, owner, s, nbytes](void* q) {
       // Stream-ordered: the block returns to the pool once the stream's queued work is done.
       if (cudaFreeAsync(q, s) != cudaSuccess) cudaGetLastError();  // e.g. at process exit
       m.allocated.fetch_sub(nbytes);
