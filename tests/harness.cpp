@@ -282,4 +282,20 @@ void check_error(const std::function<void()>& fn, ErrorCode code, const std::str
   }
 }
 
+std::filesystem::path model_fixture(const std::string& name) {
+  return std::filesystem::path(EMBER_SOURCE_DIR) / "tests/fixtures/models" / name;
+}
+
+TensorList model_fixture_inputs(const std::string& name, Device device) {
+  TensorList inputs;
+  for (size_t k = 0; std::filesystem::exists(model_fixture(name) / ("input_" + std::to_string(k) + ".npy")); ++k)
+    inputs.push_back(load_npy((model_fixture(name) / ("input_" + std::to_string(k) + ".npy")).string()).to(device));
+  return inputs;
+}
+
+double relative_difference(const Tensor& a, const Tensor& b) {
+  const Tensor x = a.to(Device::cpu()).to(kFloat64), y = b.to(Device::cpu()).to(kFloat64);
+  return max(abs(sub(x, y))).item<double>() / std::max(max(abs(y)).item<double>(), 1e-30);
+}
+
 }  // namespace ember::test

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <filesystem>
 #include <doctest/doctest.h>
 
 #include <functional>
@@ -69,6 +70,13 @@ Tensor random_leaf(const Shape& shape, Device device, uint64_t seed, double lo =
 /// CHECKs that gradcheck (gradgradcheck) of fn at `inputs` passes, naming `what` on failure.
 void check_gradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs);
 void check_gradgradcheck(const std::string& what, const GradcheckFn& fn, const TensorList& inputs);
+
+/// An exported model fixture's folder (tests/fixtures/models/NAME), and its inputs
+/// (input_0.npy, input_1.npy, ...) on `device`.
+std::filesystem::path model_fixture(const std::string& name);
+TensorList model_fixture_inputs(const std::string& name, Device device);
+/// The largest difference between a and b relative to b's largest magnitude, in float64.
+double relative_difference(const Tensor& a, const Tensor& b);
 
 /// Checks that fn throws ember::Error with `code` and a message containing `text`.
 void check_error(const std::function<void()>& fn, ErrorCode code, const std::string& text);

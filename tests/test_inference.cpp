@@ -1,13 +1,10 @@
 // The inference fast path (issue 9): each graph pass keeps a model's outputs, the plan follows
 // weight changes, and on CUDA captured graphs replay what the eager run computes.
-#include <filesystem>
-
 #include "ember.h"
 #include "tests/harness.h"
 
 using namespace ember;
 using namespace ember::test;
-namespace fs = std::filesystem;
 
 namespace {
 
@@ -33,28 +30,13 @@ TensorList run_graph(const graph::Graph& g, const TensorList& inputs, const std:
   return graph::Executor(g).run(inputs, stored, {false, device});
 }
 
-// Largest difference relative to the largest value.
-double relative_difference(const Tensor& a, const Tensor& b) {
-  Tensor x = a.to(Device::cpu()).to(kFloat64), y = b.to(Device::cpu()).to(kFloat64);
-  return max(abs(sub(x, y))).item<double>() / std::max(max(abs(y)).item<double>(), 1e-30);
-}
-
-fs::path fixture(const std::string& name) { return fs::path(EMBER_SOURCE_DIR) / "tests/fixtures/models" / name; }
-
-TensorList fixture_inputs(const std::string& name, Device device) {
-  TensorList inputs;
-  for (size_t k = 0; fs::exists(fixture(name) / ("input_" + std::to_string(k) + ".npy")); ++k)
-    inputs.push_back(load_npy((fixture(name) / ("input_" + std::to_string(k) + ".npy")).string()).to(device));
-  return inputs;
-}
-
 }  // namespace
 
 DEVICE_TEST("inference passes: the exported fixtures give the same outputs optimised as exported") {
   for (const std::string name : {"cnn", "transformer", "mlp", "shapes"}) {
     INFO(name);
-    Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
-    const TensorList inputs = fixture_inputs(name, device);
+    Model m = load((model_fixture(name) / "model.ember").string(), device, {.trainable = false});
+    const TensorList inputs = model_fixture_inputs(name, device);
     NoGradGuard no_grad;
     m.set_inference_options({.optimize = false, .cuda_graphs = false});
     const TensorList exported = m.forward(inputs);
@@ -63,7 +45,7 @@ DEVICE_TEST("inference passes: the exported fixtures give the same outputs optim
     REQUIRE(optimised.size() == exported.size());
     for (size_t k = 0; k < optimised.size(); ++k) {
       CHECK(relative_difference(optimised[k], exported[k]) < 2e-6);
-      Tensor want = load_npy((fixture(name) / ("output_" + std::to_string(k) + ".npy")).string());
+      Tensor want = load_npy((model_fixture(name) / ("output_" + std::to_string(k) + ".npy")).string());
       check_close(optimised[k], to_ref(want), kFloat32, 10);
     }
     const graph::PassStats s = m.inference_stats().passes;
@@ -81,8 +63,8 @@ DEVICE_TEST("reduced precision: float32 models run in float16 and bfloat16, outp
   for (const std::string name : {"cnn", "transformer", "mlp"}) {
     for (const DType dtype : {kFloat16, kBFloat16}) {
       INFO(name << " in " << dtype_name(dtype));
-      Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
-      const TensorList inputs = fixture_inputs(name, device);
+      Model m = load((model_fixture(name) / "model.ember").string(), device, {.trainable = false});
+      const TensorList inputs = model_fixture_inputs(name, device);
       NoGradGuard no_grad;
       const Tensor want = m.forward(inputs)[0];
       m.set_inference_options({.dtype = dtype});
@@ -96,7 +78,7 @@ DEVICE_TEST("reduced precision: float32 models run in float16 and bfloat16, outp
         check_error([&] { m.forward({inputs[0].to(kFloat64)}); }, ErrorCode::DTypeMismatch, "should be float32");
     }
   }
-  Model m = load((fixture("mlp") / "model.ember").string(), device, {.trainable = false});
+  Model m = load((model_fixture("mlp") / "model.ember").string(), device, {.trainable = false});
   CHECK_THROWS_AS(m.set_inference_options({.dtype = kInt32}), Error);
 }
 
@@ -234,8 +216,8 @@ TEST_CASE("inference passes: a convolution read twice keeps its batch norm; dead
 }
 
 DEVICE_TEST("inference plan: rebuilt when the weights change; not used while autograd records") {
-  Model m = load((fixture("cnn") / "model.ember").string(), device);
-  const TensorList inputs = fixture_inputs("cnn", device);
+  Model m = load((model_fixture("cnn") / "model.ember").string(), device);
+  const TensorList inputs = model_fixture_inputs("cnn", device);
   Tensor before, after;
   {
     NoGradGuard no_grad;
@@ -267,8 +249,8 @@ TEST_CASE("cuda graphs: replays compute what the eager run does, per input shape
     cuda::synchronize(0);
     const size_t held_before = cuda::memory_stats(0).allocated;
     {
-      Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
-      const Tensor a = fixture_inputs(name, device)[0];
+      Model m = load((model_fixture(name) / "model.ember").string(), device, {.trainable = false});
+      const Tensor a = model_fixture_inputs(name, device)[0];
       const Tensor b = is_floating(a.dtype()) ? add(mul(a, 0.5), 1.0) : flip(a, {1});
       NoGradGuard no_grad;
       m.set_inference_options({.optimize = true, .cuda_graphs = false});

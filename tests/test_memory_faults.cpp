@@ -14,20 +14,6 @@ namespace {
 
 const auto kNeedsGpu = doctest::skip(!cuda_available());
 
-fs::path fixture(const std::string& name) { return fs::path(EMBER_SOURCE_DIR) / "tests/fixtures/models" / name; }
-
-TensorList fixture_inputs(const std::string& name, Device device) {
-  TensorList inputs;
-  for (size_t k = 0; fs::exists(fixture(name) / ("input_" + std::to_string(k) + ".npy")); ++k)
-    inputs.push_back(load_npy((fixture(name) / ("input_" + std::to_string(k) + ".npy")).string()).to(device));
-  return inputs;
-}
-
-double relative_difference(const Tensor& a, const Tensor& b) {
-  Tensor x = a.to(Device::cpu()).to(kFloat64), y = b.to(Device::cpu()).to(kFloat64);
-  return max(abs(sub(x, y))).item<double>() / std::max(max(abs(y)).item<double>(), 1e-30);
-}
-
 size_t held() {
   cuda::synchronize(0);
   return cuda::memory_stats(0).allocated;
@@ -57,8 +43,8 @@ TEST_CASE("memory faults: inference under a device memory cap fails with OutOfMe
   const Device device = Device::cuda(0);
   for (const std::string name : {"cnn", "transformer"}) {
     INFO(name);
-    Model m = load((fixture(name) / "model.ember").string(), device, {.trainable = false});
-    const TensorList inputs = fixture_inputs(name, device);
+    Model m = load((model_fixture(name) / "model.ember").string(), device, {.trainable = false});
+    const TensorList inputs = model_fixture_inputs(name, device);
     NoGradGuard no_grad;
 
     // Eager: the cap falls halfway through the forward's activations.
@@ -110,8 +96,8 @@ TEST_CASE("memory faults: a training step under a device memory cap fails with O
           "nothing; the retried step equals an uncapped one" *
           kNeedsGpu) {
   const Device device = Device::cuda(0);
-  const fs::path path = fixture("cnn") / "model.ember";
-  const TensorList inputs = fixture_inputs("cnn", device);
+  const fs::path path = model_fixture("cnn") / "model.ember";
+  const TensorList inputs = model_fixture_inputs("cnn", device);
   Model m = load(path.string(), device), reference = load(path.string(), device);
   nn::Adam opt(m.parameters(), {.lr = 1e-2, .weight_decay = 0.01, .decoupled_weight_decay = true});
   nn::Adam reference_opt(reference.parameters(), {.lr = 1e-2, .weight_decay = 0.01, .decoupled_weight_decay = true});
