@@ -78,9 +78,10 @@ DEVICE_TEST("softmax: softmax and log_softmax match float64 along every dim, eve
 DEVICE_TEST("softmax: attention's scaled and causal softmax equals scaling, masked_fill(-inf) and softmax") {
   // [2, 3, L, S] with L < S, L > S and L = S; warp rows and block rows (S past 1024).
   const std::vector<std::pair<int64_t, int64_t>> sizes = {{5, 7}, {6, 4}, {8, 8}, {3, 1500}};
-  for (const auto& [L, S] : sizes)
+  for (const auto& size : sizes)
     for (bool causal : {false, true})
       for (DType dt : kFloatTypes) {
+        const int64_t L = size.first, S = size.second;  // not a structured binding: INFO captures it
         INFO("L ", L, " S ", S, causal ? " causal " : " ", dt);
         const Shape shape{2, 3, L, S};
         const double scale = 0.37;
