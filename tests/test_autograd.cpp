@@ -435,14 +435,7 @@ DEVICE_TEST("autograd: a contiguous leaf's gradient is contiguous, whatever layo
   sum(x).backward();
   CHECK(x.grad().is_contiguous());
   check_equal_values(x.grad(), std::vector<double>(12, 1.0));
-  nn::GPTConfig c;
-  c.vocab_size = 50;
-  c.block_size = 8;
-  c.layers = 1;
-  c.heads = 2;
-  c.width = 8;
-  c.dropout = 0;
-  nn::GPT gpt(c);
+  nn::GPT gpt({.vocab_size = 50, .block_size = 8, .layers = 1, .heads = 2, .width = 8, .dropout = 0});
   gpt.to(device);
   const Tensor tokens = randint(0, 50, {2, 8}, {kInt64, device});
   sum(gpt.forward(tokens)).backward();
