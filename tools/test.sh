@@ -4,8 +4,12 @@
 set -uo pipefail
 cd "$(dirname "$0")/.."
 # EMBER_SKIP_SETUP=1: the build directory is already built (tools/gpu-check.sh does that).
+# Each stage's wall time, printed as it ends (CI must stay under 30 minutes).
+stage_start=$SECONDS
+stage_done() { echo "time: $1 $((SECONDS - stage_start)) s"; stage_start=$SECONDS; }
 if [ "${EMBER_SKIP_SETUP:-0}" != 1 ]; then
   tools/setup.sh || { echo "0 passed, 1 failed, 0 skipped"; exit 1; }
+  stage_done "setup and build"
 fi
 build=${EMBER_BUILD_DIR:-build}
 log_dir=${EMBER_TEST_LOGS:-$build/test-logs}
@@ -52,6 +56,7 @@ check() {
 }
 
 run_doctest ember_tests "$build/tests/ember_tests"
+stage_done "test suite"
 
 cli="$build/tools/ember"
 check "ember --help" "$cli" --help
@@ -107,6 +112,12 @@ PY
   check "the bundled PyTorch digits model fine-tunes on cuda" \
     "$build/examples/finetune_digits" --device cuda --output "$log_dir/digits_tuned_cuda.ember"
 fi
+# The single binary: examples/classify_static is the shared build's own objects archived and
+# linked statically (tools/gpu-static-check.sh builds -Ddefault_library=static with CUDA).
+check "the single-binary app links ember statically" bash -c "! ldd $build/examples/classify_static | grep -q libember"
+check "the single-binary app classifies the bundled digits" bash -c "$build/examples/classify_static \
+  examples/data/digits_mlp.ember examples/data/digits_images.npy examples/data/digits_labels.npy --scale 16 |
+  awk '/^accuracy:/ { ok = \$2 + 0 > 70 } END { exit !ok }'"
 check "an unknown device is a clear error, exit 1" bash -c "out=\$('$cli' demo --device tpu 2>&1); [ \$? -eq 1 ] && grep -q 'InvalidArgument' <<<\"\$out\""
 # ember launch: torchrun's environment for each rank; a failing rank stops the others promptly.
 port=$(( 30000 + $$ % 20000 ))
@@ -122,6 +133,7 @@ check "launched ranks rendezvous over TCP and share rank 0's token" bash -c "out
 check "ember launch: a program that cannot start is a failure" bash -c "! '$cli' launch --nproc-per-node 2 \
   --allow-oversubscribe -- /nonexistent/program 2>/dev/null"
 
+stage_done "command-line and example checks"
 # Data parallelism with ranks as processes: the multi-rank scenarios over TCP on the CPU, and a
 # rank killed mid-training, whose survivor must end with a clear error by itself (the two ranks
 # are started by hand: ember launch would stop the survivor itself).
@@ -159,9 +171,10 @@ else
   skipped=$((skipped + 2))
 fi
 
-# Packaging (EMBER_FULL_CI=1, set by .ci/run; slow, and installs Debian's aarch64 cross tools):
-# the CPU suite cross-built for aarch64 and run under qemu-user, and the single-binary app
-# linked against the static library.
+stage_done "distributed checks"
+# EMBER_FULL_CI=1 (set by .ci/run; slow, and installs Debian's aarch64 cross tools and clang):
+# the CPU suite cross-built for aarch64 and run under qemu-user, the fuzzers, and the suite
+# under ASan and UBSan.
 if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
   if tools/cross-test.sh >"$log_dir/cross.log" 2>&1; then
     # Under qemu: the suites measured to pass there, one OpenMP thread (libgomp's multi-threaded
@@ -174,13 +187,7 @@ if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
     tail -20 "$log_dir/cross.log"
     failed=$((failed + 1))
   fi
-  static=build-static
-  check "the single-binary app links ember statically" bash -c "{ [ -f $static/build.ninja ] ||
-    meson setup $static -Ddefault_library=static -Dtests=false -Dcuda=disabled --buildtype=release; } &&
-    ninja -C $static examples/classify && ! ldd $static/examples/classify | grep -q libember"
-  check "the single-binary app classifies the bundled digits" bash -c "$static/examples/classify \
-    examples/data/digits_mlp.ember examples/data/digits_images.npy examples/data/digits_labels.npy --scale 16 |
-    awk '/^accuracy:/ { ok = \$2 + 0 > 70 } END { exit !ok }'"
+  stage_done "aarch64 build and suite under qemu"
   # The libFuzzer harnesses (loader, load-and-run, .npy) with ASan and UBSan, 20 s each.
   if tools/fuzz.sh 20 >"$log_dir/fuzz.log" 2>&1; then
     passed=$((passed + 1))
@@ -190,6 +197,7 @@ if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
     tail -20 "$log_dir/fuzz.log"
   fi
   grep -E "executions" "$log_dir/fuzz.log"
+  stage_done "sanitizer build and fuzzing"
   # The CPU suite and the fixture sweeps under ASan and UBSan (the fuzzers' instrumented build).
   if tools/sanitize.sh >"$log_dir/sanitize.log" 2>&1; then
     passed=$((passed + 1))
@@ -199,6 +207,7 @@ if [ "${EMBER_FULL_CI:-0}" = 1 ]; then
     tail -20 "$log_dir/sanitize.log"
   fi
   grep -E "under ASan" "$log_dir/sanitize.log"
+  stage_done "suite and sweeps under ASan"
 fi
 
 # The exporter's pytest suite; its torch tests run where torch is installed, else are skipped.
@@ -215,6 +224,7 @@ if [ "$p" -eq 0 ] && [ "$f" -eq 0 ] && [ "$s" -eq 0 ]; then f=1; fi
 passed=$((passed + p)); failed=$((failed + f)); skipped=$((skipped + s))
 echo "pytest (tools/ember_export): $p passed, $f failed, $s skipped"
 [ "$f" -ne 0 ] && tail -40 "$pytest_log"
+stage_done "pytest"
 
 echo "$passed passed, $failed failed, $skipped skipped"
 [ "$failed" -eq 0 ]
