@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The CPU test suite and the fixture sweeps (every fixture truncated at every byte and flipped at
-# every byte of its first 16 KiB and every 97th past it) under AddressSanitizer and
-# UndefinedBehaviorSanitizer, in build-fuzz/. Exits 1 on a failed test or any sanitizer report.
+# The CPU test suite and the fixture sweeps (every fixture truncated and flipped at every byte of
+# its first 16 KiB and every 97th past it, truncated at each of its last 1024 bytes) under
+# AddressSanitizer and UndefinedBehaviorSanitizer, in build-fuzz/. Exits 1 on a failed test or
+# any sanitizer report.
 # Usage: tools/sanitize.sh
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -18,7 +19,7 @@ if ! OMP_NUM_THREADS=2 "$build/tests/ember_tests" >"$build/ember_tests_asan.log"
   grep -E "ERROR|SUMMARY|runtime error" "$build/ember_tests_asan.log" | grep -v "failed to allocate" | head -20
 fi
 echo "ember_tests under ASan+UBSan: $(grep -E '^\[doctest\] test cases' "$build/ember_tests_asan.log")"
-if ! "$build/tests/sweep_fixtures" --stride 97 tests/fixtures/models/*/model.ember examples/data/digits_mlp.ember \
+if ! "$build/tests/sweep_fixtures" --stride 97 --truncate-stride 97 tests/fixtures/models/*/model.ember examples/data/digits_mlp.ember \
   >"$build/sweep.log" 2>&1; then
   failed=1
   echo "the fixture sweep under ASan+UBSan FAILED:"

@@ -20,8 +20,10 @@ fi
 
 # Where nvcc is found the CUDA backend is built (meson's cuda=auto) for Jetson Orin (sm_87) and
 # Hopper (sm_90), so both stay compiling; EMBER_CUDA_ARCH overrides (e.g. 90 for a faster build).
+# EMBER_CUDA_COMPILE_CHECK=1 (CI) compiles the kernels to PTX only, quickly: see meson_options.txt.
 arch_option=()
 command -v nvcc >/dev/null 2>&1 && arch_option=(-Dcuda-arch="${EMBER_CUDA_ARCH:-87,90}")
+[ "${EMBER_CUDA_COMPILE_CHECK:-0}" = 1 ] && arch_option+=(-Dcuda-compile-check=true)
 
 build_dir=${EMBER_BUILD_DIR:-build}
 if [ ! -f "$build_dir/build.ninja" ]; then
