@@ -24,6 +24,8 @@ fi
 arch_option=()
 command -v nvcc >/dev/null 2>&1 && arch_option=(-Dcuda-arch="${EMBER_CUDA_ARCH:-87,90}")
 [ "${EMBER_CUDA_COMPILE_CHECK:-0}" = 1 ] && arch_option+=(-Dcuda-compile-check=true)
+# EMBER_BENCH=0 (CI) leaves the benchmark programs out of the build.
+[ "${EMBER_BENCH:-1}" = 0 ] && arch_option+=(-Dbench=false)
 
 build_dir=${EMBER_BUILD_DIR:-build}
 if [ ! -f "$build_dir/build.ninja" ]; then
