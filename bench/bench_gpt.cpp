@@ -2,7 +2,8 @@
 // layers, width 384, 6 heads, T 256 and GPT-2's vocabulary on one GPU, fp32 (TF32 off):
 // inference (evaluation mode, no autograd) at batch 1 and 16, and a training step at batch 16
 // (forward, cross-entropy over the vocabulary, backward, AdamW). Medians of 11 event-timed
-// batches after warm-up, as PyTorch's side. Rows gpt_infer_b1, gpt_infer_b16, gpt_train_b16.
+// batches after warm-up, as PyTorch's side. Rows gpt_infer_b1, gpt_infer_b16, gpt_train_b16,
+// and the inference rows again with attention on the math path (…_math).
 // Usage: bench_gpt [out.csv] [--only ROW]   (--only: one row alone, e.g. to profile it with
 // kernel_trace.cpp)
 #include <algorithm>
@@ -41,6 +42,11 @@ int main(int argc, char** argv) {
         if (!wanted(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16")) continue;
         Tensor x = tokens(b).slice(1, 0, c.block_size).contiguous();
         rows.emplace_back(b == 1 ? "gpt_infer_b1" : "gpt_infer_b16", median_gpu_ms([&] { gpt.forward(x); }, 5, 0));
+        // The same with attention forced onto the math path: the fused float32 kernel's
+        // baseline in the same run.
+        nn::AttentionKernelGuard math(nn::AttentionKernel::Math);
+        rows.emplace_back(b == 1 ? "gpt_infer_b1_math" : "gpt_infer_b16_math",
+                          median_gpu_ms([&] { gpt.forward(x); }, 5, 0));
       }
     }
     gpt.train();

@@ -3,11 +3,15 @@ one GPU in one run — PyTorch eager, PyTorch replaying a CUDA graph (and torch.
 --compile), and ember (`ember bench`, CUDA graphs on and off). Times are medians of device-event
 timings per forward, queued back to back after warm-up; memory is the peak of tensors over one
 eager forward beyond the weights and inputs (activations and outputs).
-Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--only NAME,...]"""
+With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_num_threads) and
+`ember bench --device cpu` (OMP_NUM_THREADS) at each thread count, wall-clock medians of single
+forwards after warm-up, batch 1 (and the MLP at 256).
+Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--only NAME,...] [--cpu 16,2]"""
 import json
 import os
 import subprocess
 import sys
+import time
 
 import torch
 from torch import nn
@@ -87,6 +91,53 @@ def ember_times(cli, path, batch, graphs, half):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def torch_cpu_ms(model, x, reps):
+    with torch.no_grad():
+        for _ in range(3):
+            model(x)
+        times = []
+        for _ in range(reps):
+            start = time.perf_counter()
+            model(x)
+            times.append((time.perf_counter() - start) * 1e3)
+    return sorted(times)[len(times) // 2]
+
+
+def ember_cpu(cli, path, batch, threads, reps):
+    cmd = [cli, "bench", path, "--device", "cpu", "--batch", str(batch), "--json", "--warmup", "3",
+           "--iterations", str(reps)]
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
+    return json.loads(r.stdout.strip().splitlines()[-1])
+
+
+def main_cpu(cli, out_dir, thread_counts, only):
+    """The CPU table: batch 1 of each float32 model (and the MLP at 256) at each thread count."""
+    rows = []
+    for name, make, example, batches in MODELS:
+        if name.endswith(" fp16") or (only and name not in only):
+            continue
+        model = make().eval()
+        batches = [1, 256] if name == "mlp" else [1]
+        for b in batches:
+            path = os.path.join(out_dir, f"{name}_cpu_b{b}.ember")
+            export(model, (example(b),), path)
+            x = example(b)
+            for threads in thread_counts:
+                torch.set_num_threads(threads)
+                reps = 20 if threads > 2 else 10
+                t = torch_cpu_ms(model, x, reps)
+                e = ember_cpu(cli, path, b, threads, reps)
+                rows.append((f"{name} b{b}", threads, t, e["median_ms"]))
+                print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e['median_ms']:.3f} ms", flush=True)
+    print()
+    print("| model | threads | torch CPU ms | ember CPU ms | ember / torch |")
+    print("|---|---|---|---|---|")
+    for case, threads, t, e in rows:
+        print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |")
+
+
 def main():
     cli, out_dir = sys.argv[1], sys.argv[2]
     compile_too = "--compile" in sys.argv
@@ -94,6 +145,8 @@ def main():
     if "--only" in sys.argv:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     os.makedirs(out_dir, exist_ok=True)
+    if "--cpu" in sys.argv:
+        return main_cpu(cli, out_dir, [int(n) for n in sys.argv[sys.argv.index("--cpu") + 1].split(",")], only)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []

@@ -2,6 +2,7 @@
 
 #include <cmath>
 
+#include "autograd/grad_mode.h"
 #include "ops/attention.h"
 #include "ops/binary.h"
 #include "ops/creation.h"
@@ -189,7 +190,8 @@ Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tens
   const double s = scale ? *scale : 1.0 / std::sqrt(static_cast<double>(q.size(-1)));
   // Before the math path repeats grouped key/value heads: the fused kernel reads them in place.
   if (current_attention_kernel != AttentionKernel::Math) {
-    std::string refusal = flash_attention_refusal(q, k, v, attn_mask.defined(), dropout_p);
+    const bool needs_grad = grad_enabled() && (q.requires_grad() || k.requires_grad() || v.requires_grad());
+    std::string refusal = flash_attention_refusal(q, k, v, attn_mask.defined(), dropout_p, needs_grad);
     if (refusal.empty() && q.dim() == 4 && k.dim() == 4 && q.size(-3) != k.size(-3) && !enable_gqa)
       refusal = "q's and k's heads differ and enable_gqa is off";
     if (refusal.empty()) return flash_attention(q, k, v, is_causal, s);

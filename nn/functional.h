@@ -57,8 +57,9 @@ Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& we
 /// dropout_p; enable_gqa: q's heads (dim -3) share k's and v's in groups (grouped-query
 /// attention). Half types take their softmax in float32. On CUDA, float16 and bfloat16 4-D
 /// inputs with head dim 64 or 128, no mask but is_causal and no dropout run the fused kernel
-/// (ops/attention.h: memory O(L + S) per head); everything else runs the math path (memory
-/// O(L·S) per head), which AttentionKernelGuard can also force.
+/// (ops/attention.h: memory O(L + S) per head), and so do float32 inputs when no gradient is
+/// wanted (inference; the float32 kernel has no backward); everything else runs the math path
+/// (memory O(L·S) per head), which AttentionKernelGuard can also force.
 Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& attn_mask = Tensor(),
                                     double dropout_p = 0, bool is_causal = false,
                                     std::optional<double> scale = std::nullopt, bool enable_gqa = false);

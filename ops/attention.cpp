@@ -17,11 +17,12 @@ namespace ember {
 
 namespace {
 
-// A row of q, k or v must start on a 16-byte boundary for the kernel's 16-byte copies.
+// A row of q, k or v must start on a 16-byte boundary for the kernels' 16-byte copies.
 bool rows_aligned(const Tensor& t) {
   const auto address = reinterpret_cast<uintptr_t>(t.data());
-  return t.strides()[3] == 1 && address % 16 == 0 && t.strides()[2] % 8 == 0 && t.strides()[1] % 8 == 0 &&
-         t.strides()[0] % 8 == 0;
+  const int64_t per_16_bytes = static_cast<int64_t>(16 / t.itemsize());
+  return t.strides()[3] == 1 && address % 16 == 0 && t.strides()[2] % per_16_bytes == 0 &&
+         t.strides()[1] % per_16_bytes == 0 && t.strides()[0] % per_16_bytes == 0;
 }
 
 Tensor aligned(const Tensor& t) { return rows_aligned(t) ? t : t.contiguous(); }
@@ -44,10 +45,12 @@ Tensor sum_heads(const Tensor& g, int64_t kv_heads) {
 }  // namespace
 
 std::string flash_attention_refusal(const Tensor& q, const Tensor& k, const Tensor& v, bool has_mask,
-                                    double dropout_p) {
+                                    double dropout_p, bool needs_grad) {
   if (!q.device().is_cuda()) return "the fused kernel runs on CUDA devices only";
-  if (q.dtype() != kFloat16 && q.dtype() != kBFloat16)
-    return str_cat("the fused kernel takes float16 and bfloat16, got ", q.dtype());
+  if (q.dtype() == kFloat32 && needs_grad)
+    return "the float32 fused kernel is for inference: it has no backward, and an input needs a gradient";
+  if (q.dtype() != kFloat16 && q.dtype() != kBFloat16 && q.dtype() != kFloat32)
+    return str_cat("the fused kernel takes float16, bfloat16 and (for inference) float32, got ", q.dtype());
   if (q.dim() != 4 || k.dim() != 4 || v.dim() != 4) return "the fused kernel takes 4-D q, k and v ([B, H, L, D])";
   if (q.sizes()[3] != 64 && q.sizes()[3] != 128)
     return str_cat("the fused kernel takes head dims 64 and 128, got ", q.sizes()[3]);
@@ -66,6 +69,9 @@ std::string flash_attention_refusal(const Tensor& q, const Tensor& k, const Tens
 
 Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale) {
   const Shape& s = q.sizes();
+  if (q.dtype() == kFloat32)
+    return apply(std::make_shared<FlashAttentionFloatOp>(causal, scale), {aligned(q), aligned(k), aligned(v)},
+                 {{s, q.dtype()}})[0];
   auto op = std::make_shared<FlashAttentionOp>(causal, scale);
   return apply(op, {aligned(q), aligned(k), aligned(v)}, {{s, q.dtype()}, {{s[0], s[1], s[2]}, kFloat32}})[0];
 }
@@ -73,6 +79,10 @@ Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool c
 void FlashAttentionOp::forward_cpu(const TensorList&, const TensorList&) {
   throw_error(ErrorCode::Unsupported, "[flash_attention] runs on CUDA devices only (scaled_dot_product_attention "
                                       "uses the math path on the CPU)");
+}
+
+void FlashAttentionFloatOp::forward_cpu(const TensorList&, const TensorList&) {
+  throw_error(ErrorCode::Unsupported, "[flash_attention_float32] runs on CUDA devices only");
 }
 
 void FlashAttentionBackwardOp::forward_cpu(const TensorList&, const TensorList&) {

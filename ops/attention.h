@@ -1,8 +1,9 @@
-// Fused scaled-dot-product attention on CUDA (ops/cuda/flash_attention.cu): the scores and
-// probabilities of a head are never stored, so memory grows with L + S rather than L·S.
-// nn::scaled_dot_product_attention takes it where it applies and otherwise (the CPU, float32
-// and float64, masks other than causal, dropout, other head dims) runs the math path, which
-// is also the reference the fused kernel is tested against.
+// Fused scaled-dot-product attention on CUDA (ops/cuda/flash_attention.cu for half types,
+// ops/cuda/attention_float.cu for float32 inference): the scores and probabilities of a head
+// are never stored, so memory grows with L + S rather than L·S.
+// nn::scaled_dot_product_attention takes it where it applies and otherwise (the CPU, float64,
+// float32 where an input needs a gradient, masks other than causal, dropout, other head dims)
+// runs the math path, which is also the reference the fused kernels are tested against.
 #pragma once
 
 #include <string>
@@ -37,11 +38,24 @@ struct FlashAttentionBackwardOp final : Op {
   EMBER_OP_FORWARDS
 };
 
-/// Why the fused kernel cannot take these inputs, or an empty string when it can.
-std::string flash_attention_refusal(const Tensor& q, const Tensor& k, const Tensor& v, bool has_mask,
-                                    double dropout_p);
+/// The float32 form, for inference: inputs and output as FlashAttentionOp's, no log-sum-exp and
+/// no backward. Float32 training keeps the math path, whose backward reuses the probabilities it
+/// stored instead of recomputing them.
+struct FlashAttentionFloatOp final : Op {
+  bool causal;
+  double scale;
+  FlashAttentionFloatOp(bool c, double s) : causal(c), scale(s) {}
+  const char* name() const override { return "flash_attention_float32"; }
+  EMBER_OP_FORWARDS
+};
 
-/// Runs FlashAttentionOp (the caller has checked flash_attention_refusal).
+/// Why the fused kernels cannot take these inputs, or an empty string when they can.
+/// `needs_grad`: a gradient will flow back to q, k or v (the float32 kernel has no backward).
+std::string flash_attention_refusal(const Tensor& q, const Tensor& k, const Tensor& v, bool has_mask,
+                                    double dropout_p, bool needs_grad);
+
+/// Runs FlashAttentionOp, or FlashAttentionFloatOp for float32 (the caller has checked
+/// flash_attention_refusal).
 Tensor flash_attention(const Tensor& q, const Tensor& k, const Tensor& v, bool causal, double scale);
 
 }  // namespace ember

@@ -1,7 +1,8 @@
 // The fused attention kernel (ops/attention.h) against float64 attention and its gradients
 // (computed by the math path, itself gradchecked in test_transformer.cpp), and against the
 // math path in the same dtype: odd lengths, L != S, causal, grouped-query heads, strided
-// inputs, both head dims and both half types; double backward; and the errors.
+// inputs, both head dims and both half types; double backward; the float32 inference kernel;
+// and the errors.
 #include <cmath>
 #include <cstdio>
 
@@ -101,6 +102,72 @@ TEST_CASE("attention: the fused kernel reads strided q, k, v and writes what the
   CHECK(relative_error(nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true), fused) == 0);
 }
 
+TEST_CASE("attention: the float32 inference kernel matches float64 attention [cuda]" *
+          doctest::skip(!cuda_available())) {
+  const Device cuda = Device::cuda(0);
+  const std::vector<Config> configs = {
+      {2, 4, 4, 100, 77, 64, false}, {1, 3, 3, 130, 130, 64, true}, {2, 4, 2, 64, 200, 64, false},
+      {1, 2, 1, 70, 150, 128, true}, {1, 2, 2, 150, 40, 128, false}, {3, 2, 2, 1, 65, 64, false},
+  };
+  NoGradGuard no_grad;
+  for (const Config& c : configs) {
+    // Scores of ±40 (inputs times 3) check that the running maximum keeps exp in range.
+    for (double magnitude : {1.0, 3.0}) {
+      INFO("B", c.batch, " H", c.heads, "/", c.kv_heads, " L", c.L, " S", c.S, " D", c.D,
+           std::string(c.causal ? " causal" : ""), " magnitude ", magnitude);
+      manual_seed(13);
+      Tensor q = mul(randn({c.batch, c.heads, c.L, c.D}, {kFloat64, cuda}), magnitude);
+      Tensor k = mul(randn({c.batch, c.kv_heads, c.S, c.D}, {kFloat64, cuda}), magnitude);
+      Tensor v = randn({c.batch, c.kv_heads, c.S, c.D}, {kFloat64, cuda});
+      const bool gqa = c.heads != c.kv_heads;
+      auto attend = [&](const Tensor& a, const Tensor& b, const Tensor& d, nn::AttentionKernel kernel) {
+        nn::AttentionKernelGuard guard(kernel);
+        return nn::scaled_dot_product_attention(a, b, d, Tensor(), 0, c.causal, std::nullopt, gqa);
+      };
+      const Tensor want = attend(q, k, v, nn::AttentionKernel::Math);
+      const Tensor qf = q.to(kFloat32), kf = k.to(kFloat32), vf = v.to(kFloat32);
+      const Tensor fused = attend(qf, kf, vf, nn::AttentionKernel::Fused);
+      const double err = relative_error(fused, want);
+      const double math_err = relative_error(attend(qf, kf, vf, nn::AttentionKernel::Math), want);
+      std::printf("attention float32 %s D%d magnitude %.0f: fused error %.2e (math path %.2e)\n",
+                  c.causal ? "causal" : "full", static_cast<int>(c.D), magnitude, err, math_err);
+      CHECK(err <= 2e-6 * magnitude * magnitude);
+      CHECK(err <= 4 * math_err + 1e-6);
+      // Auto takes it when no gradient is wanted: the same bits.
+      CHECK(relative_error(attend(qf, kf, vf, nn::AttentionKernel::Auto), fused) == 0);
+    }
+  }
+}
+
+TEST_CASE("attention: float32 attention trains through the math path, infers through the fused kernel [cuda]" *
+          doctest::skip(!cuda_available())) {
+  const Device cuda = Device::cuda(0);
+  manual_seed(4);
+  // Packed projections [B, L, 3, H, D] viewed as [B, H, L, D]: the kernel reads them in place.
+  Tensor qkv = randn({2, 96, 3, 4, 64}, {kFloat32, cuda});
+  auto part = [&](int i) { return transpose(select(qkv, 2, i), 1, 2); };
+  Tensor q = part(0), k = part(1), v = part(2);
+  REQUIRE(!q.is_contiguous());
+  Tensor want, math, fused;
+  {
+    nn::AttentionKernelGuard g(nn::AttentionKernel::Math);
+    want = nn::scaled_dot_product_attention(q.to(kFloat64), k.to(kFloat64), v.to(kFloat64), Tensor(), 0, true);
+    math = nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true);
+  }
+  {
+    NoGradGuard no_grad;
+    fused = nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true);
+  }
+  CHECK(relative_error(fused, want) <= 2e-6);
+  CHECK(relative_error(fused, math) > 0);  // a different kernel: the sums run in another order
+  // With a gradient wanted, Auto runs the math path (same bits as Math) and the gradient flows.
+  Tensor qg = q.detach().requires_grad_();
+  Tensor out = nn::scaled_dot_product_attention(qg, k, v, Tensor(), 0, true);
+  CHECK(relative_error(out, math) == 0);
+  TensorList g = grad({sum(out)}, {qg});
+  CHECK(g[0].sizes() == q.sizes());
+}
+
 TEST_CASE("attention: double backward through the fused kernel [cuda]" * doctest::skip(!cuda_available())) {
   const Device cuda = Device::cuda(0);
   manual_seed(5);
@@ -127,8 +194,12 @@ DEVICE_TEST("attention: asking for the fused kernel where it does not apply is a
   Tensor q = randn({1, 2, 8, 64}, {kFloat32, device});
   nn::AttentionKernelGuard guard(nn::AttentionKernel::Fused);
   if (device.is_cuda()) {
-    check_error([&] { nn::scaled_dot_product_attention(q, q, q); }, ErrorCode::Unsupported,
-                "takes float16 and bfloat16, got float32");
+    Tensor d = q.to(kFloat64);
+    check_error([&] { nn::scaled_dot_product_attention(d, d, d); }, ErrorCode::Unsupported,
+                "takes float16, bfloat16 and (for inference) float32, got float64");
+    Tensor trained = q.detach().requires_grad_();
+    check_error([&] { nn::scaled_dot_product_attention(trained, trained, trained); }, ErrorCode::Unsupported,
+                "float32 fused kernel is for inference");
     Tensor h = randn({1, 2, 8, 48}, {kBFloat16, device});
     check_error([&] { nn::scaled_dot_product_attention(h, h, h); }, ErrorCode::Unsupported, "head dims 64 and 128");
     Tensor b = q.to(kBFloat16);

@@ -13,7 +13,10 @@
 # EMBER_SANITIZE_DOCTEST adds doctest options, e.g. "--first=1 --last=70" to split a slow tool's
 # run over several calls (doctest counts the test cases left after the filters).
 # initcheck-by-test counts initcheck's reports by test case and reading kernel instead of
-# logging them.
+# logging them. initcheck-cublas runs tools/initcheck_cublas.cu (no ember code: one cuBLAS GEMM
+# per type, its output read by a plain kernel) under initcheck, to tell whether initcheck sees
+# cuBLAS's stores, and tools/initcheck_torch.py the same of PyTorch's half GEMM and
+# channels-last half convolution.
 # Usage: tools/gpu-sanitize.sh BUILD_DIR LOG_DIR SECONDS TOOL...
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
 build=$1 logs=$2 seconds=$3
@@ -58,6 +61,21 @@ for tool in "$@"; do
            /SUMMARY|doctest\] test cases/ { print }
            END { print cases " test cases finished" }' >"$logs/sanitize_initcheck_by_test.txt"
     echo "initcheck by test: $(tail -1 "$logs/sanitize_initcheck_by_test.txt"); $(grep -c '<-' "$logs/sanitize_initcheck_by_test.txt") (test, kernel) pairs with reports"
+  elif [ "$tool" = initcheck-cublas ]; then
+    here=$(dirname "$0")
+    nvcc -O2 -arch=sm_90 "$here/initcheck_cublas.cu" -lcublas -o "$logs/initcheck_cublas" || continue
+    for case in float half half-memset bfloat16; do
+      compute-sanitizer --tool initcheck --print-limit 3 "$logs/initcheck_cublas" "$case" \
+        >"$logs/initcheck_cublas_$case.log" 2>&1
+      echo "initcheck on cuBLAS alone, $case: $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cublas_$case.log"); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cublas_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
+    done
+    # The same through PyTorch (its cuBLAS and cuDNN calls), where it is installed.
+    for case in float_gemm half_gemm conv_half conv_half_channels_last; do
+      python3 -c 'import torch' 2>/dev/null || break
+      compute-sanitizer --tool initcheck --print-limit 3 python3 "$here/initcheck_torch.py" "$case" \
+        >"$logs/initcheck_torch_$case.log" 2>&1
+      echo "initcheck on PyTorch, $case: $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_torch_$case.log"); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_torch_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
+    done
   else
     run "$tool" "$logs/sanitize_$tool.log" -- -tce="$skip"
   fi
