@@ -15,7 +15,8 @@
 # initcheck-by-test counts initcheck's reports by test case and reading kernel instead of
 # logging them. initcheck-cublas runs tools/initcheck_cublas.cu (no ember code: one cuBLAS GEMM
 # per type, its output read by a plain kernel) under initcheck, to tell whether initcheck sees
-# cuBLAS's stores, and tools/initcheck_torch.py the same of PyTorch's half GEMM and
+# cuBLAS's stores, tools/initcheck_cudnn.cu the same of a cuDNN half convolution's workspace,
+# and tools/initcheck_torch.py the same of PyTorch's half GEMM and
 # channels-last half convolution.
 # Usage: tools/gpu-sanitize.sh BUILD_DIR LOG_DIR SECONDS TOOL...
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
@@ -69,6 +70,14 @@ for tool in "$@"; do
         >"$logs/initcheck_cublas_$case.log" 2>&1
       echo "initcheck on cuBLAS alone, $case: $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cublas_$case.log"); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cublas_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
     done
+    # cuDNN alone: a float16 convolution with a fresh workspace, then with one set first.
+    if nvcc -O2 -arch=sm_90 "$here/initcheck_cudnn.cu" -lcudnn -o "$logs/initcheck_cudnn"; then
+      for case in fresh-workspace memset-workspace; do
+        compute-sanitizer --tool initcheck --print-limit 3 "$logs/initcheck_cudnn" "$case" \
+          >"$logs/initcheck_cudnn_$case.log" 2>&1
+        echo "initcheck on cuDNN alone, $case: $(grep -E '^algorithm' "$logs/initcheck_cudnn_$case.log"); $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cudnn_$case.log" | head -1); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cudnn_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
+      done
+    fi
     # The same through PyTorch (its cuBLAS and cuDNN calls), where it is installed.
     for case in float_gemm half_gemm conv_half conv_half_channels_last; do
       python3 -c 'import torch' 2>/dev/null || break

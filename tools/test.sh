@@ -94,6 +94,12 @@ check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run
 check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
 check "model and checkpoint saves killed with SIGKILL at 30 random points, or on a full disk, leave the last good files" \
   tools/check-atomic-save.sh "$build" "$log_dir/atomic"
+if [ -f "$build/libember_gemm_avx2.a" ]; then
+  check "the AVX2 and AVX-512 GEMM objects define code only in their own namespaces" tools/check-gemm-variants.sh "$build"
+  check "the matmul tests pass on the baseline and AVX2 GEMMs as well (EMBER_CPU_GEMM)" bash -c \
+    "EMBER_CPU_GEMM=baseline '$build/tests/ember_tests' -tc='*matmul*,mm*' -tce='*[cuda]*' &&
+     EMBER_CPU_GEMM=avx2 '$build/tests/ember_tests' -tc='*matmul*,mm*' -tce='*[cuda]*'"
+fi
 check "every fixture truncated at every byte and flipped at every byte loads or is refused, with 256 MB to spare" \
   "$build/tests/sweep_fixtures" --cap-mb 256 --stride 97 tests/fixtures/models/*/model.ember examples/data/digits_mlp.ember
 if [ -n "${EMBER_EXPECT_CUDA:-}" ]; then

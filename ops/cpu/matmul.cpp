@@ -1,13 +1,62 @@
 // CPU GEMM through Eigen. Each matrix of a batch is mapped in place, row- or column-major
 // by its strides, so transposed operands are not copied. Half types multiply in float.
+// float32 and float64 products go to the AVX2 or AVX-512 build of the same code where the CPU
+// has them (gemm_isa.h).
 #include <Eigen/Core>
+#include <cstdlib>
+#include <cstring>
 
 #include "ops/copy.h"
+#include "ops/cpu/gemm_isa.h"
 #include "ops/matmul.h"
 #include "runtime/dispatch.h"
 #include "runtime/parallel.h"
 
 namespace ember {
+
+namespace cpu_gemm {
+
+namespace {
+
+// The newest variant the CPU and its OS support (libgcc's check includes the OS's saving of
+// the vector registers), capped by EMBER_CPU_GEMM=baseline|avx2|avx512 (tests compare them).
+const char* pick_isa() {
+#if defined(__x86_64__)
+  const char* cap = std::getenv("EMBER_CPU_GEMM");
+  const bool allow_avx512 = !cap || !std::strcmp(cap, "avx512");
+  const bool allow_avx2 = allow_avx512 || !std::strcmp(cap, "avx2");
+  __builtin_cpu_init();
+  if (allow_avx512 && __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512dq") &&
+      __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("fma"))
+    return "avx512";
+  if (allow_avx2 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "avx2";
+#endif
+  return "baseline";
+}
+
+}  // namespace
+
+const char* gemm_isa() {
+  static const char* isa = pick_isa();
+  return isa;
+}
+
+template <typename T>
+GemmFn<T> best_gemm() {
+#if defined(__x86_64__)
+  static const GemmFn<T> fn = !std::strcmp(gemm_isa(), "avx512") ? &avx512::gemm<T>
+                              : !std::strcmp(gemm_isa(), "avx2") ? &avx2::gemm<T>
+                                                                 : nullptr;
+  return fn;
+#else
+  return nullptr;
+#endif
+}
+
+template GemmFn<float> best_gemm<float>();
+template GemmFn<double> best_gemm<double>();
+
+}  // namespace cpu_gemm
 
 namespace {
 
@@ -48,9 +97,19 @@ void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out, double
   const int64_t B = a.sizes()[0], n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
   dispatch<kFloatingSet | dtype_bit(kInt64)>(a.dtype(), "matmul", [&]<typename T>() {
     using C = opmath_t<T>;  // half types compute in float
+    [[maybe_unused]] cpu_gemm::GemmFn<T> variant = nullptr;
+    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) variant = cpu_gemm::best_gemm<T>();
+    const int threads = get_num_threads();
     auto one = [&](int64_t i) {
       const T* pa = a.data_ptr<T>() + i * a.strides()[0];
       const T* pb = b.data_ptr<T>() + i * b.strides()[0];
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        if (variant && k > 0) {
+          variant({pa, n, k, a.strides()[1], a.strides()[2]}, {pb, k, m, b.strides()[1], b.strides()[2]},
+                  out.data_ptr<T>() + i * n * m, static_cast<T>(alpha), static_cast<T>(beta), has_bias, threads);
+          return;
+        }
+      }
       Eigen::Map<RowMat<T>> o(out.data_ptr<T>() + i * n * m, n, m);
       with_matrix(pa, n, k, a.strides()[1], a.strides()[2], [&](const auto& A) {
         with_matrix(pb, k, m, b.strides()[1], b.strides()[2], [&](const auto& Bm) {
