@@ -1,5 +1,6 @@
 // CPU benchmarks of issue 2: dispatch overhead of a tiny op, element-wise bandwidth on large
-// arrays against a plain C++ loop and memcpy, and Eigen GEMM at 1024^3 float32.
+// arrays against a plain C++ loop and memcpy, Eigen GEMM at 1024^3 float32, and conv2d at
+// batch 1 on resnet's and mobilenet_v2's shapes.
 // Usage: bench_cpu [threads]   (default: 2 threads for the GEMM, as the CI machine has)
 #include <Eigen/Core>
 #include <cstdio>
@@ -70,5 +71,25 @@ int main(int argc, char** argv) {
   const double flops = 2.0 * m * m * m;
   std::printf("GEMM 1024^3 float32: ember (%s) %.1f GFLOP/s, Eigen directly %.1f GFLOP/s (%.0f%%)\n",
               cpu_gemm::gemm_isa(), flops / t_mm / 1e9, flops / t_eigen / 1e9, 100 * t_eigen / t_mm);
+
+  // 4. conv2d at batch 1 on resnet's and mobilenet_v2's shapes: the CPU kernel
+  // (ops/cpu/conv.cpp) against the public-op form it replaced (conv2d_reference).
+  std::printf("\nconv2d float32, batch 1 (kernel vs the public-op reference):\n");
+  struct ConvCase {
+    const char* name;
+    int64_t c, o, hw, k, stride, pad, groups;
+  };
+  for (const ConvCase& c : {ConvCase{"resnet 7x7/2 3->64 224", 3, 64, 224, 7, 2, 3, 1},
+                            ConvCase{"resnet 3x3 64->64 56", 64, 64, 56, 3, 1, 1, 1},
+                            ConvCase{"resnet 1x1 256->64 56", 256, 64, 56, 1, 1, 0, 1},
+                            ConvCase{"resnet 3x3 512->512 7", 512, 512, 7, 3, 1, 1, 1},
+                            ConvCase{"mobilenet dw 3x3 144 56", 144, 144, 56, 3, 1, 1, 144}}) {
+    Tensor x = randn({1, c.c, c.hw, c.hw}), w = randn({c.o, c.c / c.groups, c.k, c.k}), bias = randn({c.o});
+    const nn::Pair s{c.stride, c.stride}, p{c.pad, c.pad}, d{1, 1};
+    const double t_kernel = median_seconds([&] { nn::conv2d(x, w, bias, s, p, d, c.groups); }, 3, 7);
+    const double t_ref = median_seconds([&] { conv2d_reference(x, w, bias, s, p, d, c.groups); }, 3, 7);
+    std::printf("  %-26s kernel %8.3f ms, reference %8.3f ms (%.1fx)\n", c.name, t_kernel * 1e3, t_ref * 1e3,
+                t_ref / t_kernel);
+  }
   return 0;
 }

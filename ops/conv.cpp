@@ -167,11 +167,6 @@ Tensor conv2d_weight_grad_reference(const Tensor& x, const Tensor& g, const Shap
   return bmm(gr, cols).reshape(w_shape);
 }
 
-void Conv2dOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
-  const ConvParams& p = params;
-  copy_(outputs[0], conv2d_reference(inputs[0], inputs[1], inputs[2], p.stride, p.padding, p.dilation, p.groups));
-}
-
 void Conv2dBackwardDataOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
   copy_(outputs[0], conv2d_input_grad_reference(inputs[0], inputs[1], outputs[0].sizes(), params));
 }

@@ -469,3 +469,35 @@ DEVICE_TEST("vision: the batch-norm kernels equal the reference path for 2-, 3- 
   check_error([&] { nn::batch_norm(x, ones({4}, {kFloat32, device}), Tensor(), Tensor(), Tensor(), true, 0.1, 1e-5); },
               ErrorCode::InvalidArgument, "both");
 }
+
+TEST_CASE("vision: the CPU conv2d kernel's paths equal the reference: 1×1 as is, unfolded, grouped, depthwise") {
+  // ops/cpu/conv.cpp picks a path by shape; each against conv2d_reference (public ops), float64.
+  struct Case {
+    int64_t c, o, k, groups;
+    Pair stride, padding, dilation;
+    bool bias, channels_last;
+  };
+  const std::vector<Case> cases = {
+      {8, 12, 1, 1, {1, 1}, {0, 0}, {1, 1}, true, false},   // 1×1, stride 1: the input read as it is
+      {8, 12, 1, 1, {2, 2}, {0, 0}, {1, 1}, false, false},  // 1×1, stride 2: unfolded
+      {6, 10, 3, 1, {1, 2}, {1, 2}, {1, 1}, true, true},    // channels-last input, asymmetric stride and padding
+      {6, 9, 3, 3, {2, 1}, {3, 1}, {2, 1}, true, false},    // grouped, dilation, padding wider than the kernel's reach
+      {8, 8, 3, 8, {1, 1}, {1, 1}, {1, 1}, true, false},    // depthwise
+      {4, 12, 5, 4, {2, 2}, {2, 2}, {2, 2}, false, true},   // depthwise, channel multiplier 3, stride and dilation
+  };
+  for (const Case& c : cases) {
+    INFO("C ", c.c, " O ", c.o, " k ", c.k, " groups ", c.groups);
+    Tensor x = from_ref(random_ref({2, c.c, 11, 9}, -1, 1, 71), kFloat64, Device::cpu());
+    if (c.channels_last) x = x.permute({0, 2, 3, 1}).contiguous().permute({0, 3, 1, 2});
+    Tensor w = from_ref(random_ref({c.o, c.c / c.groups, c.k, c.k}, -1, 1, 72), kFloat64, Device::cpu());
+    Tensor b = c.bias ? from_ref(random_ref({c.o}, -1, 1, 73), kFloat64, Device::cpu()) : Tensor();
+    const Tensor want = conv2d_reference(x, w, b, c.stride, c.padding, c.dilation, c.groups);
+    for (DType dt : {kFloat64, kFloat32}) {
+      const Tensor got = nn::conv2d(x.to(dt), w.to(dt), c.bias ? b.to(dt) : Tensor(), c.stride, c.padding, c.dilation,
+                                    c.groups);
+      REQUIRE(got.sizes() == want.sizes());
+      const double err = max(abs(sub(got.to(kFloat64), want))).item<double>() / max(abs(want)).item<double>();
+      CHECK(err <= (dt == kFloat64 ? 1e-14 : 1e-6));
+    }
+  }
+}

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "ops/copy.h"
+#include "ops/cpu/gemm.h"
 #include "ops/cpu/gemm_isa.h"
 #include "ops/matmul.h"
 #include "runtime/dispatch.h"
@@ -21,7 +22,7 @@ namespace {
 // The newest variant the CPU and its OS support (libgcc's check includes the OS's saving of
 // the vector registers), capped by EMBER_CPU_GEMM=baseline|avx2|avx512 (tests compare them).
 const char* pick_isa() {
-#if defined(__x86_64__)
+#if defined(EMBER_GEMM_VARIANTS)
   const char* cap = std::getenv("EMBER_CPU_GEMM");
   const bool allow_avx512 = !cap || !std::strcmp(cap, "avx512");
   const bool allow_avx2 = allow_avx512 || !std::strcmp(cap, "avx2");
@@ -43,7 +44,7 @@ const char* gemm_isa() {
 
 template <typename T>
 GemmFn<T> best_gemm() {
-#if defined(__x86_64__)
+#if defined(EMBER_GEMM_VARIANTS)
   static const GemmFn<T> fn = !std::strcmp(gemm_isa(), "avx512") ? &avx512::gemm<T>
                               : !std::strcmp(gemm_isa(), "avx2") ? &avx2::gemm<T>
                                                                  : nullptr;
@@ -90,46 +91,50 @@ Tensor gemm_ready(const Tensor& t) {
   return row_major_ok(r, c, s0, s1) || col_major_ok(r, c, s0, s1) ? t : t.contiguous();
 }
 
+// One product: out (n × m, contiguous) = alpha · a · b, plus beta · out when `accumulate`.
+template <typename T>
+void gemm_one(const T* pa, int64_t n, int64_t k, int64_t as0, int64_t as1, const T* pb, int64_t m, int64_t bs0,
+              int64_t bs1, T* po, double alpha, double beta, bool accumulate) {
+  using C = opmath_t<T>;  // half types compute in float
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (const cpu_gemm::GemmFn<T> variant = cpu_gemm::best_gemm<T>(); variant && k > 0) {
+      variant({pa, n, k, as0, as1}, {pb, k, m, bs0, bs1}, po, static_cast<T>(alpha), static_cast<T>(beta), accumulate,
+              get_num_threads());
+      return;
+    }
+  }
+  Eigen::Map<RowMat<T>> o(po, n, m);
+  with_matrix(pa, n, k, as0, as1, [&](const auto& A) {
+    with_matrix(pb, k, m, bs0, bs1, [&](const auto& Bm) {
+      if constexpr (std::is_same_v<C, T>) {
+        if (accumulate) {
+          o *= static_cast<T>(beta);
+          o.noalias() += static_cast<T>(alpha) * (A * Bm);
+        } else if (k == 0) {
+          o.setZero();
+        } else {
+          o.noalias() = static_cast<T>(alpha) * (A * Bm);
+        }
+      } else {
+        RowMat<C> prod = k == 0 ? RowMat<C>::Zero(n, m) : RowMat<C>(A.template cast<C>() * Bm.template cast<C>());
+        prod *= static_cast<C>(alpha);
+        if (accumulate) prod += static_cast<C>(beta) * o.template cast<C>();
+        o = prod.template cast<T>();
+      }
+    });
+  });
+}
+
 // out = beta * out + alpha * a @ b for float types and int64.
 void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out, double alpha, double beta, bool has_bias) {
   const Tensor a = gemm_ready(a_in);
   const Tensor b = gemm_ready(b_in);
   const int64_t B = a.sizes()[0], n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
   dispatch<kFloatingSet | dtype_bit(kInt64)>(a.dtype(), "matmul", [&]<typename T>() {
-    using C = opmath_t<T>;  // half types compute in float
-    [[maybe_unused]] cpu_gemm::GemmFn<T> variant = nullptr;
-    if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) variant = cpu_gemm::best_gemm<T>();
-    const int threads = get_num_threads();
     auto one = [&](int64_t i) {
-      const T* pa = a.data_ptr<T>() + i * a.strides()[0];
-      const T* pb = b.data_ptr<T>() + i * b.strides()[0];
-      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-        if (variant && k > 0) {
-          variant({pa, n, k, a.strides()[1], a.strides()[2]}, {pb, k, m, b.strides()[1], b.strides()[2]},
-                  out.data_ptr<T>() + i * n * m, static_cast<T>(alpha), static_cast<T>(beta), has_bias, threads);
-          return;
-        }
-      }
-      Eigen::Map<RowMat<T>> o(out.data_ptr<T>() + i * n * m, n, m);
-      with_matrix(pa, n, k, a.strides()[1], a.strides()[2], [&](const auto& A) {
-        with_matrix(pb, k, m, b.strides()[1], b.strides()[2], [&](const auto& Bm) {
-          if constexpr (std::is_same_v<C, T>) {
-            if (has_bias) {
-              o *= static_cast<T>(beta);
-              o.noalias() += static_cast<T>(alpha) * (A * Bm);
-            } else if (k == 0) {
-              o.setZero();
-            } else {
-              o.noalias() = static_cast<T>(alpha) * (A * Bm);
-            }
-          } else {
-            RowMat<C> prod = k == 0 ? RowMat<C>::Zero(n, m) : RowMat<C>(A.template cast<C>() * Bm.template cast<C>());
-            prod *= static_cast<C>(alpha);
-            if (has_bias) prod += static_cast<C>(beta) * o.template cast<C>();
-            o = prod.template cast<T>();
-          }
-        });
-      });
+      gemm_one(a.data_ptr<T>() + i * a.strides()[0], n, k, a.strides()[1], a.strides()[2],
+               b.data_ptr<T>() + i * b.strides()[0], m, b.strides()[1], b.strides()[2], out.data_ptr<T>() + i * n * m,
+               alpha, beta, has_bias);
     };
     // Many matrices: one per thread. Few: Eigen parallelises each product itself.
     if (B >= get_num_threads() && B > 1) {
@@ -143,6 +148,21 @@ void gemm_into(const Tensor& a_in, const Tensor& b_in, const Tensor& out, double
 }
 
 }  // namespace
+
+namespace cpu {
+
+template <typename T>
+void gemm(const T* a, int64_t n, int64_t k, int64_t as0, int64_t as1, const T* b, int64_t m, int64_t bs0,
+          int64_t bs1, T* out, bool accumulate) {
+  gemm_one(a, n, k, as0, as1, b, m, bs0, bs1, out, 1.0, 1.0, accumulate);
+}
+
+template void gemm<float>(const float*, int64_t, int64_t, int64_t, int64_t, const float*, int64_t, int64_t, int64_t,
+                          float*, bool);
+template void gemm<double>(const double*, int64_t, int64_t, int64_t, int64_t, const double*, int64_t, int64_t,
+                           int64_t, double*, bool);
+
+}  // namespace cpu
 
 void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
   const Tensor& out = outputs[0];
