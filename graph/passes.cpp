@@ -1,5 +1,7 @@
 #include "graph/passes.h"
 
+#include <algorithm>
+
 #include <new>
 
 #include "autograd/grad_mode.h"
@@ -30,6 +32,12 @@ void erase_marked(Graph& g, const std::vector<bool>& removed) {
 bool returns_its_input(const Graph& g, const Node& n) {
   if (n.inputs.size() != 1 || n.outputs.size() != 1 || n.inputs[0] < 0) return false;
   if (n.op == "dropout" || n.op == "detach") return true;  // dropout: evaluation mode only
+  // A clone's values are its input's, and no node of an inference graph writes into a value
+  // (exported graphs are functional): readers may read the input itself, whatever its strides.
+  // Not where the clone is a graph output: the caller must get a tensor of its own, not a
+  // weight or an input.
+  if (n.op == "clone")
+    return std::find(g.outputs.begin(), g.outputs.end(), n.outputs[0]) == g.outputs.end();
   if (n.op == "cast") {
     const DType from = g.values[n.inputs[0]].dtype;
     return n.attributes.get_dtype("dtype") == from && g.values[n.outputs[0]].dtype == from;

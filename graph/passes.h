@@ -15,7 +15,7 @@ namespace ember::graph {
 
 struct PassStats {
   int nodes_before = 0, nodes_after = 0;
-  int identities_removed = 0;   // dropout in evaluation, detach, casts to the same dtype
+  int identities_removed = 0;   // dropout in evaluation, detach, clones, casts to the same dtype
   int constants_folded = 0;     // nodes computed once from weights and constants
   int batch_norms_folded = 0;   // batch norms merged into the convolution before them
   int dead_nodes_removed = 0;   // nodes no output depends on
@@ -23,8 +23,9 @@ struct PassStats {
   std::string summary() const;
 };
 
-/// Nodes that return their input unchanged in evaluation mode are dropped and their readers
-/// read the input.
+/// Nodes that return their input unchanged in evaluation mode (dropout, detach, a clone that
+/// is not a graph output, a cast to the same dtype) are dropped and their readers read the
+/// input.
 int remove_identities(Graph& g);
 
 /// A node whose inputs are all stored tensors (weights, buffers, constants) or folded values is

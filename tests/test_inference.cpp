@@ -82,6 +82,32 @@ DEVICE_TEST("reduced precision: float32 models run in float16 and bfloat16, outp
   CHECK_THROWS_AS(m.set_inference_options({.dtype = kInt32}), Error);
 }
 
+TEST_CASE("inference passes: clones are removed where they are not graph outputs") {
+  // x → permute → clone → add(clone, x) → y, and y → clone → z (a graph output: kept).
+  graph::Graph g;
+  const Dim two{2, ""};
+  g.values = {value("x", ValueKind::Input, {two, two}), value("t", ValueKind::Intermediate, {two, two}),
+              value("c", ValueKind::Intermediate, {two, two}), value("y", ValueKind::Output, {two, two}),
+              value("z", ValueKind::Output, {two, two})};
+  graph::Attributes dims;
+  dims.values["dims"] = std::vector<int64_t>{1, 0};
+  g.nodes = {node("permute", {0}, {1}, dims), node("clone", {1}, {2}), node("add", {2, 0}, {3}),
+             node("clone", {3}, {4})};
+  g.inputs = {0};
+  g.outputs = {3, 4};
+  const Tensor x = tensor({1.0f, 2.0f, 3.0f, 4.0f}).reshape({2, 2});
+  const TensorList before = run_graph(g, {x}, std::vector<Tensor>(g.values.size()), Device::cpu());
+  CHECK(graph::remove_identities(g) == 1);
+  REQUIRE(g.nodes.size() == 3);
+  CHECK(g.nodes[1].op == "add");
+  CHECK(g.nodes[1].inputs == std::vector<int32_t>{1, 0});  // reads the permuted view itself
+  CHECK(g.nodes[2].op == "clone");
+  const TensorList after = run_graph(g, {x}, std::vector<Tensor>(g.values.size()), Device::cpu());
+  check_equal_values(after[0], {2, 5, 5, 8});  // xᵀ + x
+  check_equal_values(after[1], {2, 5, 5, 8});
+  check_equal_values(before[0], {2, 5, 5, 8});
+}
+
 TEST_CASE("inference passes: dropout, detach and casts to the same dtype are removed; other casts stay") {
   graph::Graph g;
   const Dim n{5, ""};
