@@ -23,7 +23,7 @@ template <typename T>
 using GemmFn = void (*)(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate,
                         int threads);
 
-#if defined(__x86_64__)
+#if defined(EMBER_GEMM_VARIANTS)  // meson.build: x86-64 with -Dgemm-variants=true
 namespace avx2 {
 template <typename T>
 void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate, int threads);
@@ -35,7 +35,7 @@ void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T bet
 #endif
 
 /// The fastest variant this CPU can run, or nullptr where the library's own build is the best
-/// there is (no newer instruction set, or not x86-64).
+/// there is (no newer instruction set, not x86-64, or built without the variants).
 template <typename T>
 GemmFn<T> best_gemm();
 
