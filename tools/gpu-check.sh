@@ -31,6 +31,7 @@ note() { summary+=("$*"); }
 nvidia-smi --query-gpu=name,compute_cap,memory.total,driver_version --format=csv,noheader >"$out/gpu.txt" 2>&1 ||
   { echo "no GPU: nvidia-smi failed"; cat "$out/gpu.txt"; exit 1; }
 arch=$(head -1 "$out/gpu.txt" | cut -d, -f2 | tr -d ' .')
+[ "$arch" = 90 ] && arch=90a  # Hopper's own instructions for the sm_90a attention forward
 note "card: $(head -1 "$out/gpu.txt")   (building for sm_$arch)"
 
 # The golden model fixtures and the bundled digits model are made here, where torch is, before

@@ -22,7 +22,7 @@ fi
 # Hopper (sm_90), so both stay compiling; EMBER_CUDA_ARCH overrides (e.g. 90 for a faster build).
 # EMBER_CUDA_COMPILE_CHECK=1 (CI) compiles the kernels to PTX only, quickly: see meson_options.txt.
 arch_option=()
-command -v nvcc >/dev/null 2>&1 && arch_option=(-Dcuda-arch="${EMBER_CUDA_ARCH:-87,90}")
+command -v nvcc >/dev/null 2>&1 && arch_option=(-Dcuda-arch="${EMBER_CUDA_ARCH:-87,90a}")
 [ "${EMBER_CUDA_COMPILE_CHECK:-0}" = 1 ] && arch_option+=(-Dcuda-compile-check=true)
 # EMBER_BENCH=0 (CI) leaves the benchmark programs out of the build.
 [ "${EMBER_BENCH:-1}" = 0 ] && arch_option+=(-Dbench=false)

@@ -15,6 +15,7 @@
 
 #include "ops/attention.h"
 #include "ops/creation.h"
+#include "ops/cuda/flash_attention_sm90.h"
 #include "ops/cuda/flash_mma.cuh"
 #include "runtime/cuda/runtime.h"
 #include "runtime/error.h"
@@ -409,6 +410,8 @@ void FlashAttentionOp::forward_cuda(const TensorList& inputs, const TensorList& 
   p.o = operand(outputs[0]);
   p.lse = outputs[1].data_ptr<float>();
   const int device = q.device().index;
+  // Hopper's wgmma kernel where it applies (head dim 64, a layout the copy engine reads).
+  if (flash_sm90::forward(q, k, v, outputs[0], p.lse, causal, scale, cuda_detail::stream(device))) return;
   const dim3 grid((p.L + kTile - 1) / kTile, static_cast<unsigned>(q.sizes()[0] * p.heads));
   if (p.L == 0 || grid.y == 0) return;
   dispatch(q, name(), [&]<int D, typename T>() {
