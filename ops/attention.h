@@ -1,6 +1,7 @@
-// Fused scaled-dot-product attention on CUDA (ops/cuda/flash_attention.cu for half types,
-// ops/cuda/attention_float.cu for float32 inference): the scores and probabilities of a head
-// are never stored, so memory grows with L + S rather than L·S.
+// Fused scaled-dot-product attention on CUDA (ops/cuda/flash_attention.cu for half types, its
+// forward on Hopper in ops/cuda/flash_attention_sm90.cu; ops/cuda/attention_float.cu for float32
+// inference): the scores and probabilities of a head are never stored, so memory grows with
+// L + S rather than L·S.
 // nn::scaled_dot_product_attention takes it where it applies and otherwise (the CPU, float64,
 // float32 where an input needs a gradient, masks other than causal, dropout, other head dims)
 // runs the math path, which is also the reference the fused kernels are tested against.
@@ -53,6 +54,11 @@ struct FlashAttentionFloatOp final : Op {
 /// `needs_grad`: a gradient will flow back to q, k or v (the float32 kernel has no backward).
 std::string flash_attention_refusal(const Tensor& q, const Tensor& k, const Tensor& v, bool has_mask,
                                     double dropout_p, bool needs_grad);
+
+/// Whether FlashAttentionOp's forward runs Hopper's sm_90a kernel on these inputs (an empty
+/// string) or, for the reason returned, the mma.sync kernel (ops/cuda/flash_attention_sm90.h).
+/// For tests and diagnostics.
+std::string flash_attention_sm90_refusal(const Tensor& q, const Tensor& k, const Tensor& v);
 
 /// Runs FlashAttentionOp, or FlashAttentionFloatOp for float32 (the caller has checked
 /// flash_attention_refusal).

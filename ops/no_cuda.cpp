@@ -22,6 +22,10 @@
 
 namespace ember {
 
+std::string flash_attention_sm90_refusal(const Tensor&, const Tensor&, const Tensor&) {
+  return "this build has no CUDA backend";
+}
+
 #define EMBER_NO_CUDA(Class) \
   void Class::forward_cuda(const TensorList&, const TensorList&) { check_cuda_device(Device::cuda(0), name()); }
 

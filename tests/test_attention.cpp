@@ -1,11 +1,14 @@
 // The fused attention kernel (ops/attention.h) against float64 attention and its gradients
 // (computed by the math path, itself gradchecked in test_transformer.cpp), and against the
 // math path in the same dtype: odd lengths, L != S, causal, grouped-query heads, strided
-// inputs, both head dims and both half types; double backward; the float32 inference kernel;
-// and the errors.
+// inputs, both head dims and both half types (on Hopper, head dim 64 runs the sm_90a forward);
+// double backward; the float32 inference kernel; and the errors.
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <string>
 
+#include "ops/attention.h"
 #include "tests/harness.h"
 
 using namespace ember;
@@ -100,6 +103,23 @@ TEST_CASE("attention: the fused kernel reads strided q, k, v and writes what the
   CHECK(relative_error(fused, math) <= 2e-2);
   // Auto takes the fused kernel for these inputs: same bits.
   CHECK(relative_error(nn::scaled_dot_product_attention(q, k, v, Tensor(), 0, true), fused) == 0);
+}
+
+TEST_CASE("attention: on Hopper the sm_90a forward takes half types with head dim 64 [cuda]" *
+          doctest::skip(!cuda_available())) {
+  const Device dev = Device::cuda(0);
+  Tensor q = randn({1, 2, 100, 64}, {kBFloat16, dev}), wide = randn({1, 2, 100, 128}, {kBFloat16, dev});
+  const std::string why = flash_attention_sm90_refusal(q, q, q);
+  const cuda::DeviceProperties props = cuda::properties(0);
+  const std::string kernel = why.empty() ? "the sm_90a kernel" : "the mma.sync kernel: " + why;
+  std::printf("attention: the half-precision forward on %s runs %s\n", props.name.c_str(), kernel.c_str());
+  CHECK(flash_attention_sm90_refusal(wide, wide, wide) != "");  // head dim 128 keeps the mma.sync kernel
+  const bool built = why.find("no sm_90a code") == std::string::npos;
+  const char* off = std::getenv("EMBER_FLASH_SM90");
+  if (props.major == 9 && props.minor == 0 && built && !(off && std::string(off) == "0"))
+    CHECK(why == "");  // so the fused-kernel cases above tested it
+  else if (built && props.major != 9)
+    CHECK(why == "the device is not sm_90");
 }
 
 TEST_CASE("attention: the float32 inference kernel matches float64 attention [cuda]" *

@@ -55,6 +55,15 @@ __device__ __forceinline__ void barrier_wait(uint64_t* bar, uint32_t parity) {
   } while (!done);
 }
 
+/// Named barriers (ids 1-15; __syncthreads is 0) among `count` threads, some of which only
+/// arrive: what lets two warp groups take turns.
+__device__ __forceinline__ void named_barrier_sync(int id, int count) {
+  asm volatile("bar.sync %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+__device__ __forceinline__ void named_barrier_arrive(int id, int count) {
+  asm volatile("bar.arrive %0, %1;\n" ::"r"(id), "r"(count) : "memory");
+}
+
 // --- TMA ------------------------------------------------------------------------------------
 
 /// Copies the box at coordinates (c0 innermost .. c3) of a 4-d tensor map into shared memory;
