@@ -51,6 +51,12 @@ TEST_CASE("attention: the fused kernel matches float64 attention and gradients [
       {2, 4, 2, 64, 200, 64, false},  // grouped-query heads, more keys than queries
       {1, 2, 1, 70, 150, 128, true},  // causal with L < S, head dim 128, one key/value head
       {1, 2, 2, 150, 40, 128, false},
+      // Head dim 64 on Hopper runs the sm_90a kernels (flash_attention_sm90*.cu): several query
+      // blocks and key tiles, so the stage rings wrap; causal with L < S (key blocks no query
+      // sees: zero dK, dV) and L > S; grouped heads 4:1.
+      {1, 4, 1, 333, 520, 64, true},
+      {2, 2, 2, 700, 300, 64, true},
+      {1, 2, 2, 1000, 1000, 64, false},
   };
   for (DType dt : {kBFloat16, kFloat16}) {
     // Tolerances relative to each result's largest value: bfloat16 keeps 8 bits, float16 11.

@@ -1,18 +1,22 @@
 #!/usr/bin/env bash
 # The attention kernels on the GPU machine, in one call: builds the test binary and the attention
-# benchmark for the card (sm_90a on Hopper), checks that the sm_90a forward is in the library as
-# warp-group MMAs (HGMMA in its machine code), runs the attention test cases, then times
-# bench_attention once per forward kernel (EMBER_FLASH_SM90: 0 = the mma.sync kernel, default,
-# and the variants ops/cuda/flash_attention_sm90.cu lists) beside PyTorch's SDPA in the same call.
-# Logs go to $OUT (the device tool) or build-gpu/logs; a summary is printed last.
+# benchmark for the card (sm_90a on Hopper), checks that the sm_90a kernels are in the library as
+# warp-group MMAs (HGMMA in its machine code) and that ptxas did not serialise them, runs the
+# attention test cases under each kernel choice, times bench_attention once per choice
+# (EMBER_FLASH_SM90: 0 = the mma.sync kernels, default, and the variants
+# ops/cuda/flash_attention_sm90*.cu list) beside PyTorch's SDPA in the same call, then runs the
+# whole test binary and compute-sanitizer on the fused-attention case. Logs go to
+# build-gpu/logs (and, as a tarball, to $OUT under the device tool); summaries are printed.
 set -uo pipefail
 cd "$(dirname "$0")/.."
-out=${OUT:-build-gpu/logs}
+out=build-gpu/logs
 mkdir -p "$out"
 export PATH="/usr/local/cuda/bin:$PATH"
 summary=()
-# The non-default variants to compare (EMBER_FLASH_SM90 values; ops/cuda/flash_attention_sm90.cu).
-variants=${EMBER_ATTN_VARIANTS:-s2 n128s pp n64s}
+# The non-default variants to compare (EMBER_FLASH_SM90 values; ops/cuda/flash_attention_sm90*.cu):
+# fwd keeps the backward on the mma.sync kernels; bb2b and bq64 are backward variants; s2,
+# n128s, pp and n64s forward ones.
+variants=${EMBER_ATTN_VARIANTS:-fwd bb2b bq64}
 note() { summary+=("$*"); }
 
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
@@ -29,34 +33,45 @@ ninja -C "$build" tests/ember_tests bench/bench_attention >"$out/build.log" 2>&1
 note "build: $(( $(date +%s) - start )) s"
 note "HGMMA instructions in libember: $(cuobjdump --dump-sass "$build"/libember.so 2>/dev/null | grep -c HGMMA)"
 
-# The whole test binary (every CUDA case) with the default kernel, then the attention cases
-# under each variant, then memcheck and racecheck on the fused-attention case.
-timeout 240 "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
-note "ember_tests, all cases (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/ember_tests.log" | tr '\n' ' ')"
-grep -E "fused error" "$out/ember_tests.log" | head -24 >"$out/attention_errors.txt"
-for v in 0 $variants; do
-  EMBER_FLASH_SM90=$v timeout 120 "$build/tests/ember_tests" -tc='attention*' >"$out/attention_tests_$v.log" 2>&1
-  note "attention cases, EMBER_FLASH_SM90=$v (rc $?): $(grep -E '^\[doctest\] assertions' "$out/attention_tests_$v.log")"
-done
-for tool in memcheck racecheck; do
-  timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$build/tests/ember_tests" \
-    -tc='attention: the fused kernel matches*' >"$out/sanitize_$tool.log" 2>&1
-  note "compute-sanitizer $tool, fused attention case (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
-done
+# The ptxas report of the Hopper kernels: a serialised wgmma (warning C7515 or C7520) costs
+# several times their speed.
+nvcc -std=c++20 --expt-relaxed-constexpr -I. -I/usr/include/eigen3 -gencode=arch=compute_90a,code=sm_90a \
+  -DEMBER_HAVE_SM90A -Xptxas -v -c ops/cuda/flash_attention_sm90_backward.cu -o /tmp/ptxas_check.o >"$out/ptxas.log" 2>&1
+note "ptxas, backward kernels: $(grep -c 'Performance Loss' "$out/ptxas.log") serialisation warnings, registers: $(grep -o 'Used [0-9]* registers' "$out/ptxas.log" | sort -u | tr '\n' ' ')"
 
+# The attention cases with the default kernels, then under each variant (EMBER_FLASH_SM90=0:
+# the mma.sync kernels throughout).
+for v in default 0 $variants; do
+  EMBER_FLASH_SM90=$v timeout 120 "$build/tests/ember_tests" -tc='attention*' >"$out/attention_tests_$v.log" 2>&1
+  note "attention cases, EMBER_FLASH_SM90=$v (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/attention_tests_$v.log" | tr '\n' ' ')"
+done
+grep -E "fused error" "$out/attention_tests_default.log" >"$out/attention_errors.txt"
+
+# The benchmark: PyTorch's SDPA, then ember with each kernel choice, in the same call.
 python3 bench/torch_attention.py "$out/torch_attn.csv" >"$out/torch_attn.txt" 2>&1 || note "torch_attention.py failed"
-for v in 0 default $variants; do
+for v in default 0 $variants; do
   EMBER_FLASH_SM90=$v timeout 120 "$build/bench/bench_attention" "$out/ember_attn_$v.csv" >"$out/attn_$v.txt" 2>&1 ||
     note "bench_attention ($v) failed: $(tail -2 "$out/attn_$v.txt")"
   [ -f "$out/ember_attn_$v.csv" ] && python3 bench/compare.py "$out/ember_attn_$v.csv" "$out/torch_attn.csv" \
     >"$out/attn_table_$v.md" 2>&1
-done
-
-echo "=== attention errors (fused vs float64) ==="
-cat "$out/attention_errors.txt"
-for v in 0 default $variants; do
   echo "=== EMBER_FLASH_SM90=$v ==="
   grep -E "case|attn_T" "$out/attn_table_$v.md" 2>/dev/null
 done
+echo "=== attention errors (fused vs float64) ==="
+cat "$out/attention_errors.txt"
+printf '%s\n' "${summary[@]}"
+
+# The whole test binary (every CUDA case) with the default kernels; then compute-sanitizer on
+# the fused-attention case (EMBER_ATTN_SANITIZE=0 leaves both out).
+if [ "${EMBER_ATTN_SANITIZE:-1}" = 1 ]; then
+  timeout 240 "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
+  note "ember_tests, all cases (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/ember_tests.log" | tr '\n' ' ')"
+  for tool in memcheck racecheck synccheck; do
+    timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$build/tests/ember_tests" \
+      -tc='attention: the fused kernel matches*' >"$out/sanitize_$tool.log" 2>&1
+    note "compute-sanitizer $tool, fused attention case (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
+  done
+fi
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
+[ -n "${OUT:-}" ] && tar -czf "$OUT/attention_logs.tar.gz" -C "$out" .

@@ -94,13 +94,15 @@ check "ember run gives random inputs of the declared shapes" bash -c "'$cli' run
 check "a damaged model is refused by ember validate" bash -c "head -c 1000 examples/data/digits_mlp.ember > '$log_dir/cut.ember'; out=\$('$cli' validate '$log_dir/cut.ember' 2>&1); [ \$? -eq 1 ] && grep -q InvalidModel <<<\"\$out\""
 check "model and checkpoint saves killed with SIGKILL at 30 random points, or on a full disk, leave the last good files" \
   tools/check-atomic-save.sh "$build" "$log_dir/atomic"
-# CI builds its CUDA code for Orin (sm_87) only: the Hopper attention forward, whose wgmma and
-# TMA code exists only for sm_90a, gets its own compile check there.
+# CI builds its CUDA code for Orin (sm_87) only: the Hopper attention kernels, whose wgmma and
+# TMA code exists only for sm_90a, get their own compile check there.
 nvcc_path=$(command -v nvcc || ls /usr/local/cuda/bin/nvcc 2>/dev/null)
 if [ -n "$nvcc_path" ] && [ "${EMBER_CUDA_COMPILE_CHECK:-0}" = 1 ]; then
-  check "the sm_90a attention forward compiles (wgmma, TMA)" "$nvcc_path" -std=c++20 --expt-relaxed-constexpr -I. \
-    -I/usr/include/eigen3 -gencode=arch=compute_90a,code=compute_90a -Xcicc -O0 -DEMBER_HAVE_SM90A \
-    -c ops/cuda/flash_attention_sm90.cu -o "$log_dir/flash_attention_sm90.o"
+  for part in flash_attention_sm90 flash_attention_sm90_backward; do
+    check "the sm_90a attention kernels compile (wgmma, TMA): $part.cu" "$nvcc_path" -std=c++20 --expt-relaxed-constexpr \
+      -I. -I/usr/include/eigen3 -gencode=arch=compute_90a,code=compute_90a -Xcicc -O0 -DEMBER_HAVE_SM90A \
+      -c "ops/cuda/$part.cu" -o "$log_dir/$part.o"
+  done
 fi
 if [ -f "$build/libember_gemm_avx2.a" ]; then
   check "the AVX2 and AVX-512 GEMM objects define code only in their own namespaces" tools/check-gemm-variants.sh "$build"

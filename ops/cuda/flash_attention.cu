@@ -7,7 +7,8 @@
 // Backward recomputes the probabilities from the saved log-sum-exp in two kernels, one over
 // query blocks (dQ) and one over key/value blocks (dK, dV, summed over the query heads of a
 // grouped-query head inside the block), so every gradient is written once, without atomics:
-// the results are deterministic.
+// the results are deterministic. On Hopper, head dim 64 runs the wgmma forms of the same
+// kernels instead (flash_attention_sm90*.cu).
 #include <cmath>
 #include <mutex>
 #include <set>
@@ -430,11 +431,19 @@ void FlashAttentionBackwardOp::forward_cuda(const TensorList& inputs, const Tens
   p.dv = outputs[2].data();
   const int64_t batch = q.sizes()[0];
   const int64_t rows = batch * p.heads * p.L;
-  if (rows == 0 || p.S == 0) return;
-  Tensor delta = empty({batch, p.heads, p.L}, {kFloat32, q.device()});
-  p.delta = delta.data_ptr<float>();
   const int device = q.device().index;
   cudaStream_t stream = cuda_detail::stream(device);
+  if (rows == 0 || p.S == 0) {  // no query sees a key: every gradient is zero
+    for (const Tensor& g : outputs)
+      if (g.numel() > 0) EMBER_CUDA_CHECK(cudaMemsetAsync(g.data(), 0, g.nbytes(), stream));
+    return;
+  }
+  // Hopper's wgmma kernels where they apply (as for the forward).
+  if (flash_sm90::backward(q, k, v, inputs[3], inputs[4], inputs[5], outputs[0], outputs[1], outputs[2], causal, scale,
+                           stream))
+    return;
+  Tensor delta = empty({batch, p.heads, p.L}, {kFloat32, q.device()});
+  p.delta = delta.data_ptr<float>();
   dispatch(q, name(), [&]<int D, typename T>() {
     const unsigned row_blocks = static_cast<unsigned>((rows + kThreads / 32 - 1) / (kThreads / 32));
     delta_kernel<D, T><<<row_blocks, kThreads, 0, stream>>>(p, rows);

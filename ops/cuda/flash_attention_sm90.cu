@@ -21,8 +21,7 @@
 #include <utility>
 
 #include "ops/attention.h"
-#include "ops/cuda/flash_mma.cuh"
-#include "ops/cuda/hopper.cuh"
+#include "ops/cuda/flash_sm90.cuh"
 #include "runtime/cuda/runtime.h"
 #include "runtime/error.h"
 
@@ -32,9 +31,6 @@ namespace {
 
 using namespace hopper;
 
-constexpr int kD = 64;                  // head dim: one 128-byte swizzled row of a half type
-constexpr int kGroupRows = 64;          // query rows of one consumer warp group (wgmma's M)
-constexpr int kRowBytes = kD * 2;       // 128: one swizzle row
 constexpr float kLn2 = 0.6931471805599453f;
 
 /// A kernel variant: key rows per tile, shared-memory stages, consumer warp groups (64 query
@@ -73,23 +69,6 @@ struct SharedStorage {
   alignas(1024) T v[C::kStages][C::kBlockN * kD];
   uint64_t q_full, k_full[C::kStages], v_full[C::kStages], empty[C::kStages];
 };
-
-__device__ __forceinline__ void load_rows(void* dst, const CUtensorMap* map, const int (&slot)[3], int row, int head,
-                                          int batch, uint64_t* bar) {
-  int c[3];
-  c[slot[0]] = row;
-  c[slot[1]] = head;
-  c[slot[2]] = batch;
-  tma_load_4d(dst, map, 0, c[0], c[1], c[2], bar);
-}
-
-/// 2^x on the special-function unit, subnormal results flushed to zero (exp2f adds a range
-/// check around the same instruction).
-__device__ __forceinline__ float fast_exp2(float x) {
-  float y;
-  asm("ex2.approx.ftz.f32 %0, %1;" : "=f"(y) : "f"(x));
-  return y;
-}
 
 /// One consumer group's running softmax state for its thread's two rows (row, row + 8): the
 /// largest raw score so far and the sum of exponentials below it.
@@ -141,35 +120,6 @@ __device__ __forceinline__ void mask_scores(float (&s)[N], int c0, int row, int 
       const int col = c0 + nt * 8 + 2 * t + (e & 1), r = row + (e >> 1) * 8;
       if (col >= p.S || (p.causal && col > r)) s[4 * nt + e] = -INFINITY;
     }
-}
-
-/// Issues S = Q·Kᵀ for one tile (four k16 steps over the head dim) as one wgmma group.
-template <typename T, int kBlockN>
-__device__ __forceinline__ void issue_scores(float (&s)[kBlockN / 2], uint32_t q_addr, uint32_t k_addr) {
-#pragma unroll
-  for (int kk = 0; kk < kD / 16; ++kk) {
-    if constexpr (kBlockN == 128)
-      wgmma_ss_n128<T>(s, descriptor(q_addr + kk * 32), descriptor(k_addr + kk * 32), kk);
-    else
-      wgmma_ss_n64<T>(s, descriptor(q_addr + kk * 32), descriptor(k_addr + kk * 32), kk);
-  }
-}
-
-/// Issues O += P·V for one tile, P's A fragments in registers and V's tile MN-major (its rows
-/// run along the output's columns).
-template <typename T, int kBlockN>
-__device__ __forceinline__ void issue_pv(float (&o)[32], const uint32_t (&pf)[kBlockN / 16][4], uint32_t v_addr) {
-#pragma unroll
-  for (int kk = 0; kk < kBlockN / 16; ++kk) wgmma_rs_n64<T>(o, pf[kk], descriptor(v_addr + kk * 16 * kRowBytes));
-}
-
-/// P as wgmma A fragments: n8 blocks 2kk and 2kk + 1 of S are the k16 step kk.
-template <typename T, int kBlockN>
-__device__ __forceinline__ void pack_probabilities(uint32_t (&pf)[kBlockN / 16][4], const float (&s)[kBlockN / 2]) {
-#pragma unroll
-  for (int kk = 0; kk < kBlockN / 16; ++kk)
-#pragma unroll
-    for (int r = 0; r < 4; ++r) pf[kk][r] = flash::pack2<T>(s[8 * kk + 2 * r], s[8 * kk + 2 * r + 1]);
 }
 
 __device__ __forceinline__ void rescale(float (&o)[32], const float (&alpha)[2]) {
@@ -253,26 +203,26 @@ __global__ void __launch_bounds__(C::kThreads) __maxnreg__(C::kMaxRegisters)
     barrier_wait(&sm.k_full[0], 0);
     fence_registers(s);
     wgmma_fence();
-    issue_scores<T, kBlockN>(s, q_addr, smem_u32(sm.k[0]));
+    issue_ss<T, kBlockN>(s, q_addr, smem_u32(sm.k[0]));
     wgmma_commit();
     wgmma_wait<0>();
     fence_registers(s);
     if (needs_mask(0)) mask_scores(s, 0, row, t, p);
     online_softmax(s, state, p.scale_log2, alpha);
-    pack_probabilities<T, kBlockN>(pf, s);
+    pack_fragments<T, kBlockN>(pf, s);
     for (int j = 1; j < n_tiles; ++j) {
       const int st = j % kStages, prev = (j - 1) % kStages;
       barrier_wait(&sm.k_full[st], (j / kStages) & 1);
       if constexpr (C::kPingpong) named_barrier_sync(1 + group, kTurnThreads);
       fence_registers(s);
       wgmma_fence();
-      issue_scores<T, kBlockN>(s, q_addr, smem_u32(sm.k[st]));
+      issue_ss<T, kBlockN>(s, q_addr, smem_u32(sm.k[st]));
       wgmma_commit();
       rescale(o, alpha);
       barrier_wait(&sm.v_full[prev], ((j - 1) / kStages) & 1);
       fence_registers(o);
       wgmma_fence();
-      issue_pv<T, kBlockN>(o, pf, smem_u32(sm.v[prev]));
+      issue_rs<T, kBlockN>(o, pf, smem_u32(sm.v[prev]));
       wgmma_commit();
       if constexpr (C::kPingpong) named_barrier_arrive(2 - group, kTurnThreads);  // the other group's turn
       wgmma_wait<1>();  // the scores are in
@@ -282,7 +232,7 @@ __global__ void __launch_bounds__(C::kThreads) __maxnreg__(C::kMaxRegisters)
       wgmma_wait<0>();  // P_{j-1}·V_{j-1} is in: tile j − 1 is free
       fence_registers(o);
       if (lane == 0) barrier_arrive(&sm.empty[prev]);
-      pack_probabilities<T, kBlockN>(pf, s);
+      pack_fragments<T, kBlockN>(pf, s);
     }
     if (n_tiles > 0) {
       const int last = (n_tiles - 1) % kStages;
@@ -290,7 +240,7 @@ __global__ void __launch_bounds__(C::kThreads) __maxnreg__(C::kMaxRegisters)
       barrier_wait(&sm.v_full[last], ((n_tiles - 1) / kStages) & 1);
       fence_registers(o);
       wgmma_fence();
-      issue_pv<T, kBlockN>(o, pf, smem_u32(sm.v[last]));
+      issue_rs<T, kBlockN>(o, pf, smem_u32(sm.v[last]));
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(o);
@@ -303,18 +253,18 @@ __global__ void __launch_bounds__(C::kThreads) __maxnreg__(C::kMaxRegisters)
       barrier_wait(&sm.k_full[st], parity);
       fence_registers(s);
       wgmma_fence();
-      issue_scores<T, kBlockN>(s, q_addr, smem_u32(sm.k[st]));
+      issue_ss<T, kBlockN>(s, q_addr, smem_u32(sm.k[st]));
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(s);
       if (needs_mask(j)) mask_scores(s, j * kBlockN, row, t, p);
       online_softmax(s, state, p.scale_log2, alpha);
       rescale(o, alpha);
-      pack_probabilities<T, kBlockN>(pf, s);
+      pack_fragments<T, kBlockN>(pf, s);
       barrier_wait(&sm.v_full[st], parity);
       fence_registers(o);
       wgmma_fence();
-      issue_pv<T, kBlockN>(o, pf, smem_u32(sm.v[st]));
+      issue_rs<T, kBlockN>(o, pf, smem_u32(sm.v[st]));
       wgmma_commit();
       wgmma_wait<0>();
       fence_registers(o);
@@ -345,8 +295,12 @@ __global__ void __launch_bounds__(C::kThreads) __maxnreg__(C::kMaxRegisters)
 #endif
 }
 
+}  // namespace
+
 // ---------------------------------------------------------------------------------------------
-// Host side.
+// Host side, shared with the backward (flash_attention_sm90_backward.cu).
+
+namespace detail {
 
 PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
   static PFN_cuTensorMapEncodeTiled_v12000 fn = [] {
@@ -360,9 +314,6 @@ PFN_cuTensorMapEncodeTiled_v12000 encode_function() {
   return fn;
 }
 
-/// A tensor map of a [B, H, rows, 64] operand whose box is `box_rows` rows of one head, its
-/// outer dims ordered by stride; slot[i] says where (row, head, batch)[i] went. False where the
-/// copy engine cannot read the layout (strides not multiples of 16 bytes, an unaligned start).
 bool make_map(const Tensor& t, int box_rows, CUtensorMap& map, int (&slot)[3]) {
   const int64_t es = static_cast<int64_t>(itemsize(t.dtype()));
   if (reinterpret_cast<uintptr_t>(t.data()) % 16 != 0) return false;
@@ -396,7 +347,6 @@ bool make_map(const Tensor& t, int box_rows, CUtensorMap& map, int (&slot)[3]) {
                            CU_TENSOR_MAP_L2_PROMOTION_L2_256B, CU_TENSOR_MAP_FLOAT_OOB_FILL_NONE) == CUDA_SUCCESS;
 }
 
-/// The variant EMBER_FLASH_SM90 names ("0": none; see `forward`), read once.
 const char* variant() {
   static const char* v = [] {
     const char* e = std::getenv("EMBER_FLASH_SM90");
@@ -404,35 +354,6 @@ const char* variant() {
   }();
   return v;
 }
-
-/// Launches one kernel variant on `p` with the maps made for its tile sizes (false where the
-/// copy engine refused a layout: nothing launched).
-template <typename T, typename C>
-bool launch(Params& p, const Tensor& q, const Tensor& k, const Tensor& v, int batch, cudaStream_t stream,
-            int device) {
-  CUtensorMap qm, km, vm;
-  if (!make_map(q, C::kBlockM, qm, p.q_slot) || !make_map(k, C::kBlockN, km, p.k_slot) ||
-      !make_map(v, C::kBlockN, vm, p.v_slot))
-    return false;
-  const dim3 grid(static_cast<unsigned>((p.L + C::kBlockM - 1) / C::kBlockM), static_cast<unsigned>(batch * p.heads));
-  if (p.L == 0 || grid.y == 0) return true;
-  auto kernel = forward_kernel<T, C>;
-  const size_t smem = sizeof(SharedStorage<T, C>) + 1024;
-  {
-    static std::mutex mutex;
-    static std::set<int> raised;
-    std::lock_guard<std::mutex> lock(mutex);
-    if (raised.insert(device).second)
-      EMBER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(smem)));
-  }
-  kernel<<<grid, C::kThreads, smem, stream>>>(qm, km, vm, p);
-  EMBER_CUDA_CHECK_LAUNCH();
-  return true;
-}
-
-}  // namespace
-
-namespace {
 
 std::string device_refusal(const Tensor& q) {
 #ifndef EMBER_HAVE_SM90A
@@ -449,21 +370,54 @@ std::string device_refusal(const Tensor& q) {
 #endif
 }
 
+void allow_shared_memory(const void* kernel, size_t bytes, int device) {
+  static std::mutex mutex;
+  static std::set<std::pair<const void*, int>> raised;
+  std::lock_guard<std::mutex> lock(mutex);
+  if (raised.emplace(kernel, device).second)
+    EMBER_CUDA_CHECK(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, static_cast<int>(bytes)));
+}
+
+}  // namespace detail
+
+namespace {
+
+using namespace detail;
+
+/// Launches one kernel variant on `p` with the maps made for its tile sizes (false where the
+/// copy engine refused a layout: nothing launched).
+template <typename T, typename C>
+bool launch(Params& p, const Tensor& q, const Tensor& k, const Tensor& v, int batch, cudaStream_t stream,
+            int device) {
+  CUtensorMap qm, km, vm;
+  if (!make_map(q, C::kBlockM, qm, p.q_slot) || !make_map(k, C::kBlockN, km, p.k_slot) ||
+      !make_map(v, C::kBlockN, vm, p.v_slot))
+    return false;
+  const dim3 grid(static_cast<unsigned>((p.L + C::kBlockM - 1) / C::kBlockM), static_cast<unsigned>(batch * p.heads));
+  if (p.L == 0 || grid.y == 0) return true;
+  auto kernel = forward_kernel<T, C>;
+  const size_t smem = sizeof(SharedStorage<T, C>) + 1024;
+  allow_shared_memory(reinterpret_cast<const void*>(kernel), smem, device);
+  kernel<<<grid, C::kThreads, smem, stream>>>(qm, km, vm, p);
+  EMBER_CUDA_CHECK_LAUNCH();
+  return true;
+}
+
 }  // namespace
 
 std::string refusal(const Tensor& q, const Tensor& k, const Tensor& v) {
-  std::string why = device_refusal(q);
+  std::string why = detail::device_refusal(q);
   if (!why.empty()) return why;
   CUtensorMap map;
   int slot[3];
   for (const Tensor* t : {&q, &k, &v})
-    if (!make_map(*t, 64, map, slot)) return "a layout the tensor memory accelerator cannot read";
+    if (!detail::make_map(*t, 64, map, slot)) return "a layout the tensor memory accelerator cannot read";
   return "";
 }
 
 bool forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& out, float* lse, bool causal,
              double scale, cudaStream_t stream) {
-  if (!device_refusal(q).empty() || !(scale > 0)) return false;  // the softmax takes its maximum before scaling
+  if (!detail::device_refusal(q).empty() || !(scale > 0)) return false;  // the softmax takes its maximum before scaling
   Params p;
   p.o = out.data();
   p.o_batch = out.strides()[0];
@@ -483,7 +437,7 @@ bool forward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& ou
   // run by tools/gpu-attention.sh through the attention tests too): s2, two stages; n128s, not
   // pipelined; pp, with ping-pong; n64s, 64-key tiles, two blocks per multiprocessor, not
   // pipelined.
-  const std::string which = variant();
+  const std::string which = detail::variant();
   auto run = [&]<typename T>() {
     if (which == "s2") return launch<T, Config<128, 2, 2, 1, true>>(p, q, k, v, batch, stream, device);
     if (which == "n128s") return launch<T, Config<128, 2, 2, 1, false>>(p, q, k, v, batch, stream, device);

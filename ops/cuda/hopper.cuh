@@ -1,7 +1,7 @@
 // Hopper (sm_90a) building blocks: mbarriers, the tensor memory accelerator's tiled copy
 // (TMA), and warp-group matrix products (wgmma) on shared-memory tiles in the 128-byte swizzled
-// layout. Used by ops/cuda/flash_attention_sm90.cu; everything here compiles to nothing useful
-// off sm_90a, so callers guard their kernels' bodies with EMBER_SM90A_DEVICE.
+// layout. Used by the Hopper attention kernels (ops/cuda/flash_attention_sm90*.cu); everything here
+// compiles to nothing useful off sm_90a, so callers guard their kernels' bodies with EMBER_SM90A_DEVICE.
 //
 // The 128-byte swizzle (what TMA writes with CU_TENSOR_MAP_SWIZZLE_128B and what a wgmma
 // descriptor with layout 1 reads): rows of 128 bytes (64 half-precision elements), the 16-byte
@@ -78,6 +78,15 @@ __device__ __forceinline__ void tma_load_4d(void* dst, const CUtensorMap* map, i
       : "memory");
 }
 
+/// Copies `bytes` (a multiple of 16; both addresses 16-byte aligned) from global to shared memory
+/// with the copy engine's plain bulk copy; completion adds them to `bar`'s transaction count.
+__device__ __forceinline__ void bulk_load(void* dst, const void* src, uint32_t bytes, uint64_t* bar) {
+  asm volatile("cp.async.bulk.shared::cluster.global.mbarrier::complete_tx::bytes [%0], [%1], %2, [%3];\n" ::"r"(
+                   smem_u32(dst)),
+               "l"(reinterpret_cast<uint64_t>(src)), "r"(bytes), "r"(smem_u32(bar))
+               : "memory");
+}
+
 // --- wgmma ----------------------------------------------------------------------------------
 
 /// A shared-memory matrix descriptor for a tile in the 128-byte swizzled layout: 8-row atoms
@@ -100,6 +109,16 @@ template <int N>
 __device__ __forceinline__ void fence_registers(float (&r)[N]) {
 #pragma unroll
   for (int i = 0; i < N; ++i) asm volatile("" : "+f"(r[i])::"memory");
+}
+/// The same for A fragments a wgmma reads from registers: fenced after the wait that covers
+/// that wgmma, they stay live until then, so ptxas cannot give their registers to a later
+/// wgmma's accumulator while the first still reads them (it would serialise every wgmma).
+template <int N>
+__device__ __forceinline__ void fence_registers(uint32_t (&r)[N][4]) {
+#pragma unroll
+  for (int i = 0; i < N; ++i)
+#pragma unroll
+    for (int j = 0; j < 4; ++j) asm volatile("" : "+r"(r[i][j])::"memory");
 }
 
 /// d[64 × 128] (+)= a[64 × 16] · b[16 × 128], a and b K-major tiles in shared memory; the
