@@ -49,6 +49,14 @@ InferenceStats InferencePlan::stats() const {
   std::lock_guard<std::mutex> lock(mutex_);
   InferenceStats s = stats_;
   s.eager_runs = eager_runs_.load();
+  std::lock_guard<std::mutex> plans_lock(plans_mutex_);
+  for (const auto& [key, p] : planned_) {
+    const MemoryPlan::Stats m = p->plan.stats();
+    s.arena_bytes += m.arena_bytes;
+    s.planned_peak += m.recorded_peak;
+    s.planned_runs += m.replays;
+    s.planned_fallbacks += m.fallbacks;
+  }
   return s;
 }
 
@@ -79,8 +87,33 @@ TensorList InferencePlan::run_graph(const TensorList& inputs) {
   return out;
 }
 
+MemoryPlan* InferencePlan::memory_plan_for(const TensorList& inputs) {
+  if (!options_.plan_memory) return nullptr;
+  const std::optional<Key> key = key_of(inputs);
+  if (!key) return nullptr;
+  std::optional<cuda::Stream> stream;
+  if (device_.is_cuda()) stream = cuda::Stream::current(device_.index);
+  // Its own lock: run() may hold mutex_ around an eager run.
+  std::lock_guard<std::mutex> lock(plans_mutex_);
+  auto it = planned_.find(*key);
+  if (it == planned_.end()) {
+    // Past max_graphs shapes, new shapes run unplanned (a plan is never freed under a run).
+    if (planned_.size() >= options_.max_graphs) return nullptr;
+    auto p = std::make_unique<Planned>(device_);
+    p->stream = stream;
+    it = planned_.emplace(*key, std::move(p)).first;
+  }
+  // On CUDA the arena is reused in stream order: only the recording stream's runs use it.
+  if (stream && !(*it->second->stream == *stream)) return nullptr;
+  return &it->second->plan;
+}
+
 TensorList InferencePlan::run_eager(const TensorList& inputs) {
+  MemoryPlan* plan = memory_plan_for(inputs);
+  std::optional<MemoryPlan::Run> planned;
+  if (plan) planned.emplace(*plan);
   TensorList out = run_graph(inputs);
+  planned.reset();
   ++eager_runs_;
   return out;
 }

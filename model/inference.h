@@ -18,6 +18,7 @@
 #include "graph/executor.h"
 #include "graph/passes.h"
 #include "runtime/cuda/cuda.h"
+#include "runtime/memory_plan.h"
 
 namespace ember {
 
@@ -38,6 +39,10 @@ struct InferenceOptions {
   std::optional<DType> dtype = std::nullopt;
   /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
   size_t max_graphs = 8;
+  /// Eager runs of an input shape take their intermediate tensors from one arena laid out
+  /// from the first such run's lifetimes (runtime/memory_plan.h); on CUDA, runs on the stream
+  /// that recorded. The first max_graphs shapes get an arena; later ones run unplanned.
+  bool plan_memory = true;
 };
 
 struct InferenceStats {
@@ -48,6 +53,11 @@ struct InferenceStats {
   int graphs_dropped = 0;       // replays measured slower than eager runs (measure_graphs)
   std::string capture_failure;  // why the last failed capture failed ("" when none did)
   std::string graph_timing;     // the last measured replay against its eager run
+  // Planned memory of eager runs (plan_memory), summed over the input shapes that have a plan.
+  size_t arena_bytes = 0;        // the arenas' sizes
+  size_t planned_peak = 0;       // the most bytes their recorded runs held at once
+  int64_t planned_runs = 0;      // eager runs served from an arena
+  int64_t planned_fallbacks = 0; // allocations of those runs that came from the allocator
 };
 
 class InferencePlan {
@@ -95,7 +105,16 @@ class InferencePlan {
     int capture_out_of_memory = 0;  // captures of this shape that ran out of device memory
   };
 
+  // An input shape's planned memory, and the stream whose runs it serves (CUDA).
+  struct Planned {
+    MemoryPlan plan;
+    std::optional<cuda::Stream> stream;
+    explicit Planned(Device d) : plan(d) {}
+  };
+
   TensorList run_eager(const TensorList& inputs);
+  // The memory plan for this input shape on this thread's stream, or null (none planned).
+  MemoryPlan* memory_plan_for(const TensorList& inputs);
   // The executor between the declared dtypes and the plan's (reduced precision).
   TensorList run_graph(const TensorList& inputs);
   TensorList replay(Captured& c, const TensorList& inputs);
@@ -115,6 +134,8 @@ class InferencePlan {
   std::map<Key, std::unique_ptr<Captured>> captured_;
   std::map<Key, ShapeState> shapes_;
   std::set<Key> uncapturable_;
+  mutable std::mutex plans_mutex_;
+  std::map<Key, std::unique_ptr<Planned>> planned_;  // never erased: a run may be using a plan
   uint64_t captures_made_ = 0;
   InferenceStats stats_;                 // but eager_runs:
   std::atomic<int64_t> eager_runs_{0};  // counted without the lock (eager runs run concurrently)

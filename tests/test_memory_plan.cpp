@@ -1,0 +1,199 @@
+// Planned memory (runtime/memory_plan.h, issue 9): a recorded run's allocations are laid out in
+// one arena by lifetime and served from it in later runs; a run that strays from the recording
+// never gets bytes another live block holds; loaded models' eager runs use it and compute the
+// same outputs.
+#include "ember.h"
+#include "runtime/memory_plan.h"
+#include "tests/harness.h"
+
+using namespace ember;
+using namespace ember::test;
+
+namespace {
+
+// A small computation with intermediates of several sizes and lifetimes: (x·2 + 1) summed with
+// exp(x) over a wider temporary, and its result.
+Tensor compute(const Tensor& x) {
+  Tensor a = add(mul(x, 2.0), 1.0);
+  Tensor wide = cat({x, x, x}, 0);
+  Tensor b = exp(wide);
+  return add(a, sum(b, {0}, true));
+}
+
+}  // namespace
+
+DEVICE_TEST("memory plan: a recorded run's blocks are laid out by lifetime and replayed from one arena") {
+  Tensor x = randn({64, 33}, {kFloat32, device});
+  const Tensor want = compute(x);
+  MemoryPlan plan(device);
+  Tensor result;  // made in the run, alive after it: an escaped block
+  {
+    MemoryPlan::Run run(plan);
+    CHECK(!run.replaying());
+    result = compute(x);
+  }
+  CHECK(relative_difference(result, want) == 0);
+  MemoryPlan::Stats s = plan.stats();
+  CHECK(s.recordings == 1);
+  CHECK(s.blocks >= 4);  // 2x, 2x + 1, the concatenation, its exp, its sum (fused or not)
+  CHECK(s.escaped_bytes == 64 * 33 * 4);
+  CHECK(s.arena_bytes >= s.recorded_peak);
+  CHECK(s.recorded_peak > 0);
+  for (int i = 0; i < 3; ++i) {
+    {
+      MemoryPlan::Run run(plan);
+      CHECK(run.replaying());
+      result = compute(x);
+    }
+    CHECK(relative_difference(result, want) == 0);  // outside the run: its own allocations differ
+  }
+  s = plan.stats();
+  CHECK(s.replays == 3);
+  CHECK(s.fallbacks == 0);
+  CHECK(s.recordings == 1);
+}
+
+DEVICE_TEST("memory plan: blocks alive at once never share bytes; replays hand out arena bytes") {
+  MemoryPlan plan(device);
+  const std::vector<int64_t> sizes = {1000, 70000, 333, 5000, 70000, 12, 4096, 333};
+  auto run_once = [&] {
+    std::vector<std::pair<Tensor, double>> live;  // a sliding window of lifetimes
+    for (size_t i = 0; i < sizes.size(); ++i) {
+      live.emplace_back(full({sizes[i]}, static_cast<double>(i + 1), {kFloat32, device}), static_cast<double>(i + 1));
+      if (i % 2 == 1) live.erase(live.begin());
+      for (size_t a = 0; a < live.size(); ++a) {
+        // Every live tensor holds its own value, and no two share a byte.
+        CHECK(min(live[a].first).item<double>() == live[a].second);
+        CHECK(max(live[a].first).item<double>() == live[a].second);
+        for (size_t b = a + 1; b < live.size(); ++b) {
+          auto pa = static_cast<const char*>(live[a].first.data()), pb = static_cast<const char*>(live[b].first.data());
+          CHECK((pa + live[a].first.nbytes() <= pb || pb + live[b].first.nbytes() <= pa));
+        }
+      }
+    }
+  };
+  {
+    MemoryPlan::Run run(plan);
+    run_once();
+  }
+  size_t total = 0;
+  for (int64_t n : sizes) total += static_cast<size_t>(n) * 4;
+  CHECK(plan.stats().arena_bytes < total);
+  for (int i = 0; i < 2; ++i) {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    run_once();
+  }
+  CHECK(plan.stats().fallbacks == 0);
+}
+
+DEVICE_TEST("memory plan: a replay that strays from the recording falls back and is recorded again") {
+  Tensor x = randn({32, 16}, {kFloat32, device});
+  MemoryPlan plan(device);
+  {
+    MemoryPlan::Run run(plan);
+    compute(x);
+  }
+  // Other sizes: every allocation comes from the allocator, values stay right, and the next
+  // run records anew.
+  Tensor y = randn({48, 16}, {kFloat32, device});
+  {
+    MemoryPlan::Run run(plan);
+    CHECK(run.replaying());
+    CHECK(relative_difference(compute(y), compute(y)) == 0);
+  }
+  CHECK(plan.stats().fallbacks > 0);
+  {
+    MemoryPlan::Run run(plan);
+    CHECK(!run.replaying());
+    compute(y);
+  }
+  CHECK(plan.stats().recordings == 2);
+  MemoryPlan::Run run(plan);
+  CHECK(run.replaying());
+}
+
+DEVICE_TEST("memory plan: an intermediate kept past a replay is never handed out again") {
+  Tensor x = randn({40, 40}, {kFloat32, device});
+  MemoryPlan plan(device);
+  auto step = [&](Tensor* keep) {
+    Tensor a = mul(x, 3.0);
+    Tensor b = add(a, 1.0);
+    if (keep) *keep = a;  // outlives its recorded lifetime
+    return sum(mul(b, b));
+  };
+  {
+    MemoryPlan::Run run(plan);
+    step(nullptr);
+  }
+  Tensor kept;
+  {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    step(&kept);
+  }
+  const Tensor copy = kept.clone();
+  // The next run cannot replay over `kept`'s bytes: it records instead, and `kept` is intact.
+  {
+    MemoryPlan::Run run(plan);
+    CHECK(!run.replaying());
+    Tensor other = full({40, 40}, 7.0, {kFloat32, device});
+    step(nullptr);
+    CHECK(kept.data() != other.data());
+  }
+  CHECK(relative_difference(kept, copy) == 0);
+  // Once it is released the plan replays again.
+  kept = Tensor();
+  MemoryPlan::Run run(plan);
+  CHECK(run.replaying());
+}
+
+DEVICE_TEST("memory plan: a second run of a busy plan allocates as usual; a failed run keeps the plan") {
+  MemoryPlan plan(device);
+  Tensor x = randn({16, 16}, {kFloat32, device});
+  {
+    MemoryPlan::Run outer(plan);
+    MemoryPlan::Run inner(plan);  // the plan is taken: this one does nothing
+    CHECK(!inner.replaying());
+    compute(x);
+  }
+  CHECK(plan.stats().recordings == 1);
+  try {
+    MemoryPlan::Run run(plan);
+    compute(x);
+    throw std::runtime_error("a failing run");
+  } catch (const std::runtime_error&) {
+  }
+  CHECK(plan.stats().recordings == 1);
+  CHECK(plan.stats().replays == 1);
+  MemoryPlan::Run run(plan);
+  CHECK(run.replaying());
+}
+
+DEVICE_TEST("memory plan: loaded models' eager inference runs from an arena with the same outputs") {
+  for (const std::string name : {"cnn", "transformer", "mlp"}) {
+    INFO(name);
+    Model m = load((model_fixture(name) / "model.ember").string(), device, {.trainable = false});
+    const TensorList inputs = model_fixture_inputs(name, device);
+    NoGradGuard no_grad;
+    m.set_inference_options({.cuda_graphs = false, .plan_memory = false});
+    const TensorList want = m.forward(inputs);
+    m.set_inference_options({.cuda_graphs = false, .plan_memory = true});
+    // The first run records; a replay that finds the run changed (a library caching something
+    // on its first call) records once more; from then on every run replays without strays.
+    int64_t fallbacks = 0;
+    for (int i = 0; i < 5; ++i) {
+      const TensorList got = m.forward(inputs);
+      REQUIRE(got.size() == want.size());
+      for (size_t k = 0; k < got.size(); ++k) CHECK(relative_difference(got[k], want[k]) == 0);
+      if (i == 3) fallbacks = m.inference_stats().planned_fallbacks;
+    }
+    const InferenceStats s = m.inference_stats();
+    CHECK(s.planned_runs >= 2);
+    CHECK(s.planned_fallbacks == fallbacks);
+    CHECK(s.arena_bytes > 0);
+    CHECK(s.arena_bytes >= s.planned_peak);
+    std::printf("memory plan, %s on %s: arena %zu bytes, recorded peak %zu bytes\n", name.c_str(),
+                device.is_cpu() ? "cpu" : "cuda", s.arena_bytes, s.planned_peak);
+  }
+}
