@@ -70,12 +70,21 @@ for tool in "$@"; do
         >"$logs/initcheck_cublas_$case.log" 2>&1
       echo "initcheck on cuBLAS alone, $case: $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cublas_$case.log"); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cublas_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
     done
-    # cuDNN alone: a float16 convolution with a fresh workspace, then with one set first.
+    # cuDNN alone: a float16 convolution in each of the half-precision test's four geometries
+    # (stride, padding, dilation, groups), its algorithm by heuristics and by timing, with a fresh
+    # workspace; the first geometry also with one set first.
     if nvcc -O2 -arch=sm_90 "$here/initcheck_cudnn.cu" -lcudnn -o "$logs/initcheck_cudnn"; then
-      for case in fresh-workspace memset-workspace; do
-        compute-sanitizer --tool initcheck --print-limit 3 "$logs/initcheck_cudnn" "$case" \
-          >"$logs/initcheck_cudnn_$case.log" 2>&1
-        echo "initcheck on cuDNN alone, $case: $(grep -E '^algorithm' "$logs/initcheck_cudnn_$case.log"); $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cudnn_$case.log" | head -1); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cudnn_$case.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
+      i=0
+      for args in "fresh-workspace heuristic 1 1 1 1 1 1 1" "memset-workspace heuristic 1 1 1 1 1 1 1" \
+                  "fresh-workspace timed 1 1 1 1 1 1 1" "fresh-workspace heuristic 2 2 3 3 1 1 1" \
+                  "fresh-workspace timed 2 2 3 3 1 1 1" "fresh-workspace heuristic 1 2 2 1 2 2 4" \
+                  "fresh-workspace timed 1 2 2 1 2 2 4" "fresh-workspace heuristic 1 1 1 1 1 1 16" \
+                  "fresh-workspace timed 1 1 1 1 1 1 16"; do
+        i=$((i + 1))
+        # shellcheck disable=SC2086
+        compute-sanitizer --tool initcheck --print-limit 3 "$logs/initcheck_cudnn" $args \
+          >"$logs/initcheck_cudnn_$i.log" 2>&1
+        echo "initcheck on cuDNN alone ($args): $(grep -E '^algorithm' "$logs/initcheck_cudnn_$i.log"); $(grep -E '^========= ERROR SUMMARY' "$logs/initcheck_cudnn_$i.log" | head -1); first report in: $(grep -m1 -A1 Uninitialized "$logs/initcheck_cudnn_$i.log" | tail -1 | sed 's/^=* *//' | cut -c1-120)"
       done
     fi
     # The same through PyTorch (its cuBLAS and cuDNN calls), where it is installed.
