@@ -63,8 +63,9 @@ int main(int argc, char** argv) {
   bench->add_option("--batch", bo.batch, "the size of symbolic input dims")->capture_default_str();
   bench->add_option("--warmup", bo.warmup, "forwards before timing")->capture_default_str();
   bench->add_option("--iterations", bo.iterations, "timed forwards")->capture_default_str();
-  bool no_graphs = false, no_optimize = false;
+  bool no_graphs = false, no_optimize = false, no_plan = false;
   bench->add_flag("--no-cuda-graphs", no_graphs, "run every forward eagerly (no CUDA graph capture)");
+  bench->add_flag("--no-memory-plan", no_plan, "eager forwards allocate as they go (no planned arena)");
   bench->add_flag("--no-optimize", no_optimize, "run the graph as exported (no inference passes)");
   bench->add_flag("--tf32", bo.tf32, "float32 matrix products on TF32 tensor cores");
   bench->add_option("--dtype", bo.dtype, "float16 or bfloat16: run a float32 model in reduced precision");
@@ -128,6 +129,7 @@ int main(int argc, char** argv) {
     } else if (*bench) {
       bo.cuda_graphs = !no_graphs;
       bo.optimize = !no_optimize;
+      bo.plan_memory = !no_plan;
       return ember::tools::model_bench(model_path, bo);
     } else if (*run) {
       return ember::tools::model_run(model_path, run_inputs, run_outputs, device, batch);

@@ -38,7 +38,8 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   else if (o.dtype == "bfloat16" || o.dtype == "bf16") dtype = kBFloat16;
   else EMBER_CHECK(o.dtype.empty() || o.dtype == "float32", InvalidArgument, "[bench] --dtype: float32, float16 or bfloat16, got \"", o.dtype, "\"");
   Model m = load(path, device, {.trainable = false});
-  m.set_inference_options({.optimize = o.optimize, .cuda_graphs = o.cuda_graphs, .dtype = dtype});
+  m.set_inference_options(
+      {.optimize = o.optimize, .cuda_graphs = o.cuda_graphs, .dtype = dtype, .plan_memory = o.plan_memory});
   const TensorList inputs = random_inputs(m.graph(), device, o.batch);
   NoGradGuard no_grad;
 
@@ -111,11 +112,13 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
         "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
         "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d, "
-        "\"dtype\": \"%s\", \"relative_error\": %.3g}\n",
+        "\"dtype\": \"%s\", \"relative_error\": %.3g, \"arena_mib\": %.3f, \"planned_peak_mib\": %.3f, "
+        "\"planned_runs\": %lld}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
         throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
         static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
-        dtype ? dtype_name(*dtype) : "as exported", relative_error);
+        dtype ? dtype_name(*dtype) : "as exported", relative_error, mib(s.arena_bytes), mib(s.planned_peak),
+        static_cast<long long>(s.planned_runs));
     return 0;
   }
   std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
@@ -139,6 +142,15 @@ int model_bench(const std::string& path, const BenchOptions& o) {
                 mib(activation_peak), graph_memory);
   else
     std::printf("memory     weights %.2f MiB\n", weights);
+  if (!o.plan_memory)
+    std::printf("planned    off (--no-memory-plan)\n");
+  else if (s.planned_runs > 0)
+    std::printf("planned    arena %.2f MiB for intermediates whose recorded peak was %.2f MiB; %lld eager forwards "
+                "from it, %lld allocations outside it\n",
+                mib(s.arena_bytes), mib(s.planned_peak), static_cast<long long>(s.planned_runs),
+                static_cast<long long>(s.planned_fallbacks));
+  else
+    std::printf("planned    no eager forward ran from an arena (CUDA graphs took over)\n");
   return 0;
 }
 

@@ -13,6 +13,7 @@ struct BenchOptions {
   int iterations = 100;
   bool cuda_graphs = true;
   bool optimize = true;   // graph passes
+  bool plan_memory = true;  // eager forwards from a planned arena (runtime/memory_plan.h)
   bool tf32 = false;      // float32 matrix products and convolutions on TF32 tensor cores
   std::string dtype;      // "float16" or "bfloat16": run a float32 model in reduced precision
   bool json = false;      // one JSON object instead of the table
