@@ -47,8 +47,9 @@ TEST_CASE("memory faults: inference under a device memory cap fails with OutOfMe
     const TensorList inputs = model_fixture_inputs(name, device);
     NoGradGuard no_grad;
 
-    // Eager: the cap falls halfway through the forward's activations.
-    m.set_inference_options({.cuda_graphs = false});
+    // Eager: the cap falls halfway through the forward's activations. Without the planned arena,
+    // which once made takes no memory under a cap (model/inference.cpp): the allocator's path.
+    m.set_inference_options({.cuda_graphs = false, .plan_memory = false});
     Tensor want = m.forward(inputs)[0];
     const size_t need = bytes_needed([&] { m.forward(inputs); });
     REQUIRE(need > 0);
@@ -65,7 +66,7 @@ TEST_CASE("memory faults: inference under a device memory cap fails with OutOfMe
 
     // CUDA graphs: the capture itself runs out of memory. The call fails (its eager fallback
     // is capped too), the shape is not written off, and the next call captures it.
-    m.set_inference_options({.measure_graphs = false});
+    m.set_inference_options({.measure_graphs = false, .plan_memory = false});
     CHECK(relative_difference(m.forward(inputs)[0], want) < 1e-6);  // eager: the shape's first run
     start = held();
     {

@@ -41,7 +41,7 @@ note "ptxas, backward kernels: $(grep -c 'Performance Loss' "$out/ptxas.log") se
 
 # The attention cases with the default kernels, then under each variant (EMBER_FLASH_SM90=0:
 # the mma.sync kernels throughout).
-for v in default 0 $variants; do
+for v in default 0 ${EMBER_ATTN_TEST_VARIANTS:-$variants}; do
   EMBER_FLASH_SM90=$v timeout 120 "$build/tests/ember_tests" -tc='attention*' >"$out/attention_tests_$v.log" 2>&1
   note "attention cases, EMBER_FLASH_SM90=$v (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/attention_tests_$v.log" | tr '\n' ' ')"
 done
@@ -64,9 +64,11 @@ printf '%s\n' "${summary[@]}"
 # The whole test binary (every CUDA case) with the default kernels; then compute-sanitizer on
 # the fused-attention case (EMBER_ATTN_SANITIZE=0 leaves both out).
 if [ "${EMBER_ATTN_SANITIZE:-1}" = 1 ]; then
-  timeout 240 "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
+  timeout "${EMBER_ATTN_SUITE_SECONDS:-240}" "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
   note "ember_tests, all cases (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/ember_tests.log" | tr '\n' ' ')"
-  for tool in memcheck racecheck synccheck; do
+  grep -E "^TEST CASE|ERROR|error" "$out/ember_tests.log" | head -20
+  grep -E "^memory plan" "$out/ember_tests.log"
+  for tool in ${EMBER_ATTN_SANITIZERS:-memcheck racecheck synccheck}; do
     timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$build/tests/ember_tests" \
       -tc='attention: the fused kernel matches*' >"$out/sanitize_$tool.log" 2>&1
     note "compute-sanitizer $tool, fused attention case (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"

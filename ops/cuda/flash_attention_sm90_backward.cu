@@ -521,11 +521,11 @@ bool backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o
   // both pipelined. Variants for the benchmark (EMBER_FLASH_SM90): bb2b, both back to back;
   // bq64, back to back with dQ over 64-key tiles in three stages.
   auto go = [&]<typename T>() {
-    if (which == "bb2b")
-      return run<T, DqConfig<128, 2, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
-    if (which == "bq64")
-      return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
-    return run<T, DqConfig<128, 2, 1, true>, DkvConfig<64, 3, true>>(p, q, k, v, o, lse, dout, stream);
+    if (which == "bkvp")
+      return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, true>>(p, q, k, v, o, lse, dout, stream);
+    if (which == "bq64p")
+      return run<T, DqConfig<64, 3, 1, true>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
+    return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
   };
   return q.dtype() == kBFloat16 ? go.template operator()<__nv_bfloat16>() : go.template operator()<__half>();
 }
