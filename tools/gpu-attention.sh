@@ -14,9 +14,9 @@ mkdir -p "$out"
 export PATH="/usr/local/cuda/bin:$PATH"
 summary=()
 # The non-default variants to compare (EMBER_FLASH_SM90 values; ops/cuda/flash_attention_sm90*.cu):
-# fwd keeps the backward on the mma.sync kernels; bb2b and bq64 are backward variants; s2,
-# n128s, pp and n64s forward ones.
-variants=${EMBER_ATTN_VARIANTS:-fwd bb2b bq64}
+# fwd keeps the backward on the mma.sync kernels; bq64p is a backward variant; s2, n128s, pp and
+# n64s are forward ones.
+variants=${EMBER_ATTN_VARIANTS:-fwd bq64p}
 note() { summary+=("$*"); }
 
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')

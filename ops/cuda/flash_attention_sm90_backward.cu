@@ -52,7 +52,10 @@ struct BackwardParams {
 };
 
 /// What MinBlocks blocks per multiprocessor leave each thread of the registers, in the
-/// allocation's steps of 8.
+/// allocation's steps of 8. A looser cap than the hardware keeps: on an H100 and an H200 these
+/// 288-thread kernels failed to launch ("too many resources requested") at 199 and more
+/// registers and ran at 168, as if every warp group of four warps took its registers whole (288
+/// threads counted as 384: at most 170). Variants must stay at or under 168 (ptxas -v).
 constexpr int max_registers(int min_blocks) { return std::min(255, 65536 / (min_blocks * kThreads) / 8 * 8); }
 
 // ---------------------------------------------------------------------------------------------
@@ -517,12 +520,12 @@ bool backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o
   p.scale = static_cast<float>(scale);
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.causal = causal;
-  // The default: dQ over 128-key tiles in two stages, dK/dV over 64-row query tiles in three,
-  // both pipelined. Variants for the benchmark (EMBER_FLASH_SM90): bb2b, both back to back;
-  // bq64, back to back with dQ over 64-key tiles in three stages.
+  // The default: dQ over 64-key tiles, dK/dV over 64-row query tiles, three stages each, each
+  // tile's products back to back (the two consumer groups interleave). Measured on an H200 and
+  // an H100 (bench/RESULTS.md). The pipelined forms need more registers than 288 threads may
+  // hold for dQ over 128-key tiles (218) and for dK/dV (199): those failed to launch. Variant
+  // for the benchmark (EMBER_FLASH_SM90): bq64p, dQ pipelined (138 registers; not yet measured).
   auto go = [&]<typename T>() {
-    if (which == "bkvp")
-      return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, true>>(p, q, k, v, o, lse, dout, stream);
     if (which == "bq64p")
       return run<T, DqConfig<64, 3, 1, true>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
     return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
