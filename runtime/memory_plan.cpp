@@ -59,9 +59,12 @@ MemoryPlan::Run::Run(MemoryPlan& plan) : plan_(plan), previous_(active_plan) {
   }
   try {
     plan.begin(mode_);
-  } catch (...) {
+  } catch (const Error& e) {
+    // No room for the arena: this run allocates as usual (it may fit where one block does not).
     plan.busy_.unlock();
-    throw;
+    if (e.code() != ErrorCode::OutOfMemory) throw;
+    mode_ = Mode::Idle;
+    return;
   }
   active_plan = &plan;
   failures_ = std::uncaught_exceptions();
