@@ -84,6 +84,8 @@ void set_cudnn_benchmark(bool) {}
 bool cudnn_benchmark() { return false; }
 void set_cudnn_exact(bool) {}
 bool cudnn_exact() { return false; }
+void set_deterministic(bool) {}
+bool deterministic() { return false; }
 Tensor pin_memory(const Tensor&) { no_cuda("pin_memory"); }
 Tensor empty_pinned(const Shape&, DType) { no_cuda("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }

@@ -88,6 +88,35 @@ TEST_CASE("attention: the fused kernel matches float64 attention and gradients [
   }
 }
 
+TEST_CASE("attention: under cuda::set_deterministic the backward repeats bit for bit [cuda]" *
+          doctest::skip(!cuda_available())) {
+  // On Hopper the default backward adds dQ's partial sums in L2 in whatever order blocks finish
+  // (ops/cuda/flash_attention_sm90_backward.cu); deterministic mode computes dQ in its own
+  // kernel. dK and dV come from the same products either way.
+  const Device cuda = Device::cuda(0);
+  const Config c{2, 4, 2, 1000, 900, 64, true};
+  manual_seed(21);
+  Tensor q = randn({c.batch, c.heads, c.L, c.D}, {kBFloat16, cuda});
+  Tensor k = randn({c.batch, c.kv_heads, c.S, c.D}, {kBFloat16, cuda});
+  Tensor v = randn({c.batch, c.kv_heads, c.S, c.D}, {kBFloat16, cuda});
+  Tensor dout = randn({c.batch, c.heads, c.L, c.D}, {kBFloat16, cuda});
+  const bool was = cuda::deterministic();
+  cuda::set_deterministic(true);
+  const Result first = run(q, k, v, dout, c, nn::AttentionKernel::Fused);
+  const Result second = run(q, k, v, dout, c, nn::AttentionKernel::Fused);
+  cuda::set_deterministic(false);
+  const Result fast = run(q, k, v, dout, c, nn::AttentionKernel::Fused);
+  cuda::set_deterministic(was);
+  CHECK(relative_error(second.dq, first.dq) == 0);
+  CHECK(relative_error(second.dk, first.dk) == 0);
+  CHECK(relative_error(second.dv, first.dv) == 0);
+  CHECK(relative_error(fast.dk, first.dk) == 0);
+  CHECK(relative_error(fast.dv, first.dv) == 0);
+  const double dq_gap = relative_error(fast.dq, first.dq);
+  std::printf("attention: default dQ against the deterministic one: %.2e of its largest value\n", dq_gap);
+  CHECK(dq_gap <= 1.0 / 128);  // a bfloat16 rounding step at most, from float32 sums in another order
+}
+
 TEST_CASE("attention: the fused kernel reads strided q, k, v and writes what the math path does [cuda]" *
           doctest::skip(!cuda_available())) {
   const Device cuda = Device::cuda(0);

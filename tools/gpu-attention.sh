@@ -5,8 +5,13 @@
 # attention test cases under each kernel choice, times bench_attention once per choice
 # (EMBER_FLASH_SM90: 0 = the mma.sync kernels, default, and the variants
 # ops/cuda/flash_attention_sm90*.cu list) beside PyTorch's SDPA in the same call, then runs the
-# whole test binary and compute-sanitizer on the fused-attention case. Logs go to
-# build-gpu/logs (and, as a tarball, to $OUT under the device tool); summaries are printed.
+# whole test binary and compute-sanitizer on the fused-attention cases. Logs go to
+# build-gpu/logs (and, as a tarball, to $OUT under the device tool); each summary line is
+# printed as it comes, and all of them again at the end.
+# EMBER_ATTN_VARIANTS: the variants to time; EMBER_ATTN_TEST_VARIANTS: to test (default: the
+# same); EMBER_ATTN_SUITE_SECONDS: the whole test binary's limit (0: not run);
+# EMBER_ATTN_SANITIZERS: compute-sanitizer tools to run ("": none), each for at most
+# EMBER_ATTN_SANITIZE_SECONDS.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -14,10 +19,10 @@ mkdir -p "$out"
 export PATH="/usr/local/cuda/bin:$PATH"
 summary=()
 # The non-default variants to compare (EMBER_FLASH_SM90 values; ops/cuda/flash_attention_sm90*.cu):
-# fwd keeps the backward on the mma.sync kernels; bq64p is a backward variant; s2, n128s, pp and
-# n64s are forward ones.
-variants=${EMBER_ATTN_VARIANTS:-fwd bq64p}
-note() { summary+=("$*"); }
+# fwd keeps the backward on the mma.sync kernels; split (the deterministic two-kernel backward),
+# own and bq64p are backward variants; s2, n128s, pp and n64s are forward ones.
+variants=${EMBER_ATTN_VARIANTS:-split own fwd}
+note() { summary+=("$*"); echo "> $*"; }
 
 arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
 [ "$arch" = 90 ] && arch=90a
@@ -62,18 +67,20 @@ cat "$out/attention_errors.txt"
 printf '%s\n' "${summary[@]}"
 
 # The whole test binary (every CUDA case) with the default kernels; then compute-sanitizer on
-# the fused-attention case (EMBER_ATTN_SANITIZE=0 leaves both out).
-if [ "${EMBER_ATTN_SANITIZE:-1}" = 1 ]; then
-  timeout "${EMBER_ATTN_SUITE_SECONDS:-240}" "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
+# the fused-attention cases.
+suite_seconds=${EMBER_ATTN_SUITE_SECONDS:-240}
+if [ "$suite_seconds" != 0 ]; then
+  timeout "$suite_seconds" "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
   note "ember_tests, all cases (rc $?): $(grep -E '^\[doctest\] (test cases|assertions)' "$out/ember_tests.log" | tr '\n' ' ')"
   grep -E "^TEST CASE|ERROR|error" "$out/ember_tests.log" | head -20
   grep -E "^memory plan" "$out/ember_tests.log"
-  for tool in ${EMBER_ATTN_SANITIZERS:-memcheck racecheck synccheck}; do
-    timeout 150 compute-sanitizer --tool $tool --error-exitcode 9 "$build/tests/ember_tests" \
-      -tc='attention: the fused kernel matches*' >"$out/sanitize_$tool.log" 2>&1
-    note "compute-sanitizer $tool, fused attention case (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
-  done
 fi
+for tool in ${EMBER_ATTN_SANITIZERS-memcheck racecheck synccheck}; do
+  timeout "${EMBER_ATTN_SANITIZE_SECONDS:-150}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+    "$build/tests/ember_tests" -tc='attention: the fused kernel matches*,attention: under cuda::set_deterministic*' \
+    >"$out/sanitize_$tool.log" 2>&1
+  note "compute-sanitizer $tool, fused attention cases (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
+done
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
 [ -n "${OUT:-}" ] && tar -czf "$OUT/attention_logs.tar.gz" -C "$out" .

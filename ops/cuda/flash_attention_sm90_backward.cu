@@ -1,19 +1,22 @@
-// The fused attention backward on Hopper (see flash_attention_sm90.h): the scheme of
-// flash_attention.cu's backward — the probabilities recomputed from the saved log-sum-exp, one
-// kernel over query blocks for dQ and one over key/value blocks for dK and dV, every gradient
-// written once, without atomics, so results are deterministic — with each product a warp-group
-// MMA fed by the tensor memory accelerator, as in the forward.
+// The fused attention backward on Hopper (see flash_attention_sm90.h): the probabilities
+// recomputed from the saved log-sum-exp, as in flash_attention.cu's backward, with each product
+// a warp-group MMA fed by the tensor memory accelerator, as in the forward.
 //
-// Both kernels keep every product's second operand in registers: the dK/dV kernel computes the
-// transposed scores Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (its key rows are wgmma's M), so Pᵀ and dSᵀ are
-// already the A operands of dV += Pᵀ·dO and dK += dSᵀ·Q, and the Q and dO tiles serve as K-major
-// operands of the first products and MN-major ones of the second; the dQ kernel computes S and
-// dP as the forward computes S, and dQ += dS·K reads the K tile MN-major. Nothing but the
-// copies of Q, dO, K, V and the row statistics touches shared memory. That is seven products
-// per tile pair (FlashAttention-3 does five, with dS through shared memory and dQ added into
-// float32 with atomics).
+// The dK/dV kernel takes 128 key rows per block (64 per consumer group) and streams the query
+// tiles that see them. It computes the transposed scores Sᵀ = K·Qᵀ and dPᵀ = V·dOᵀ (its key rows
+// are wgmma's M), so Pᵀ and dSᵀ are already, in registers, the A operands of dV += Pᵀ·dO and
+// dK += dSᵀ·Q; the Q and dO tiles serve as K-major operands of the first products and MN-major
+// ones of the second.
 //
-// A small kernel first lays out the per-row statistics the two need, padded to whole blocks:
+// dQ comes one of two ways (DqMode). By default the same kernel writes dSᵀ to shared memory and
+// computes dQ's partial dS·K for the tile (five products per tile pair, as FlashAttention-3),
+// adding it into float32 sums in L2 with the copy engine's bulk reduction; a last small kernel
+// scales and converts them. The order of those additions varies, so dQ's last bits may differ
+// from run to run. Under cuda::deterministic() a second kernel over query blocks computes dQ
+// instead, recomputing S and dP (seven products per tile pair, every gradient written once,
+// without atomics).
+//
+// A small kernel first lays out the per-row statistics the others need, padded to whole blocks:
 // the log-sum-exp times log2(e) (+inf past L, so padded rows give probability 0 with no mask)
 // and delta = Σ dO·O.
 #include <algorithm>
@@ -44,6 +47,8 @@ struct BackwardParams {
   void* dq = nullptr;            // contiguous [B, H, L, 64]
   void* dk = nullptr;            // contiguous [B, Hkv, S, 64]
   void* dv = nullptr;
+  float* dq_accum = nullptr;  // the fused dQ's float32 sums, in fragment order (dq_convert_kernel)
+  int q_tiles = 0;            // l_pad / 64: dq_accum's query tiles per head
   int heads = 0, kv_heads = 0, L = 0, S = 0, l_pad = 0;
   float scale = 1, scale_log2 = kLog2e;
   bool causal = false;
@@ -57,6 +62,9 @@ struct BackwardParams {
 /// registers and ran at 168, as if every warp group of four warps took its registers whole (288
 /// threads counted as 384: at most 170). Variants must stay at or under 168 (ptxas -v).
 constexpr int max_registers(int min_blocks) { return std::min(255, 65536 / (min_blocks * kThreads) / 8 * 8); }
+/// What a 288-thread block may use and still launch, one block per multiprocessor (the rule
+/// above: 65536 / 384, in steps of 8).
+constexpr int kLaunchableRegisters = 168;
 
 // ---------------------------------------------------------------------------------------------
 // Row statistics.
@@ -270,11 +278,34 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
 // dK and dV: a block takes 128 key/value rows (64 per consumer group) and streams the query
 // tiles of every query head that shares its key/value head.
 
-/// A dK/dV kernel variant: query rows per tile, stages, pipelined or back to back (as DqConfig).
-template <int BlockM, int Stages, bool Pipelined>
+/// Where dQ comes from. kSeparate: the dQ kernel (seven products per tile pair, deterministic).
+/// Otherwise the dK/dV kernel also computes dS·K for each query tile and adds it into float32
+/// sums in L2 with the copy engine's bulk reduction (five products; the order of the additions,
+/// and so the last bits of dQ, vary from run to run): kOwnKeys, each consumer group over its own
+/// 64 keys, independently; kHalfHeadDim, both groups over the block's 128 keys, each for half
+/// the head dim — half the additions, but the groups meet at a barrier every tile.
+enum class DqMode { kSeparate, kOwnKeys, kHalfHeadDim };
+
+/// A dK/dV kernel variant: query rows per tile, stages, pipelined or back to back (as
+/// DqConfig), and where dQ comes from.
+template <int BlockM, int Stages, bool Pipelined, DqMode Dq = DqMode::kSeparate>
 struct DkvConfig {
-  static constexpr int kBlockM = BlockM, kStages = Stages, kMaxRegisters = max_registers(1);
+  static constexpr int kBlockM = BlockM, kStages = Stages;
+  static constexpr int kMaxRegisters = Dq == DqMode::kSeparate ? max_registers(1) : kLaunchableRegisters;
   static constexpr bool kPipelined = Pipelined;
+  static constexpr DqMode kDq = Dq;
+  static_assert(Dq == DqMode::kSeparate || (BlockM == kGroupRows && !Pipelined),
+                "the fused dQ takes 64-row query tiles (wgmma's M), back to back");
+};
+
+/// The fused dQ's shared memory: dSᵀ of the block's 128 keys in two buffers (a group rewrites
+/// its rows while the other may still read the last tile's), and each group's partial dQ.
+template <typename T, bool Fused>
+struct DqStaging {};
+template <typename T>
+struct DqStaging<T, true> {
+  alignas(1024) T ds[2][kBlockRows * kD];
+  alignas(16) float dq[kConsumers][kGroupRows * kD];
 };
 
 template <typename T, typename C>
@@ -286,11 +317,19 @@ struct DkvShared {
   alignas(16) float lse2[C::kStages][C::kBlockM];
   alignas(16) float delta[C::kStages][C::kBlockM];
   uint64_t kv_full, q_full[C::kStages], do_full[C::kStages], empty[C::kStages];
+  DqStaging<T, C::kDq != DqMode::kSeparate> staging;
 };
+
+/// The fused dQ's float32 sums as dq_convert_kernel reads them: per query head and 64-row tile,
+/// 16 KB in the accumulator's fragment order — float4 j (0..7: columns 8j..8j+7) of each of a
+/// group's 128 threads, j-major — so that a group adds its partial with one bulk copy, and
+/// kHalfHeadDim's half h is the contiguous second 8 KB.
+constexpr int kDqTileFloats = kGroupRows * kD;
 
 /// Over the query tiles that see these keys: Sᵀ = K·Qᵀ, Pᵀ, dV += Pᵀ·dO, dPᵀ = V·dOᵀ,
 /// dSᵀ = Pᵀ ⊙ (dPᵀ − delta), dK += scale · dSᵀ·Q. Query rows past L need no mask (their
-/// statistics are padding: probability 0); key rows past S are computed and not stored.
+/// statistics are padding: probability 0); key rows past S are computed and not stored (and
+/// add nothing to a fused dQ: their K rows are zeros).
 template <typename T, typename C>
 __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     dkv_kernel(const __grid_constant__ CUtensorMap k_map, const __grid_constant__ CUtensorMap v_map,
@@ -348,11 +387,11 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
   const uint32_t k_addr = smem_u32(sm.k) + group * kGroupRows * kRowBytes;
   const uint32_t v_addr = smem_u32(sm.v) + group * kGroupRows * kRowBytes;
 
+  using Scores = float[kBlockM / 2];
+  using Fragments = uint32_t[kBlockM / 16][4];
   float dk[32] = {}, dv[32] = {};
-  float st[kBlockM / 2], dpt[kBlockM / 2];
-  uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
   // Pipelined as the dQ kernel: tile i's Sᵀ and dPᵀ before tile i − 1's dV and dK products.
-  auto issue_scores = [&](int item) {
+  auto issue_scores = [&](int item, Scores& st, Scores& dpt) {
     const int s = item % kStages;
     const uint32_t parity = (item / kStages) & 1;
     barrier_wait(&sm.q_full[s], parity);
@@ -365,7 +404,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     wgmma_commit();
   };
   // Pᵀ into st and dSᵀ = Pᵀ ⊙ (dPᵀ − delta) into dpt, with the stage's row statistics.
-  auto gradients = [&](int item) {
+  auto gradients = [&](int item, Scores& st, Scores& dpt) {
     const int s = item % kStages, i0 = (first + item % per_head) * kBlockM;
     const float* lse2 = sm.lse2[s];
     const float* delta = sm.delta[s];
@@ -384,7 +423,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       }
     }
   };
-  auto issue_dkv = [&](int item) {
+  auto issue_dkv = [&](int item, Fragments& pf, Fragments& df) {
     const int s = item % kStages;
     fence_registers(pf);
     fence_registers(df);
@@ -396,36 +435,99 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     wgmma_commit();
   };
   barrier_wait(&sm.kv_full, 0);
-  if constexpr (!C::kPipelined) {
+  if constexpr (C::kDq != DqMode::kSeparate) {
+    // Per tile: dSᵀ goes to shared memory while dV and dK run; then dQ's partial = dS·K (dSᵀ and
+    // K both read MN-major), staged in shared memory and added into dq_accum by the group's
+    // first thread with one bulk reduction, which drains while the next tile is computed.
+    constexpr bool kHalf = C::kDq == DqMode::kHalfHeadDim;
+    constexpr int kDqN = kHalf ? kD / 2 : kD;                         // dQ columns per group
+    constexpr int kDqSteps = (kHalf ? kBlockRows : kGroupRows) / 16;  // k16 steps over keys
+    const bool leader = (tid & 127) == 0;
+    float* staging = sm.staging.dq[group];
     for (int item = 0; item < items; ++item) {
-      issue_scores(item);
+      // Fresh each tile (every product's first step overwrites): nothing but dK and dV lives
+      // from one tile to the next, which keeps the kernel within 168 registers.
+      float st[kBlockM / 2], dpt[kBlockM / 2], dq[kDqN / 2];
+      uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
+      issue_scores(item, st, dpt);
       wgmma_wait<0>();
       fence_registers(st);
       fence_registers(dpt);
-      gradients(item);
+      gradients(item, st, dpt);
       pack_fragments<T, kBlockM>(pf, st);
       pack_fragments<T, kBlockM>(df, dpt);
-      issue_dkv(item);
+      const uint32_t ds_tile = smem_u32(sm.staging.ds[item & 1]);
+      store_swizzled<kBlockM>(ds_tile + group * kGroupRows * kRowBytes, warp, g, t, df);
+      fence_proxy_async();
+      issue_dkv(item, pf, df);
+      if (leader && item > 0) bulk_wait_read<0>();  // the last partial has left `staging`
+      if constexpr (kHalf)
+        named_barrier_sync(1, 128 * kConsumers);  // both groups' dSᵀ rows are in
+      else
+        named_barrier_sync(2 + group, 128);
+      const uint32_t a0 = kHalf ? ds_tile : ds_tile + group * kGroupRows * kRowBytes;
+      const uint32_t b0 = kHalf ? smem_u32(sm.k) + group * kDqN * sizeof(T) : k_addr;
+      wgmma_fence();
+#pragma unroll
+      for (int kk = 0; kk < kDqSteps; ++kk)
+        wgmma_ss_mn<T, kDqN>(dq, descriptor(a0 + kk * 16 * kRowBytes), descriptor(b0 + kk * 16 * kRowBytes), kk);
+      wgmma_commit();
+      wgmma_wait<0>();
+      fence_registers(dk);
+      fence_registers(dv);
+      fence_registers(pf);
+      fence_registers(df);
+      fence_registers(dq);
+      if (lane == 0) barrier_arrive(&sm.empty[item % kStages]);
+#pragma unroll
+      for (int j = 0; j < kDqN / 8; ++j)
+        reinterpret_cast<float4*>(staging)[j * 128 + (tid & 127)] =
+            make_float4(dq[4 * j], dq[4 * j + 1], dq[4 * j + 2], dq[4 * j + 3]);
+      fence_proxy_async();
+      named_barrier_sync(2 + group, 128);
+      if (leader) {
+        const int h = hk * heads_per_kv + item / per_head, tile = first + item % per_head;
+        float* dst = p.dq_accum + ((int64_t{b} * p.heads + h) * p.q_tiles + tile) * kDqTileFloats +
+                     (kHalf ? group * kDqTileFloats / 2 : 0);
+        bulk_reduce_add(dst, staging, kGroupRows * kDqN * sizeof(float));
+        bulk_commit();
+      }
+    }
+    if (leader) bulk_wait<0>();  // shared memory stays until the last addition has read it
+  } else if constexpr (!C::kPipelined) {
+    float st[kBlockM / 2], dpt[kBlockM / 2];
+    uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
+    for (int item = 0; item < items; ++item) {
+      issue_scores(item, st, dpt);
+      wgmma_wait<0>();
+      fence_registers(st);
+      fence_registers(dpt);
+      gradients(item, st, dpt);
+      pack_fragments<T, kBlockM>(pf, st);
+      pack_fragments<T, kBlockM>(df, dpt);
+      issue_dkv(item, pf, df);
       wgmma_wait<0>();
       fence_registers(dk);
       fence_registers(dv);
       if (lane == 0) barrier_arrive(&sm.empty[item % kStages]);
     }
   } else if (items > 0) {
-    issue_scores(0);
+    float st[kBlockM / 2], dpt[kBlockM / 2];
+    uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
+    issue_scores(0, st, dpt);
     wgmma_wait<0>();
     fence_registers(st);
     fence_registers(dpt);
-    gradients(0);
+    gradients(0, st, dpt);
     pack_fragments<T, kBlockM>(pf, st);
     pack_fragments<T, kBlockM>(df, dpt);
     for (int item = 1; item < items; ++item) {
-      issue_scores(item);
-      issue_dkv(item - 1);
+      issue_scores(item, st, dpt);
+      issue_dkv(item - 1, pf, df);
       wgmma_wait<1>();
       fence_registers(st);
       fence_registers(dpt);
-      gradients(item);
+      gradients(item, st, dpt);
       wgmma_wait<0>();  // tile item − 1's products are in: its stage is free
       fence_registers(dk);
       fence_registers(dv);
@@ -435,7 +537,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       pack_fragments<T, kBlockM>(pf, st);
       pack_fragments<T, kBlockM>(df, dpt);
     }
-    issue_dkv(items - 1);
+    issue_dkv(items - 1, pf, df);
     wgmma_wait<0>();
     fence_registers(dk);
     fence_registers(dv);
@@ -448,6 +550,23 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
 #endif
 }
 
+/// dQ = scale · the fused dQ's float32 sums (laid out as kDqTileFloats says), rows below L.
+template <typename T>
+__global__ void __launch_bounds__(256) dq_convert_kernel(const float4* sums, T* dq, int L, int q_tiles, float scale,
+                                                         int64_t n) {
+  const int64_t i = int64_t{blockIdx.x} * blockDim.x + threadIdx.x;
+  if (i >= n) return;
+  const int thread = static_cast<int>(i % 128), j = static_cast<int>(i / 128 % 8);
+  const int64_t chunk = i / 1024, bh = chunk / q_tiles;
+  const int tile = static_cast<int>(chunk % q_tiles), lane = thread & 31;
+  const int row = tile * kGroupRows + (thread >> 5) * 16 + (lane >> 2), col = 8 * j + 2 * (lane & 3);
+  const float4 v = sums[i];
+  T* out = dq + bh * L * kD + col;
+  if (row < L) *reinterpret_cast<uint32_t*>(out + int64_t{row} * kD) = flash::pack2<T>(v.x * scale, v.y * scale);
+  if (row + 8 < L)
+    *reinterpret_cast<uint32_t*>(out + int64_t{row + 8} * kD) = flash::pack2<T>(v.z * scale, v.w * scale);
+}
+
 // ---------------------------------------------------------------------------------------------
 // Host side.
 
@@ -458,8 +577,9 @@ void launch(Kernel kernel, dim3 grid, size_t smem, cudaStream_t stream, int devi
   EMBER_CUDA_CHECK_LAUNCH();
 }
 
-/// Makes the four tensor maps of both kernels, then runs the statistics, dQ and dK/dV kernels;
-/// false, with nothing launched, where the copy engine refuses a layout.
+/// Makes the four tensor maps of both kernels, then runs the statistics, dQ and dK/dV kernels
+/// (with a fused dQ: the statistics and dK/dV kernels, then dq_convert_kernel); false, with
+/// nothing launched, where the copy engine refuses a layout.
 template <typename T, typename Dq, typename Dkv>
 bool run(BackwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o, const Tensor& lse,
          const Tensor& dout, cudaStream_t stream) {
@@ -494,10 +614,23 @@ bool run(BackwardParams& p, const Tensor& q, const Tensor& k, const Tensor& v, c
   EMBER_CUDA_CHECK_LAUNCH();
 
   const dim3 q_grid(static_cast<unsigned>((p.L + kBlockRows - 1) / kBlockRows), static_cast<unsigned>(bh));
-  launch(dq_kernel<T, Dq>, q_grid, sizeof(DqShared<T, Dq>) + 1024, stream, device, dq_q, dq_do, dq_k, dq_v, p);
   const dim3 kv_grid(static_cast<unsigned>((p.S + kBlockRows - 1) / kBlockRows),
                      static_cast<unsigned>(q.sizes()[0] * p.kv_heads));
-  launch(dkv_kernel<T, Dkv>, kv_grid, sizeof(DkvShared<T, Dkv>) + 1024, stream, device, kv_k, kv_v, kv_q, kv_do, kv);
+  if constexpr (Dkv::kDq == DqMode::kSeparate) {
+    launch(dq_kernel<T, Dq>, q_grid, sizeof(DqShared<T, Dq>) + 1024, stream, device, dq_q, dq_do, dq_k, dq_v, p);
+    launch(dkv_kernel<T, Dkv>, kv_grid, sizeof(DkvShared<T, Dkv>) + 1024, stream, device, kv_k, kv_v, kv_q, kv_do, kv);
+  } else {
+    kv.q_tiles = p.l_pad / kGroupRows;
+    const int64_t floats = bh * kv.q_tiles * kDqTileFloats;
+    Tensor sums = empty({floats}, {kFloat32, q.device()});
+    kv.dq_accum = sums.data_ptr<float>();
+    EMBER_CUDA_CHECK(cudaMemsetAsync(kv.dq_accum, 0, floats * sizeof(float), stream));
+    launch(dkv_kernel<T, Dkv>, kv_grid, sizeof(DkvShared<T, Dkv>) + 1024, stream, device, kv_k, kv_v, kv_q, kv_do, kv);
+    const int64_t n = floats / 4;
+    dq_convert_kernel<T><<<static_cast<unsigned>((n + 255) / 256), 256, 0, stream>>>(
+        reinterpret_cast<const float4*>(kv.dq_accum), static_cast<T*>(p.dq), p.L, kv.q_tiles, p.scale, n);
+    EMBER_CUDA_CHECK_LAUNCH();
+  }
   return true;
 }
 
@@ -520,15 +653,24 @@ bool backward(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& o
   p.scale = static_cast<float>(scale);
   p.scale_log2 = static_cast<float>(scale * 1.4426950408889634);
   p.causal = causal;
-  // The default: dQ over 64-key tiles, dK/dV over 64-row query tiles, three stages each, each
-  // tile's products back to back (the two consumer groups interleave). Measured on an H200 and
-  // an H100 (bench/RESULTS.md). The pipelined forms need more registers than 288 threads may
-  // hold for dQ over 128-key tiles (218) and for dK/dV (199): those failed to launch. Variant
-  // for the benchmark (EMBER_FLASH_SM90): bq64p, dQ pipelined (138 registers; not yet measured).
+  // The default: dQ fused into the dK/dV kernel (five products per tile pair), the two groups
+  // each over half the head dim; with cuda::deterministic(), the two-kernel form: dQ over
+  // 64-key tiles, dK/dV over 64-row query tiles, three stages each, each tile's products back
+  // to back (the two consumer groups interleave). Measured on an H100 and an H200
+  // (bench/RESULTS.md). The pipelined forms need more registers than 288 threads may hold for
+  // dQ over 128-key tiles (218) and for dK/dV (199): those failed to launch. Variants for the
+  // benchmark (EMBER_FLASH_SM90): split, the two-kernel form; own, the fused dQ with each group
+  // over its own keys; bq64p, the two-kernel form with dQ pipelined.
+  const bool split = cuda::deterministic() || which == "split";
   auto go = [&]<typename T>() {
     if (which == "bq64p")
       return run<T, DqConfig<64, 3, 1, true>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
-    return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
+    if (split) return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false>>(p, q, k, v, o, lse, dout, stream);
+    if (which == "own")
+      return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false, DqMode::kOwnKeys>>(p, q, k, v, o, lse, dout,
+                                                                                           stream);
+    return run<T, DqConfig<64, 3, 1, false>, DkvConfig<64, 3, false, DqMode::kHalfHeadDim>>(p, q, k, v, o, lse, dout,
+                                                                                              stream);
   };
   return q.dtype() == kBFloat16 ? go.template operator()<__nv_bfloat16>() : go.template operator()<__half>();
 }

@@ -72,6 +72,22 @@ __device__ __forceinline__ void pack_fragments(uint32_t (&a)[N / 16][4], const f
     for (int r = 0; r < 4; ++r) a[kk][r] = flash::pack2<T>(acc[8 * kk + 2 * r], acc[8 * kk + 2 * r + 1]);
 }
 
+/// Writes a group's A fragments of a 64 × N operand (pack_fragments) to shared memory at `tile`
+/// as 64 rows of N = 64 elements in the 128-byte swizzle, as TMA lays out a tile: this thread's
+/// rows are 16·warp + g and + 8, its columns 8c + 2t and + 1 of each 8-column chunk c.
+template <int N>
+__device__ __forceinline__ void store_swizzled(uint32_t tile, int warp, int g, int t, const uint32_t (&a)[N / 16][4]) {
+  static_assert(N == kD, "one 128-byte row per operand row");
+#pragma unroll
+  for (int kk = 0; kk < N / 16; ++kk)
+#pragma unroll
+    for (int r = 0; r < 4; ++r) {
+      const int row = warp * 16 + g + (r & 1) * 8, chunk = 2 * kk + (r >> 1);  // row % 8 == g
+      const uint32_t addr = tile + row * kRowBytes + ((chunk ^ g) << 4) + 4 * t;
+      asm volatile("st.shared.b32 [%0], %1;\n" ::"r"(addr), "r"(a[kk][r]) : "memory");
+    }
+}
+
 /// Stores a warp group's 64 × 64 accumulator, times `scale`, as rows of T `row_stride` elements
 /// apart; this thread's rows are `row` and `row + 8` (t = lane % 4), kept below `valid`.
 template <typename T>

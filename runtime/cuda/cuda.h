@@ -175,6 +175,13 @@ void set_memory_cap(int device, std::optional<size_t> bytes);
 void set_allow_tf32(bool allow);
 bool allow_tf32();
 
+/// Kernels whose float sums depend on the order of additions across blocks pick a slower form
+/// with a fixed order (like torch.use_deterministic_algorithms): on Hopper, the fused
+/// attention's backward computes dQ in its own kernel instead of adding partial sums in L2.
+/// Off by default; the environment variable EMBER_DETERMINISTIC=1 turns it on.
+void set_deterministic(bool on);
+bool deterministic();
+
 /// Convolutions time cuDNN's candidate algorithms on the first call of each shape and keep the
 /// fastest (like torch.backends.cudnn.benchmark; off by default: the first call of each shape is
 /// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose, as

@@ -171,29 +171,33 @@ void set_allow_tf32(bool allow) { g_allow_tf32.store(allow); }
 bool allow_tf32() { return g_allow_tf32.load(); }
 
 namespace {
-std::atomic<bool>& cudnn_benchmark_flag() {
-  static std::atomic<bool> flag{[] {
-    const char* v = std::getenv("EMBER_CUDNN_BENCHMARK");
-    return v != nullptr && std::string(v) == "1";
-  }()};
+/// A switch that starts as the environment variable `name` says ("1": on).
+struct EnvFlag {
+  explicit EnvFlag(const char* name) {
+    const char* v = std::getenv(name);
+    on.store(v != nullptr && std::string(v) == "1");
+  }
+  std::atomic<bool> on{false};
+};
+EnvFlag& cudnn_benchmark_flag() {
+  static EnvFlag flag("EMBER_CUDNN_BENCHMARK");
+  return flag;
+}
+EnvFlag& cudnn_exact_flag() {
+  static EnvFlag flag("EMBER_CUDNN_EXACT");
+  return flag;
+}
+EnvFlag& deterministic_flag() {
+  static EnvFlag flag("EMBER_DETERMINISTIC");
   return flag;
 }
 }  // namespace
 
-void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().store(on); }
-bool cudnn_benchmark() { return cudnn_benchmark_flag().load(); }
-
-namespace {
-std::atomic<bool>& cudnn_exact_flag() {
-  static std::atomic<bool> flag{[] {
-    const char* v = std::getenv("EMBER_CUDNN_EXACT");
-    return v != nullptr && std::string(v) == "1";
-  }()};
-  return flag;
-}
-}  // namespace
-
-void set_cudnn_exact(bool on) { cudnn_exact_flag().store(on); }
-bool cudnn_exact() { return cudnn_exact_flag().load(); }
+void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().on.store(on); }
+bool cudnn_benchmark() { return cudnn_benchmark_flag().on.load(); }
+void set_cudnn_exact(bool on) { cudnn_exact_flag().on.store(on); }
+bool cudnn_exact() { return cudnn_exact_flag().on.load(); }
+void set_deterministic(bool on) { deterministic_flag().on.store(on); }
+bool deterministic() { return deterministic_flag().on.load(); }
 
 }  // namespace ember::cuda
