@@ -87,10 +87,8 @@ TensorList InferencePlan::run_graph(const TensorList& inputs) {
   return out;
 }
 
-MemoryPlan* InferencePlan::memory_plan_for(const TensorList& inputs) {
-  if (!options_.plan_memory) return nullptr;
-  const std::optional<Key> key = key_of(inputs);
-  if (!key) return nullptr;
+MemoryPlan* InferencePlan::memory_plan_for(const std::optional<Key>& key) {
+  if (!options_.plan_memory || !key) return nullptr;
   std::optional<cuda::Stream> stream;
   if (device_.is_cuda()) stream = cuda::Stream::current(device_.index);
   // Its own lock: run() may hold mutex_ around an eager run.
@@ -108,8 +106,8 @@ MemoryPlan* InferencePlan::memory_plan_for(const TensorList& inputs) {
   return &it->second->plan;
 }
 
-TensorList InferencePlan::run_eager(const TensorList& inputs) {
-  MemoryPlan* plan = memory_plan_for(inputs);
+TensorList InferencePlan::run_eager(const TensorList& inputs, const std::optional<Key>& key) {
+  MemoryPlan* plan = memory_plan_for(key);
   std::optional<MemoryPlan::Run> planned;
   if (plan) planned.emplace(*plan);
   TensorList out = run_graph(inputs);
@@ -129,9 +127,8 @@ InferencePlan::Captured::~Captured() {
 
 TensorList InferencePlan::run(const TensorList& inputs) {
   NoGradGuard no_grad;
-  if (!device_.is_cuda() || !options_.cuda_graphs) return run_eager(inputs);
   const std::optional<Key> key = key_of(inputs);
-  if (!key) return run_eager(inputs);
+  if (!device_.is_cuda() || !options_.cuda_graphs || !key) return run_eager(inputs, key);
   std::unique_lock<std::mutex> lock(mutex_);
   ShapeState& shape = shapes_[*key];  // map references stay valid: shapes are never erased
   if (auto it = captured_.find(*key); it != captured_.end()) {
@@ -141,13 +138,13 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   }
   if (uncapturable_.count(*key)) {
     lock.unlock();
-    return run_eager(inputs);
+    return run_eager(inputs, key);
   }
   // The first run of a shape is eager: it checks the inputs, tells the outputs' shapes, and
   // lets the libraries choose and cache their algorithms outside the capture. With
   // measure_graphs the second is eager too, and timed.
   if (shape.eager_runs == 0) {
-    TensorList out = run_eager(inputs);
+    TensorList out = run_eager(inputs, key);
     for (const Tensor& t : out)
       shape.outputs.push_back({t.defined() ? t.sizes() : Shape{}, t.defined() ? t.dtype() : kFloat32, t.defined()});
     ++shape.eager_runs;
@@ -157,7 +154,7 @@ TensorList InferencePlan::run(const TensorList& inputs) {
     shape.eager_start.emplace(device_.index);
     shape.eager_end.emplace(device_.index);
     shape.eager_start->record();
-    TensorList out = run_eager(inputs);
+    TensorList out = run_eager(inputs, key);
     shape.eager_end->record();
     ++shape.eager_runs;
     return out;
@@ -178,7 +175,7 @@ TensorList InferencePlan::run(const TensorList& inputs) {
     if (e.code() != ErrorCode::OutOfMemory || ++shape.capture_out_of_memory >= 3) uncapturable_.insert(*key);
     stats_.capture_failure = e.what();
     lock.unlock();
-    return run_eager(inputs);
+    return run_eager(inputs, key);
   }
   c->order = captures_made_++;
   ++stats_.graphs_captured;

@@ -112,9 +112,10 @@ class InferencePlan {
     explicit Planned(Device d) : plan(d) {}
   };
 
-  TensorList run_eager(const TensorList& inputs);
+  // `key`: key_of(inputs), computed once per run.
+  TensorList run_eager(const TensorList& inputs, const std::optional<Key>& key);
   // The memory plan for this input shape on this thread's stream, or null (none planned).
-  MemoryPlan* memory_plan_for(const TensorList& inputs);
+  MemoryPlan* memory_plan_for(const std::optional<Key>& key);
   // The executor between the declared dtypes and the plan's (reduced precision).
   TensorList run_graph(const TensorList& inputs);
   TensorList replay(Captured& c, const TensorList& inputs);
