@@ -11,7 +11,7 @@
 # EMBER_ATTN_VARIANTS: the variants to time; EMBER_ATTN_TEST_VARIANTS: to test (default: the
 # same); EMBER_ATTN_SUITE_SECONDS: the whole test binary's limit (0: not run);
 # EMBER_ATTN_SANITIZERS: compute-sanitizer tools to run ("": none), each for at most
-# EMBER_ATTN_SANITIZE_SECONDS.
+# EMBER_ATTN_SANITIZE_SECONDS over the test cases EMBER_ATTN_SANITIZE_CASES names.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 out=build-gpu/logs
@@ -77,7 +77,7 @@ if [ "$suite_seconds" != 0 ]; then
 fi
 for tool in ${EMBER_ATTN_SANITIZERS-memcheck racecheck synccheck}; do
   timeout "${EMBER_ATTN_SANITIZE_SECONDS:-150}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-    "$build/tests/ember_tests" -tc='attention: the fused kernel matches*,attention: under cuda::set_deterministic*' \
+    "$build/tests/ember_tests" -tc="${EMBER_ATTN_SANITIZE_CASES:-attention: the fused kernel matches*,attention: under cuda::set_deterministic*}" \
     >"$out/sanitize_$tool.log" 2>&1
   note "compute-sanitizer $tool, fused attention cases (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$out/sanitize_$tool.log" | tail -1)"
 done
