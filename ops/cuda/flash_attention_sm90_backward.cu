@@ -423,6 +423,12 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       }
     }
   };
+  // The warp's lanes read the stage's statistics with plain loads: they meet (and so order
+  // those reads) before one lane hands the stage back to the producer.
+  auto release_stage = [&](uint64_t* empty) {
+    __syncwarp();
+    if (lane == 0) barrier_arrive(empty);
+  };
   auto issue_dkv = [&](int item, Fragments& pf, Fragments& df) {
     const int s = item % kStages;
     fence_registers(pf);
@@ -478,7 +484,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       fence_registers(pf);
       fence_registers(df);
       fence_registers(dq);
-      if (lane == 0) barrier_arrive(&sm.empty[item % kStages]);
+      release_stage(&sm.empty[item % kStages]);
 #pragma unroll
       for (int j = 0; j < kDqN / 8; ++j)
         reinterpret_cast<float4*>(staging)[j * 128 + (tid & 127)] =
@@ -509,7 +515,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       wgmma_wait<0>();
       fence_registers(dk);
       fence_registers(dv);
-      if (lane == 0) barrier_arrive(&sm.empty[item % kStages]);
+      release_stage(&sm.empty[item % kStages]);
     }
   } else if (items > 0) {
     float st[kBlockM / 2], dpt[kBlockM / 2];
@@ -533,7 +539,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       fence_registers(dv);
       fence_registers(pf);
       fence_registers(df);
-      if (lane == 0) barrier_arrive(&sm.empty[(item - 1) % kStages]);
+      release_stage(&sm.empty[(item - 1) % kStages]);
       pack_fragments<T, kBlockM>(pf, st);
       pack_fragments<T, kBlockM>(df, dpt);
     }
