@@ -423,8 +423,12 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       }
     }
   };
-  // The warp's lanes read the stage's statistics with plain loads: they meet (and so order
-  // those reads) before one lane hands the stage back to the producer.
+  // The warp's lanes read the stage's statistics with plain loads before one lane hands the
+  // stage back to the producer: __syncwarp orders those reads before that lane's arrival in
+  // the memory model's terms. ptxas emits nothing for it here (the warp is converged after the
+  // wgmma wait), so the machine code is as without it; compute-sanitizer's racecheck, which
+  // wants each reader's own arrival, still reports the producer's next copy into the stage
+  // (bench/RESULTS.md, session 12).
   auto release_stage = [&](uint64_t* empty) {
     __syncwarp();
     if (lane == 0) barrier_arrive(empty);
