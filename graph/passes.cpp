@@ -1,7 +1,7 @@
 #include "graph/passes.h"
 
 #include <algorithm>
-
+#include <cstdlib>
 #include <new>
 
 #include "autograd/grad_mode.h"
@@ -16,7 +16,7 @@ namespace ember::graph {
 std::string PassStats::summary() const {
   return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
                  constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
-                 dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
+                 attention_blocks_fused, " attention blocks fused, ", dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
 }
 
 namespace {
@@ -235,6 +235,9 @@ PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const Ru
   PassStats s;
   s.nodes_before = static_cast<int>(g.nodes.size());
   s.identities_removed = remove_identities(g);
+  // EMBER_FUSE_ATTENTION=0 leaves exported attention blocks as they are (for comparisons).
+  const char* fuse = std::getenv("EMBER_FUSE_ATTENTION");
+  if (!(fuse && std::string(fuse) == "0")) s.attention_blocks_fused = fuse_exported_attention(g);
   s.batch_norms_folded = fold_conv_batch_norm(g, stored);
   s.constants_folded = fold_constants(g, stored, ctx);
   s.dead_nodes_removed = remove_dead_nodes(g);

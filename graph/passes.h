@@ -19,6 +19,7 @@ struct PassStats {
   int constants_folded = 0;     // nodes computed once from weights and constants
   int batch_norms_folded = 0;   // batch norms merged into the convolution before them
   int dead_nodes_removed = 0;   // nodes no output depends on
+  int attention_blocks_fused = 0;  // exported nn.MultiheadAttention blocks without their copies
   int tensors_converted = 0;    // weights stored in reduced precision (convert_precision)
   std::string summary() const;
 };
@@ -37,6 +38,13 @@ int fold_constants(Graph& g, std::vector<Tensor>& stored, const RunContext& ctx,
 /// convolution: w' = w·γ/√(σ²+ε), b' = (b − μ)·γ/√(σ²+ε) + β, computed in float64 and stored in
 /// the weight's dtype as new constants (the original weights stay, for training).
 int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored);
+
+/// An exported nn.MultiheadAttention block (packed projection, as torch.export writes
+/// F.multi_head_attention_forward: three head-splitting reshapes that must copy, then one on the
+/// way out) is rewritten to read q, k and v as strided views of the projection, which the
+/// attention kernels take in place: one copy per block instead of four. The old nodes are left
+/// dead (remove_dead_nodes). Returns how many blocks were rewritten (graph/fuse_attention.cpp).
+int fuse_exported_attention(Graph& g);
 
 /// Drops nodes none of the graph's outputs depend on.
 int remove_dead_nodes(Graph& g);

@@ -55,7 +55,10 @@ DEVICE_TEST("inference passes: the exported fixtures give the same outputs optim
       CHECK(s.batch_norms_folded == 2);
       CHECK(s.nodes_after == s.nodes_before - 2);
     }
-    if (name == "transformer") CHECK(s.constants_folded > 0);  // the position ids
+    if (name == "transformer") {
+      CHECK(s.constants_folded > 0);          // the position ids
+      CHECK(s.attention_blocks_fused == 2);   // its two nn.MultiheadAttention layers
+    }
   }
 }
 
@@ -80,6 +83,73 @@ DEVICE_TEST("reduced precision: float32 models run in float16 and bfloat16, outp
   }
   Model m = load((model_fixture("mlp") / "model.ember").string(), device, {.trainable = false});
   CHECK_THROWS_AS(m.set_inference_options({.dtype = kInt32}), Error);
+}
+
+DEVICE_TEST("inference passes: a sequence-first exported attention block reads q, k and v in place") {
+  // nn.MultiheadAttention(batch_first=False) as torch.export writes it (graph/fuse_attention.cpp):
+  // x [T, B, C] → in_proj → head-splitting reshapes (copies) → attention → out_proj → [T, B, C].
+  const int64_t T = 5, B = 3, H = 2, D = 4, C = H * D;
+  graph::Graph g;
+  auto add_value = [&](const char* name, ValueKind kind = ValueKind::Intermediate) {
+    g.values.push_back(value(name, kind, {}));
+    return static_cast<uint32_t>(g.values.size() - 1);
+  };
+  auto attrs = [](std::initializer_list<std::pair<const char*, graph::AttrValue>> a) {
+    graph::Attributes out;
+    for (const auto& [k, v] : a) out.values[k] = v;
+    return out;
+  };
+  using Ints = std::vector<int64_t>;
+  const uint32_t x = add_value("x", ValueKind::Input);
+  g.values[x].shape = {Dim{T, ""}, Dim{B, ""}, Dim{C, ""}};
+  const uint32_t w_in = add_value("w_in", ValueKind::Parameter),
+                 b_in = add_value("b_in", ValueKind::Parameter), w_out = add_value("w_out", ValueKind::Parameter),
+                 b_out = add_value("b_out", ValueKind::Parameter);
+  const uint32_t l = add_value("l"), r0 = add_value("r0"), u = add_value("u"), p1 = add_value("p1"),
+                 c = add_value("c");
+  g.nodes = {node("linear", {int32_t(x), int32_t(w_in), int32_t(b_in)}, {l}),
+             node("reshape", {int32_t(l)}, {r0}, attrs({{"shape", Ints{T, -1, 3, C}}})),
+             node("unsqueeze", {int32_t(r0)}, {u}, attrs({{"dim", int64_t{0}}})),
+             node("permute", {int32_t(u)}, {p1}, attrs({{"dims", Ints{3, 1, 2, 0, 4}}})),
+             node("squeeze", {int32_t(p1)}, {c}, attrs({{"dims", Ints{-2}}}))};
+  std::vector<int32_t> qkv;
+  for (int64_t i = 0; i < 3; ++i) {
+    const uint32_t s = add_value("s"), a = add_value("a"), p = add_value("p"), q = add_value("q");
+    g.nodes.push_back(node("select", {int32_t(c)}, {s}, attrs({{"dim", int64_t{0}}, {"index", i}})));
+    g.nodes.push_back(node("reshape", {int32_t(s)}, {a}, attrs({{"shape", Ints{T, B * H, D}}})));
+    g.nodes.push_back(node("permute", {int32_t(a)}, {p}, attrs({{"dims", Ints{1, 0, 2}}})));
+    g.nodes.push_back(node("reshape", {int32_t(p)}, {q}, attrs({{"shape", Ints{B, H, T, D}}})));
+    qkv.push_back(int32_t(q));
+  }
+  const uint32_t att = add_value("att"), p5 = add_value("p5"), r5 = add_value("r5"), o = add_value("o"),
+                 y = add_value("y", ValueKind::Output);
+  graph::Attributes sdpa = attrs({{"is_causal", true}});
+  g.nodes.push_back(node("scaled_dot_product_attention", {qkv[0], qkv[1], qkv[2]}, {att}, sdpa));
+  g.nodes.push_back(node("permute", {int32_t(att)}, {p5}, attrs({{"dims", Ints{2, 0, 1, 3}}})));
+  g.nodes.push_back(node("reshape", {int32_t(p5)}, {r5}, attrs({{"shape", Ints{T * B, C}}})));
+  g.nodes.push_back(node("linear", {int32_t(r5), int32_t(w_out), int32_t(b_out)}, {o}));
+  g.nodes.push_back(node("reshape", {int32_t(o)}, {y}, attrs({{"shape", Ints{T, B, C}}})));
+  g.inputs = {x};
+  g.outputs = {y};
+  manual_seed(8);
+  std::vector<Tensor> stored(g.values.size());
+  stored[w_in] = randn({3 * C, C}, {kFloat32, device});
+  stored[b_in] = randn({3 * C}, {kFloat32, device});
+  stored[w_out] = randn({C, C}, {kFloat32, device});
+  stored[b_out] = randn({C}, {kFloat32, device});
+  const Tensor input = randn({T, B, C}, {kFloat32, device});
+  const Tensor before = run_graph(g, {input}, stored, device)[0];
+  CHECK(graph::fuse_exported_attention(g) == 1);
+  const size_t with_dead = g.nodes.size();
+  CHECK(graph::remove_dead_nodes(g) == 22);  // every exported node
+  CHECK(g.nodes.size() == with_dead - 22);
+  CHECK(g.nodes.size() == 12);  // linear, reshape, 3 × (select, permute), attention, permute, reshape, linear
+  stored.resize(g.values.size());
+  const Tensor after = run_graph(g, {input}, stored, device)[0];
+  CHECK(after.sizes() == Shape{T, B, C});
+  CHECK(relative_difference(after, before) < 1e-6);
+  // The rewritten block is not matched again.
+  CHECK(graph::fuse_exported_attention(g) == 0);
 }
 
 TEST_CASE("inference passes: clones are removed where they are not graph outputs") {
