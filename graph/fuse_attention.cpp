@@ -21,6 +21,7 @@
 // (d0, d1 = B, T batch-first, else T, B). Each row's products are the same; only GEMM blocking
 // may change the order of a sum.
 #include <optional>
+#include <string_view>
 
 #include "graph/passes.h"
 
@@ -53,26 +54,30 @@ std::optional<int64_t> one_int(const Node& n, const char* name) {
   return std::get<int64_t>(it->second);
 }
 
-/// Walks from a value to the node that made it, when that node is `op` with one input (or,
-/// for linear, its first) and the value is read `readers` times.
+/// Walks from a value to the node that made it, when that node is `op` with one output and at
+/// least one input (linear: two) and the value is read `readers` times; and forward to the
+/// single node reading a value.
 class Walker {
  public:
   Walker(const Graph& g, const Uses& u) : g_(g), u_(u) {}
   const Node* made_by(int32_t value, const char* op, int readers = 1) const {
     if (value < 0 || u_.producer[value] < 0 || u_.readers[value] != readers) return nullptr;
-    const Node& n = g_.nodes[u_.producer[value]];
-    return n.op == op && n.outputs.size() == 1 ? &n : nullptr;
+    return fits(g_.nodes[u_.producer[value]], op);
   }
   /// The single node reading `value`, when it is `op`.
   const Node* read_by(uint32_t value, const char* op) const {
     if (u_.readers[value] != 1) return nullptr;
     for (const Node& n : g_.nodes)
       for (int32_t id : n.inputs)
-        if (id == static_cast<int32_t>(value)) return n.op == op && n.outputs.size() == 1 ? &n : nullptr;
+        if (id == static_cast<int32_t>(value)) return fits(n, op);
     return nullptr;
   }
 
  private:
+  static const Node* fits(const Node& n, const char* op) {
+    const size_t inputs = std::string_view(op) == "linear" ? 2 : 1;
+    return n.op == op && n.outputs.size() == 1 && n.inputs.size() >= inputs ? &n : nullptr;
+  }
   const Graph& g_;
   const Uses& u_;
 };
