@@ -433,6 +433,16 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     __syncwarp();
     if (lane == 0) barrier_arrive(empty);
   };
+  // A tile's products back to back: Sᵀ and dPᵀ, then Pᵀ and dSᵀ packed as A fragments.
+  auto scores_to_fragments = [&](int item, Scores& st, Scores& dpt, Fragments& pf, Fragments& df) {
+    issue_scores(item, st, dpt);
+    wgmma_wait<0>();
+    fence_registers(st);
+    fence_registers(dpt);
+    gradients(item, st, dpt);
+    pack_fragments<T, kBlockM>(pf, st);
+    pack_fragments<T, kBlockM>(df, dpt);
+  };
   auto issue_dkv = [&](int item, Fragments& pf, Fragments& df) {
     const int s = item % kStages;
     fence_registers(pf);
@@ -459,13 +469,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       // from one tile to the next, which keeps the kernel within 168 registers.
       float st[kBlockM / 2], dpt[kBlockM / 2], dq[kDqN / 2];
       uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
-      issue_scores(item, st, dpt);
-      wgmma_wait<0>();
-      fence_registers(st);
-      fence_registers(dpt);
-      gradients(item, st, dpt);
-      pack_fragments<T, kBlockM>(pf, st);
-      pack_fragments<T, kBlockM>(df, dpt);
+      scores_to_fragments(item, st, dpt, pf, df);
       const uint32_t ds_tile = smem_u32(sm.staging.ds[item & 1]);
       store_swizzled<kBlockM>(ds_tile + group * kGroupRows * kRowBytes, warp, g, t, df);
       fence_proxy_async();
@@ -508,13 +512,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     float st[kBlockM / 2], dpt[kBlockM / 2];
     uint32_t pf[kBlockM / 16][4], df[kBlockM / 16][4];
     for (int item = 0; item < items; ++item) {
-      issue_scores(item, st, dpt);
-      wgmma_wait<0>();
-      fence_registers(st);
-      fence_registers(dpt);
-      gradients(item, st, dpt);
-      pack_fragments<T, kBlockM>(pf, st);
-      pack_fragments<T, kBlockM>(df, dpt);
+      scores_to_fragments(item, st, dpt, pf, df);
       issue_dkv(item, pf, df);
       wgmma_wait<0>();
       fence_registers(dk);
