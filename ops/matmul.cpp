@@ -1,6 +1,7 @@
 #include "ops/matmul.h"
 
 #include "ops/register.h"
+#include "ops/unary.h"
 #include "ops/view.h"
 #include "runtime/error.h"
 
@@ -15,11 +16,13 @@ void check_same_dtype(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 // The batched product of 3-D operands, optionally with a bias already broadcast to [B, n, m].
-Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* bias, double beta, double alpha) {
+Tensor gemm(const Tensor& a, const Tensor& b, const Tensor* bias, double beta, double alpha,
+            GemmActivation activation = GemmActivation::kNone) {
   auto op = std::make_shared<GemmOp>();
   op->alpha = alpha;
   op->beta = beta;
   op->has_bias = bias != nullptr && beta != 0;
+  op->activation = activation;
   TensorList in{a, b};
   if (op->has_bias) in.push_back(*bias);
   return apply1(op, in, {{a.sizes()[0], a.sizes()[1], b.sizes()[2]}, a.dtype()});
@@ -33,6 +36,28 @@ void check_inner(const Tensor& a, const Tensor& b, const char* op) {
 }
 
 }  // namespace
+
+GemmActivation gemm_activation_from(std::string_view name, const char* op) {
+  if (name == "none") return GemmActivation::kNone;
+  if (name == "relu") return GemmActivation::kRelu;
+  if (name == "gelu_tanh") return GemmActivation::kGeluTanh;
+  throw_error(ErrorCode::InvalidArgument,
+              str_cat("[", op, "] activation must be \"none\", \"relu\" or \"gelu_tanh\", got \"", name, "\""));
+}
+
+const char* gemm_activation_name(GemmActivation a) {
+  switch (a) {
+    case GemmActivation::kNone: return "none";
+    case GemmActivation::kRelu: return "relu";
+    case GemmActivation::kGeluTanh: return "gelu_tanh";
+  }
+  return "none";
+}
+
+void apply_gemm_activation(const Tensor& out, GemmActivation a) {
+  if (a == GemmActivation::kRelu) relu_(out);
+  else if (a == GemmActivation::kGeluTanh) gelu_(out, "tanh");
+}
 
 Tensor mm(const Tensor& a, const Tensor& b) {
   EMBER_CHECK(a.dim() == 2 && b.dim() == 2, InvalidArgument, "[mm] expected 2-D inputs, got shapes ",
@@ -106,7 +131,7 @@ Tensor addmm(const Tensor& bias, const Tensor& a, const Tensor& b, double beta, 
   return gemm(unsqueeze(a, 0), unsqueeze(b, 0), &c, beta, alpha).squeeze(0);
 }
 
-Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias) {
+Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>& bias, GemmActivation activation) {
   EMBER_CHECK(weight.dim() == 2, InvalidArgument, "[linear] expected a 2-D weight [out, in], got shape ",
               shape_str(weight.sizes()));
   EMBER_CHECK(x.dim() >= 1 && x.sizes()[x.dim() - 1] == weight.sizes()[1], ShapeMismatch, "[linear] input of shape ",
@@ -115,9 +140,20 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
     EMBER_CHECK(bias->dim() == 1 && bias->sizes()[0] == weight.sizes()[0], ShapeMismatch,
                 "[linear] expected a bias of shape [", weight.sizes()[0], "], got ", shape_str(bias->sizes()));
   }
+  EMBER_CHECK(activation != GemmActivation::kGeluTanh || is_floating(x.dtype()), Unsupported,
+              "[linear] gelu_tanh expects a floating-point input, got ", x.dtype());
   Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, x.sizes()[x.dim() - 1]});
   Tensor wt = transpose(weight, 0, 1);
-  Tensor r = bias ? addmm(*bias, x2, wt) : mm(x2, wt);
+  Tensor r;
+  if (activation == GemmActivation::kNone) {
+    r = bias ? addmm(*bias, x2, wt) : mm(x2, wt);
+  } else {
+    check_same_dtype(x2, wt, "linear");
+    if (bias) check_same_dtype(x2, *bias, "linear");
+    Shape out{x2.sizes()[0], weight.sizes()[0]};
+    Tensor c = bias ? unsqueeze(expand(*bias, out), 0) : Tensor();
+    r = gemm(unsqueeze(x2, 0), unsqueeze(wt, 0), bias ? &c : nullptr, 1, 1, activation).squeeze(0);
+  }
   if (x.dim() == 2) return r;
   Shape shape(x.sizes().begin(), x.sizes().end() - 1);
   shape.push_back(weight.sizes()[0]);

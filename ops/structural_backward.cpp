@@ -13,13 +13,20 @@ namespace ember {
 bool CopyOp::differentiable() const { return true; }
 TensorList CopyOp::backward(const BackwardContext& ctx) const { return {ctx.grads[0]}; }
 
-// C = alpha·A·B + beta·bias over a batch: dA = alpha·G·Bᵀ, dB = alpha·Aᵀ·G, dbias = beta·G.
+// C = act(alpha·A·B + beta·bias) over a batch (act' folded into G first): dA = alpha·G·Bᵀ, dB = alpha·Aᵀ·G, dbias = beta·G.
 bool GemmOp::differentiable() const { return true; }
 TensorList GemmOp::backward(const BackwardContext& ctx) const {
   const Tensor& a = ctx.inputs[0];
   const Tensor& b = ctx.inputs[1];
-  const Tensor& g = ctx.grads[0];
+  Tensor g = ctx.grads[0];
   auto scaled = [](const Tensor& t, double s) { return s == 1 ? t : mul(t, s); };
+  if (activation != GemmActivation::kNone) {
+    // A fused activation (inference graphs make these): the pre-activation is recomputed with
+    // public ops rather than kept, so the forward stays one GEMM and this stays differentiable.
+    Tensor pre = scaled(bmm(a, b), alpha);
+    if (has_bias) pre = add(pre, scaled(ctx.inputs[2], beta));
+    g = activation == GemmActivation::kRelu ? relu_backward(g, pre) : gelu_backward(g, pre, true);
+  }
   TensorList out(ctx.inputs.size());
   if (ctx.needs_input_grad(0)) out[0] = scaled(bmm(g, transpose(b, 1, 2)), alpha);
   if (ctx.needs_input_grad(1)) out[1] = scaled(bmm(transpose(a, 1, 2), g), alpha);

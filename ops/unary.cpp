@@ -100,6 +100,24 @@ Tensor gelu(const Tensor& t, std::string_view approximate) {
               str_cat("[gelu] approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
 }
 
+namespace {
+template <typename F>
+const Tensor& unary_inplace(const Tensor& t, const char* op) {
+  EMBER_CHECK(compute_dtype<F>(t.dtype()) == t.dtype(), DTypeMismatch, "[", op, "] cannot write a result of dtype ",
+              compute_dtype<F>(t.dtype()), " in place into a tensor of dtype ", t.dtype());
+  apply_into(std::make_shared<UnaryOp<F>>(), {t}, {t});
+  return t;
+}
+}  // namespace
+
+const Tensor& relu_(const Tensor& t) { return unary_inplace<unary::Relu>(t, "relu_"); }
+const Tensor& gelu_(const Tensor& t, std::string_view approximate) {
+  if (approximate == "none") return unary_inplace<unary::Gelu>(t, "gelu_");
+  if (approximate == "tanh") return unary_inplace<unary::GeluTanh>(t, "gelu_");
+  throw_error(ErrorCode::InvalidArgument,
+              str_cat("[gelu_] approximate must be \"none\" or \"tanh\", got \"", approximate, "\""));
+}
+
 Tensor softplus(const Tensor& t, double beta, double threshold) {
   return run_unary_op(t, unary::Softplus{.beta = beta, .threshold = threshold});
 }

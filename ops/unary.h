@@ -47,6 +47,10 @@ Tensor elu(const Tensor& t, double alpha = 1);
 Tensor clamp(const Tensor& t, std::optional<Scalar> min, std::optional<Scalar> max = std::nullopt);
 /// In-place clamp; returns t.
 const Tensor& clamp_(const Tensor& t, std::optional<Scalar> min, std::optional<Scalar> max = std::nullopt);
+/// In-place relu and gelu ("none" or "tanh"); return t. For fused GEMM epilogues off
+/// cuBLASLt (ops/matmul.h) and callers that own their buffer.
+const Tensor& relu_(const Tensor& t);
+const Tensor& gelu_(const Tensor& t, std::string_view approximate = "none");
 /// t ** exponent.
 Tensor pow(const Tensor& t, const Scalar& exponent);
 Tensor isnan(const Tensor& t);

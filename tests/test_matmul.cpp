@@ -1,4 +1,7 @@
 // mm, bmm, matmul (every broadcasting case), addmm and linear against a float64 triple loop.
+#include <cmath>
+#include <optional>
+
 #include "tests/harness.h"
 
 using namespace ember;
@@ -145,4 +148,76 @@ DEVICE_TEST("matmul: errors name the op and what was expected") {
               "[linear] input of shape [2, 3] does not end in the weight's in_features 5");
   check_error([&] { matmul(ones({2, 2}, {kBool, device}), ones({2, 2}, {kBool, device})); }, ErrorCode::Unsupported,
               "[matmul] not supported for dtype bool");
+}
+
+namespace {
+
+double ref_gelu_tanh(double v) {
+  return 0.5 * v * (1 + std::tanh(0.79788456080286535588 * (v + 0.044715 * v * v * v)));
+}
+
+}  // namespace
+
+DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: the shapes and biases cuBLASLt sees") {
+  // Rows × in → out: one row (a batch-1 layer), an inner size of 1, one output, and sizes that
+  // are not multiples of any tile; a bias that is absent, contiguous, or a view at an odd offset
+  // (under the 16 bytes cuBLASLt's epilogue reads, so the plain path runs); weights as stored
+  // and transposed.
+  const std::vector<Shape> xs = {{1, 6}, {7, 1}, {4, 6}, {33, 40}, {2, 3, 6}};
+  const std::vector<int64_t> outs = {5, 3, 1, 24, 5};
+  uint64_t seed = 700;
+  for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+    for (size_t c = 0; c < xs.size(); ++c) {
+      const int64_t in = xs[c].back(), out = outs[c];
+      for (GemmActivation act : {GemmActivation::kNone, GemmActivation::kRelu, GemmActivation::kGeluTanh}) {
+        for (int bias_kind = 0; bias_kind < 3; ++bias_kind) {
+          for (Layout wl : {Layout::Contiguous, Layout::Transposed}) {
+            INFO(std::string(dtype_name(dtype)), " x ", shape_str(xs[c]), " out ", out, " ",
+                 std::string(gemm_activation_name(act)), " bias ", bias_kind, " weight ", std::string(layout_name(wl)),
+                 " on ", device.str());
+            Ref rx = random_ref(xs[c], -1, 1, seed++), rw = random_ref({out, in}, -1, 1, seed++);
+            Ref rb = random_ref({out + 1}, -1, 1, seed++);
+            Tensor x = make_input(rx, dtype, device, Layout::Contiguous), w = make_input(rw, dtype, device, wl);
+            Tensor b_all = make_input(rb, dtype, device, Layout::Contiguous);
+            std::optional<Tensor> bias;
+            Ref rbias{{out}, std::vector<double>(static_cast<size_t>(out), 0.0)};
+            if (bias_kind > 0) {
+              const int64_t at = bias_kind == 2 ? 1 : 0;
+              bias = b_all.slice(0, at, at + out);
+              for (int64_t j = 0; j < out; ++j) rbias.v[j] = rb.v[at + j];
+            }
+            Ref wt{{in, out}, std::vector<double>(static_cast<size_t>(in * out))};
+            for (int64_t i = 0; i < out; ++i)
+              for (int64_t j = 0; j < in; ++j) wt.v[j * out + i] = rw.v[i * in + j];
+            Ref pre = zip_ref(ref_matmul(rx, wt), rbias, [](double p, double b) { return p + b; });
+            Ref want = act == GemmActivation::kRelu       ? map_ref(pre, [](double v) { return v > 0 ? v : 0; })
+                       : act == GemmActivation::kGeluTanh ? map_ref(pre, ref_gelu_tanh)
+                                                          : pre;
+            check_close(linear(x, w, bias, act), want, dtype, matmul_scale(in) + 1);
+          }
+        }
+      }
+    }
+  }
+  // Integer layers take relu (in place after the product); gelu needs a floating type.
+  Tensor xi = tensor({1, -2, 3, 4}, {kInt64, device}).reshape({2, 2});
+  Tensor wi = tensor({1, 1, -1, 0}, {kInt64, device}).reshape({2, 2});
+  check_equal_values(linear(xi, wi, std::nullopt, GemmActivation::kRelu), {0, 0, 7, 0});
+  check_error([&] { linear(xi, wi, std::nullopt, GemmActivation::kGeluTanh); }, ErrorCode::Unsupported,
+              "[linear] gelu_tanh expects a floating-point input, got int64");
+  check_error([] { gemm_activation_from("sigmoid", "linear"); }, ErrorCode::InvalidArgument,
+              "[linear] activation must be \"none\", \"relu\" or \"gelu_tanh\", got \"sigmoid\"");
+}
+
+DEVICE_TEST("linear with a fused activation: gradcheck and gradgradcheck, with and without a bias") {
+  for (GemmActivation act : {GemmActivation::kRelu, GemmActivation::kGeluTanh}) {
+    const std::string name = std::string("linear ") + gemm_activation_name(act);
+    Tensor x = random_leaf({3, 4}, device, 71), w = random_leaf({5, 4}, device, 72), b = random_leaf({5}, device, 73);
+    check_gradcheck(name, [act](const TensorList& in) { return TensorList{linear(in[0], in[1], in[2], act)}; }, {x, w, b});
+    check_gradcheck(name + " without bias",
+                    [act](const TensorList& in) { return TensorList{linear(in[0], in[1], std::nullopt, act)}; }, {x, w});
+    if (act == GemmActivation::kGeluTanh)
+      check_gradgradcheck(name, [act](const TensorList& in) { return TensorList{linear(in[0], in[1], in[2], act)}; },
+                          {x, w, b});
+  }
 }

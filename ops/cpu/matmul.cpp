@@ -175,9 +175,11 @@ void GemmOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
     Tensor out64 = out.to(kInt64);
     gemm_into(inputs[0].to(kInt64), inputs[1].to(kInt64), out64, alpha, beta, has_bias);
     copy_(out, out64);
+    apply_gemm_activation(out, activation);
     return;
   }
   gemm_into(inputs[0], inputs[1], out, alpha, beta, has_bias);
+  apply_gemm_activation(out, activation);
 }
 
 }  // namespace ember

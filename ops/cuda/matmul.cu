@@ -3,9 +3,16 @@
 // transpose flag its strides imply, so transposed and broadcast (batch stride 0) inputs are
 // not copied. float32 uses TF32 tensor cores only when allowed (cuda::set_allow_tf32); half
 // types accumulate in float32. Integer types (which cuBLAS lacks) use a simple kernel that
-// accumulates in wrapping 64-bit arithmetic, as the CPU's results wrap.
+// accumulates in wrapping 64-bit arithmetic, as the CPU's results wrap. A single product with a
+// bias over its output features (a linear layer) or a fused activation goes to cuBLASLt with
+// the bias and activation in its epilogue (gemm_lt.h), as PyTorch's addmm does: no bias copy,
+// no activation pass.
+#include <cstdlib>
+#include <string_view>
+
 #include "ops/binary.h"
 #include "ops/copy.h"
+#include "ops/cuda/gemm_lt.h"
 #include "ops/cuda/loops.cuh"
 #include "ops/matmul.h"
 #include "runtime/cuda/handles.h"
@@ -58,10 +65,71 @@ __global__ void int_gemm_kernel(const T* a, const T* b, T* c, int64_t B, int64_t
 
 }  // namespace
 
+namespace {
+
+cudaDataType_t blas_type(DType dt) {
+  return dt == kFloat32 ? CUDA_R_32F : dt == kFloat64 ? CUDA_R_64F : dt == kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
+}
+cublasComputeType_t blas_compute(DType dt) {
+  return dt == kFloat64 ? CUBLAS_COMPUTE_64F
+         : (dt == kFloat32 && cuda::allow_tf32()) ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                   : CUBLAS_COMPUTE_32F;
+}
+
+// The product through cuBLASLt with its bias and activation in the epilogue, when it is one
+// half or float32 product whose bias (if any) is one value per output column. False when it
+// is not, or cuBLASLt has no algorithm for it.
+bool try_epilogue(const GemmOp& op, const TensorList& inputs, const Tensor& out) {
+  // EMBER_GEMM_EPILOGUE=0: the plain path throughout (for comparisons), read once.
+  static const bool enabled = [] {
+    const char* v = std::getenv("EMBER_GEMM_EPILOGUE");
+    return !(v && std::string_view(v) == "0");
+  }();
+  if (!enabled) return false;
+  const Tensor& a = inputs[0];
+  const Tensor& b = inputs[1];
+  const DType dt = a.dtype();
+  if (a.sizes()[0] != 1 || !(dt == kFloat32 || dt == kFloat16 || dt == kBFloat16)) return false;
+  const int64_t n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
+  const Tensor* bias = op.has_bias ? &inputs[2] : nullptr;
+  if (bias && !(op.beta == 1 && (m == 1 || bias->strides()[2] == 1) && (n == 1 || bias->strides()[1] == 0))) return false;
+  if (!bias && op.activation == GemmActivation::kNone) return false;  // plain cuBLAS does that
+  if (k == 0 || std::max({m, n, k}) > INT32_MAX) return false;
+  const Tensor ar = gemm_ready(a), br = gemm_ready(b);
+  const BlasOperand bt = transposed_view(k, m, br.strides()[1], br.strides()[2]);
+  const BlasOperand at = transposed_view(n, k, ar.strides()[1], ar.strides()[2]);
+  const bool relu = op.activation == GemmActivation::kRelu, gelu = op.activation == GemmActivation::kGeluTanh;
+  cuda_ops::LtGemm g;
+  g.device = out.device().index;
+  g.type = blas_type(dt);
+  g.compute = blas_compute(dt);
+  g.op_a = bt.op;
+  g.op_b = at.op;
+  g.m = m, g.n = n, g.k = k;
+  g.a = br.data(), g.lda = bt.ld;
+  g.b = ar.data(), g.ldb = at.ld;
+  g.d = out.data();
+  g.bias = bias ? bias->data() : nullptr;
+  g.epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
+                    : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_GELU);
+  g.alpha = static_cast<float>(op.alpha);
+  cuda::DeviceGuard guard(g.device);
+  return cuda_ops::gemm_lt(g);
+}
+
+}  // namespace
+
 void GemmOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
   const Tensor& out = outputs[0];
-  if (has_bias) copy_(out, inputs[2]);
   if (out.numel() == 0) return;
+  if (try_epilogue(*this, inputs, out)) return;
+  forward_plain(inputs, out);
+  apply_gemm_activation(out, activation);
+}
+
+// cuBLAS (or the integer kernel) with the bias copied into the output first.
+void GemmOp::forward_plain(const TensorList& inputs, const Tensor& out) {
+  if (has_bias) copy_(out, inputs[2]);
   const Tensor a = gemm_ready(inputs[0]);
   const Tensor b = gemm_ready(inputs[1]);
   const int64_t B = a.sizes()[0], n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
@@ -85,10 +153,8 @@ void GemmOp::forward_cuda(const TensorList& inputs, const TensorList& outputs) {
     else zero_(out);
     return;
   }
-  cudaDataType_t type = dt == kFloat32 ? CUDA_R_32F : dt == kFloat64 ? CUDA_R_64F : dt == kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
-  cublasComputeType_t compute = dt == kFloat64 ? CUBLAS_COMPUTE_64F
-                                : (dt == kFloat32 && cuda::allow_tf32()) ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                                          : CUBLAS_COMPUTE_32F;
+  const cudaDataType_t type = blas_type(dt);
+  const cublasComputeType_t compute = blas_compute(dt);
   // C^T (m x n) = B^T (m x k) * A^T (k x n), all column-major.
   BlasOperand bt = transposed_view(k, m, b.strides()[1], b.strides()[2]);
   BlasOperand at = transposed_view(n, k, a.strides()[1], a.strides()[2]);

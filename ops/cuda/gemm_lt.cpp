@@ -1,0 +1,142 @@
+// cuBLASLt GEMMs with epilogues (gemm_lt.h). cuBLASLt wants descriptors for the product and
+// each matrix, and an algorithm from its heuristic (tens of microseconds on the host): both are
+// made once per shape and thread and kept, so a repeated linear layer costs one
+// cublasLtMatmul call. The heuristic is told each pointer's real alignment, because it
+// otherwise assumes 256 bytes and may pick a kernel that faults on a view's offset; the bias,
+// which it is not told about, must be 16-byte aligned (else the caller's plain path).
+#include "ops/cuda/gemm_lt.h"
+
+#include <array>
+#include <cstring>
+#include <memory>
+#include <unordered_map>
+
+#include "ops/creation.h"
+#include "runtime/cuda/check.h"
+#include "runtime/cuda/handles.h"
+#include "runtime/cuda/runtime.h"
+
+namespace ember::cuda_ops {
+
+namespace {
+
+// The largest power of two up to 256 that divides the address.
+int64_t alignment(const void* p) {
+  const auto v = reinterpret_cast<uintptr_t>(p);
+  int64_t a = 256;
+  while (a > 1 && v % static_cast<uintptr_t>(a) != 0) a /= 2;
+  return a;
+}
+
+template <typename H, cublasStatus_t (*Destroy)(H)>
+struct LtDeleter {
+  void operator()(H h) const { Destroy(h); }  // host-side only; errors at exit are ignored
+};
+using MatmulDesc = std::unique_ptr<cublasLtMatmulDescOpaque_t, LtDeleter<cublasLtMatmulDesc_t, cublasLtMatmulDescDestroy>>;
+using Layout = std::unique_ptr<cublasLtMatrixLayoutOpaque_t, LtDeleter<cublasLtMatrixLayout_t, cublasLtMatrixLayoutDestroy>>;
+using Preference =
+    std::unique_ptr<cublasLtMatmulPreferenceOpaque_t, LtDeleter<cublasLtMatmulPreference_t, cublasLtMatmulPreferenceDestroy>>;
+
+struct Plan {
+  bool found = false;
+  MatmulDesc desc;
+  Layout a, b, d;
+  cublasLtMatmulAlgo_t algo{};
+  size_t workspace = 0;
+};
+
+using Key = std::array<int64_t, 15>;
+struct KeyHash {
+  size_t operator()(const Key& k) const {
+    size_t h = 0;
+    for (int64_t v : k) h = h * 1000003u ^ std::hash<int64_t>{}(v);
+    return h;
+  }
+};
+
+// How much scratch the heuristic may ask for; what it picks is allocated per call from the
+// stream-ordered pool (most picks need none).
+constexpr uint64_t kMaxWorkspace = 32u << 20;
+
+Layout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
+  cublasLtMatrixLayout_t l = nullptr;
+  EMBER_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
+  return Layout(l);
+}
+
+template <typename V>
+void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const V& value) {
+  EMBER_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)));
+}
+
+std::unique_ptr<Plan> make_plan(const LtGemm& g, cublasLtHandle_t handle) {
+  auto plan = std::make_unique<Plan>();
+  cublasLtMatmulDesc_t desc = nullptr;
+  EMBER_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, g.compute, CUDA_R_32F));
+  plan->desc.reset(desc);
+  set_desc(desc, CUBLASLT_MATMUL_DESC_TRANSA, g.op_a);
+  set_desc(desc, CUBLASLT_MATMUL_DESC_TRANSB, g.op_b);
+  set_desc(desc, CUBLASLT_MATMUL_DESC_EPILOGUE, g.epilogue);
+  if (g.bias) set_desc(desc, CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
+  // Stored shapes, before the transposes.
+  const bool ta = g.op_a != CUBLAS_OP_N, tb = g.op_b != CUBLAS_OP_N;
+  plan->a = make_layout(g.type, ta ? g.k : g.m, ta ? g.m : g.k, g.lda);
+  plan->b = make_layout(g.type, tb ? g.n : g.k, tb ? g.k : g.n, g.ldb);
+  plan->d = make_layout(g.type, g.m, g.n, g.m);
+
+  cublasLtMatmulPreference_t pref = nullptr;
+  EMBER_CUBLAS_CHECK(cublasLtMatmulPreferenceCreate(&pref));
+  Preference owned_pref(pref);
+  auto set_pref = [&](cublasLtMatmulPreferenceAttributes_t attr, auto value) {
+    EMBER_CUBLAS_CHECK(cublasLtMatmulPreferenceSetAttribute(pref, attr, &value, sizeof(value)));
+  };
+  set_pref(CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, kMaxWorkspace);
+  set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_A_BYTES, static_cast<uint32_t>(alignment(g.a)));
+  set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_B_BYTES, static_cast<uint32_t>(alignment(g.b)));
+  set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(alignment(g.d)));
+  set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(alignment(g.d)));
+
+  cublasLtMatmulHeuristicResult_t result{};
+  int returned = 0;
+  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc, plan->a.get(), plan->b.get(), plan->d.get(),
+                                                               plan->d.get(), pref, 1, &result, &returned);
+  if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && returned == 0)) return plan;
+  EMBER_CUBLAS_CHECK(status);
+  plan->found = true;
+  plan->algo = result.algo;
+  plan->workspace = result.workspaceSize;
+  return plan;
+}
+
+}  // namespace
+
+bool gemm_lt(const LtGemm& g) {
+  if (g.bias && alignment(g.bias) < 16) return false;
+  // cuBLASLt checks ld ≥ the stored rows even for a single column, which cuBLAS lets pass.
+  const bool ta = g.op_a != CUBLAS_OP_N, tb = g.op_b != CUBLAS_OP_N;
+  LtGemm fixed = g;
+  if ((ta ? g.m : g.k) == 1) fixed.lda = std::max<int64_t>(fixed.lda, ta ? g.k : g.m);
+  if ((tb ? g.k : g.n) == 1) fixed.ldb = std::max<int64_t>(fixed.ldb, tb ? g.n : g.k);
+  if (fixed.lda < (ta ? g.k : g.m) || fixed.ldb < (tb ? g.n : g.k)) return false;
+
+  const Key key{g.device, g.type, g.compute, g.op_a, g.op_b, g.m, g.n, g.k, fixed.lda, fixed.ldb, g.epilogue,
+                alignment(g.a), alignment(g.b), alignment(g.d), g.bias != nullptr};
+  thread_local std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
+  cublasLtHandle_t handle = cuda_detail::cublaslt_handle(g.device);
+  auto it = plans.find(key);
+  if (it == plans.end()) it = plans.emplace(key, make_plan(fixed, handle)).first;
+  Plan& plan = *it->second;
+  if (!plan.found) return false;
+
+  if (g.bias) set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
+  Tensor workspace;
+  if (plan.workspace > 0) workspace = empty({static_cast<int64_t>(plan.workspace)}, {kUInt8, Device::cuda(g.device)});
+  const float beta = 0;
+  EMBER_CUBLAS_CHECK(cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
+                                    plan.d.get(), g.d, plan.d.get(), &plan.algo,
+                                    workspace.defined() ? workspace.data() : nullptr, plan.workspace,
+                                    cuda_detail::stream(g.device)));
+  return true;
+}
+
+}  // namespace ember::cuda_ops
