@@ -179,10 +179,11 @@ std::vector<GraphOp> make_ops() {
          return TensorList{masked_fill(in[0], in[1], in.size() > 2 ? Operand(in[2]) : Operand(scalar_attr(a, "value")))};
        }},
       // ---- matrix products ----
-      {"linear", 2, 3, 1, {},
-       [](const TensorList& in, const Attributes&, const RunContext&) {
-         return TensorList{linear(in[0], in[1], in.size() > 2 && in[2].defined() ? std::optional<Tensor>(in[2])
-                                                                                 : std::nullopt)};
+      // "activation" (none, relu, gelu_tanh) is set by the inference pass fuse_linear_activation.
+      {"linear", 2, 3, 1, {{"activation", kString}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         return TensorList{linear(in[0], in[1], in.size() > 2 && in[2].defined() ? std::optional<Tensor>(in[2]) : std::nullopt,
+                                  gemm_activation_from(a.get_string("activation", "none"), "linear"))};
        }, 1u << 2},
       {"matmul", 2, 2, 1, {}, [](const TensorList& in, const Attributes&, const RunContext&) { return TensorList{matmul(in[0], in[1])}; }},
       {"mm", 2, 2, 1, {}, [](const TensorList& in, const Attributes&, const RunContext&) { return TensorList{mm(in[0], in[1])}; }},

@@ -16,7 +16,8 @@ namespace ember::graph {
 std::string PassStats::summary() const {
   return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
                  constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
-                 attention_blocks_fused, " attention blocks fused, ", dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
+                 attention_blocks_fused, " attention blocks fused, ", activations_fused, " activations fused into linears, ",
+                 dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
 }
 
 namespace {
@@ -180,6 +181,34 @@ int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored) {
   return count;
 }
 
+int fuse_linear_activation(Graph& g) {
+  const std::vector<int> uses = use_counts(g);
+  std::vector<int64_t> producer(g.values.size(), -1);
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    for (uint32_t id : g.nodes[k].outputs) producer[id] = static_cast<int64_t>(k);
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& act = g.nodes[k];
+    if (act.inputs.size() != 1 || act.outputs.size() != 1 || act.inputs[0] < 0) continue;
+    std::string activation;
+    if (act.op == "relu") activation = "relu";
+    else if (act.op == "gelu" && act.attributes.get_string("approximate", "none") == "tanh") activation = "gelu_tanh";
+    else continue;
+    const int32_t y = act.inputs[0];
+    if (uses[y] != 1 || producer[y] < 0) continue;  // the bare product is read elsewhere too
+    Node& lin = g.nodes[producer[y]];
+    if (lin.op != "linear" || lin.outputs.size() != 1 || lin.attributes.get_string("activation", "none") != "none") continue;
+    if (activation == "gelu_tanh" && !is_floating(g.values[y].dtype)) continue;
+    lin.attributes.values["activation"] = activation;
+    lin.outputs[0] = act.outputs[0];
+    removed[k] = true;
+    ++count;
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
 int remove_dead_nodes(Graph& g) {
   std::vector<bool> live(g.values.size(), false);
   for (uint32_t id : g.outputs) live[id] = true;
@@ -239,6 +268,9 @@ PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const Ru
   const char* fuse = std::getenv("EMBER_FUSE_ATTENTION");
   if (!(fuse && std::string(fuse) == "0")) s.attention_blocks_fused = fuse_exported_attention(g);
   s.batch_norms_folded = fold_conv_batch_norm(g, stored);
+  // EMBER_FUSE_ACTIVATIONS=0 leaves each activation after its linear layer (for comparisons).
+  const char* fuse_act = std::getenv("EMBER_FUSE_ACTIVATIONS");
+  if (!(fuse_act && std::string(fuse_act) == "0")) s.activations_fused = fuse_linear_activation(g);
   s.constants_folded = fold_constants(g, stored, ctx);
   s.dead_nodes_removed = remove_dead_nodes(g);
   s.nodes_after = static_cast<int>(g.nodes.size());

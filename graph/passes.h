@@ -20,6 +20,7 @@ struct PassStats {
   int batch_norms_folded = 0;   // batch norms merged into the convolution before them
   int dead_nodes_removed = 0;   // nodes no output depends on
   int attention_blocks_fused = 0;  // exported nn.MultiheadAttention blocks without their copies
+  int activations_fused = 0;       // relu / tanh-gelu run in the linear layer before them
   int tensors_converted = 0;    // weights stored in reduced precision (convert_precision)
   std::string summary() const;
 };
@@ -45,6 +46,13 @@ int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored);
 /// attention kernels take in place: one copy per block instead of four. The old nodes are left
 /// dead (remove_dead_nodes). Returns how many blocks were rewritten (graph/fuse_attention.cpp).
 int fuse_exported_attention(Graph& g);
+
+/// A relu, or a gelu with approximate="tanh", that alone reads a linear layer's output becomes
+/// that linear's "activation" attribute: one GEMM with the bias and activation in its epilogue
+/// (cuBLASLt on CUDA) instead of a GEMM, a bias copy and an activation pass. PyTorch's default
+/// gelu (the error function) is not among cuBLASLt's epilogues and stays separate. Returns how
+/// many activations moved.
+int fuse_linear_activation(Graph& g);
 
 /// Drops nodes none of the graph's outputs depend on.
 int remove_dead_nodes(Graph& g);

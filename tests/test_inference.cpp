@@ -152,6 +152,57 @@ DEVICE_TEST("inference passes: a sequence-first exported attention block reads q
   CHECK(graph::fuse_exported_attention(g) == 0);
 }
 
+DEVICE_TEST("inference passes: relu and tanh gelu after a linear layer run in its epilogue") {
+  // x → linear → relu → linear → gelu(tanh) → linear → gelu(erf) → y, and the first linear's
+  // output is also read by a second relu in a branch that ends in z (so that relu stays).
+  graph::Graph g;
+  auto add_value = [&](const char* name, ValueKind kind = ValueKind::Intermediate) {
+    g.values.push_back(value(name, kind, {}));
+    return static_cast<int32_t>(g.values.size() - 1);
+  };
+  graph::Attributes tanh_attr, erf_attr;
+  tanh_attr.values["approximate"] = std::string("tanh");
+  erf_attr.values["approximate"] = std::string("none");
+  const int32_t x = add_value("x", ValueKind::Input);
+  g.values[x].shape = {Dim{9, ""}, Dim{8, ""}};
+  const int32_t w1 = add_value("w1", ValueKind::Parameter), b1 = add_value("b1", ValueKind::Parameter),
+                w2 = add_value("w2", ValueKind::Parameter), b2 = add_value("b2", ValueKind::Parameter),
+                w3 = add_value("w3", ValueKind::Parameter), w4 = add_value("w4", ValueKind::Parameter);
+  const int32_t l1 = add_value("l1"), a1 = add_value("a1"), l2 = add_value("l2"), a2 = add_value("a2"),
+                l3 = add_value("l3"), y = add_value("y", ValueKind::Output), l4 = add_value("l4"),
+                a4 = add_value("a4"), a5 = add_value("a5"), z = add_value("z", ValueKind::Output);
+  auto u = [](int32_t id) { return static_cast<uint32_t>(id); };
+  g.nodes = {node("linear", {x, w1, b1}, {u(l1)}),    node("relu", {l1}, {u(a1)}),
+             node("linear", {a1, w2, b2}, {u(l2)}),   node("gelu", {l2}, {u(a2)}, tanh_attr),
+             node("linear", {a2, w3}, {u(l3)}),       node("gelu", {l3}, {u(y)}, erf_attr),
+             node("linear", {x, w4}, {u(l4)}),        node("relu", {l4}, {u(a4)}),
+             node("add", {l4, a4}, {u(a5)}),          node("relu", {a5}, {u(z)})};
+  g.inputs = {u(x)};
+  g.outputs = {u(y), u(z)};
+  manual_seed(11);
+  std::vector<Tensor> stored(g.values.size());
+  stored[w1] = randn({16, 8}, {kFloat32, device});
+  stored[b1] = randn({16}, {kFloat32, device});
+  stored[w2] = randn({12, 16}, {kFloat32, device});
+  stored[b2] = randn({12}, {kFloat32, device});
+  stored[w3] = randn({4, 12}, {kFloat32, device});
+  stored[w4] = randn({8, 8}, {kFloat32, device});
+  const Tensor input = randn({9, 8}, {kFloat32, device});
+  const TensorList before = run_graph(g, {input}, stored, device);
+  CHECK(graph::fuse_linear_activation(g) == 2);
+  CHECK(g.nodes.size() == 8);
+  CHECK(g.nodes[0].attributes.get_string("activation", "") == "relu");
+  CHECK(g.nodes[0].outputs[0] == u(a1));
+  CHECK(g.nodes[1].attributes.get_string("activation", "") == "gelu_tanh");
+  CHECK(g.nodes[2].attributes.get_string("activation", "none") == "none");  // erf gelu: no epilogue
+  CHECK(g.nodes[4].attributes.get_string("activation", "none") == "none");  // its output is read twice
+  graph::validate(g);
+  const TensorList after = run_graph(g, {input}, stored, device);
+  CHECK(relative_difference(after[0], before[0]) < 1e-6);
+  CHECK(relative_difference(after[1], before[1]) < 1e-6);
+  CHECK(graph::fuse_linear_activation(g) == 0);
+}
+
 TEST_CASE("inference passes: clones are removed where they are not graph outputs") {
   // x → permute → clone → add(clone, x) → y, and y → clone → z (a graph output: kept).
   graph::Graph g;
