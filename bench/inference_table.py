@@ -6,7 +6,10 @@ eager forward beyond the weights and inputs (activations and outputs).
 With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_num_threads) and
 `ember bench --device cpu` (OMP_NUM_THREADS) at each thread count, wall-clock medians of single
 forwards after warm-up, batch 1 (and the MLP at 256).
-Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--only NAME,...] [--cpu 16,2]"""
+With --ablate, ember also runs (without CUDA graphs) with the load-time fusions and cuBLASLt
+epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
+on each model's line: what those passes are worth.
+Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--only NAME,...] [--cpu 16,2]"""
 import json
 import os
 import subprocess
@@ -79,13 +82,16 @@ def torch_times(model, x, compile_too):
     return out
 
 
-def ember_times(cli, path, batch, graphs, half):
+UNFUSED = {"EMBER_FUSE_ATTENTION": "0", "EMBER_FUSE_ACTIVATIONS": "0", "EMBER_GEMM_EPILOGUE": "0"}
+
+
+def ember_times(cli, path, batch, graphs, half, env=None):
     cmd = [cli, "bench", path, "--device", "cuda", "--batch", str(batch), "--json", "--iterations", "100"]
     if half:
         cmd += ["--dtype", "float16"]
     if not graphs:
         cmd.append("--no-cuda-graphs")
-    r = subprocess.run(cmd, capture_output=True, text=True)
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])
@@ -141,6 +147,7 @@ def main_cpu(cli, out_dir, thread_counts, only):
 def main():
     cli, out_dir = sys.argv[1], sys.argv[2]
     compile_too = "--compile" in sys.argv
+    ablate = "--ablate" in sys.argv
     only = None
     if "--only" in sys.argv:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
@@ -176,12 +183,17 @@ def main():
             t = torch_times(model, x, compile_too)
             e = ember_times(cli, path, b, True, half)
             e_eager = ember_times(cli, path, b, False, half)
+            unfused = ""
+            if ablate:
+                u = ember_times(cli, path, b, False, half, UNFUSED)
+                unfused = (f" | unfused (no graphs) {u['median_ms']:.3f} ms, nodes {u['nodes_after']}: fused / unfused "
+                           f"{e_eager['median_ms'] / u['median_ms']:.3f}")
             rows.append((f"{name} b{b}", t, e, e_eager))
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} | ember graphs "
                   f"{e['median_ms']:.3f} eager {e_eager['median_ms']:.3f} | peak MiB torch {t['peak_mib']:.1f} "
                   f"ember {e['activation_peak_mib']:.1f} (graphs {e['graph_memory_mib']:.1f}) | "
                   f"nodes {e['nodes_before']}->{e['nodes_after']} | {e['graph_replays']} replays, "
-                  f"{e['graphs_dropped']} dropped | error vs fp32 {e['relative_error']:.2g}", flush=True)
+                  f"{e['graphs_dropped']} dropped | error vs fp32 {e['relative_error']:.2g}{unfused}", flush=True)
         del model
         torch.cuda.empty_cache()
     header = ("| model | torch eager ms | torch graph ms |" + (" torch.compile ms |" if compile_too else "") +

@@ -1,0 +1,80 @@
+#!/usr/bin/env bash
+# One device call's worth of checking, for sessions with little GPU time: builds the test
+# binary, the attention benchmark and the CLI for this card; runs the whole test binary while
+# compute-sanitizer runs on chosen test cases beside it (the GPU has room for both; neither is
+# timed); then, with --bench, the attention benchmark and the inference table beside PyTorch
+# (nothing else running). A summary comes last; logs go to build-gpu/logs and $OUT.
+# EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL=CASES..." (doctest -tc filters, run in turn);
+# EMBER_VERIFY_SUITE_SECONDS: the whole suite's limit (0: not run); EMBER_VERIFY_INFER_ARGS:
+# bench/inference_table.py's options (default: --ablate --only mlp,gpt,vit_b_16).
+# tools/gpu-check.sh stays the full check (fixtures, every benchmark).
+# Usage: tools/gpu-verify.sh [--bench | --bench-only]
+set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
+cd "$(dirname "$0")/.."
+out=build-gpu/logs
+mkdir -p "$out"
+export PATH="/usr/local/cuda/bin:$PATH"
+export PYTHONPATH="$PWD/tools/ember_export${PYTHONPATH:+:$PYTHONPATH}"
+summary=()
+note() { summary+=("$*"); echo "> $*"; }
+mode=${1:-}
+
+arch=$(nvidia-smi --query-gpu=compute_cap --format=csv,noheader | head -1 | tr -d ' .')
+[ "$arch" = 90 ] && arch=90a
+note "card: $(nvidia-smi --query-gpu=name,driver_version --format=csv,noheader | head -1) (sm_$arch)"
+build=build-gpu
+start=$(date +%s)
+if [ ! -f "$build/build.ninja" ]; then
+  meson setup "$build" --buildtype=release -Dcuda=enabled -Dcuda-arch="$arch" >"$out/configure.log" 2>&1 ||
+    { tail -30 "$out/configure.log"; exit 1; }
+fi
+ninja -C "$build" tests/ember_tests bench/bench_attention tools/ember >"$out/build.log" 2>&1 ||
+  { grep -E "error" "$out/build.log" | sort -u | head -40; echo "build failed"; exit 1; }
+note "build: $(( $(date +%s) - start )) s"
+
+doctest_totals() { grep -E '^\[doctest\] (test cases|assertions)' "$1" | tr '\n' ' '; }
+
+if [ "$mode" != "--bench-only" ]; then
+  sanitize=${EMBER_VERIFY_SANITIZE:-}
+  (
+    IFS=';'
+    for job in $sanitize; do
+      tool=${job%%=*} cases=${job#*=}
+      log="$out/sanitize_${tool}_$(date +%s%N).log"
+      timeout "${EMBER_VERIFY_SANITIZE_SECONDS:-200}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+        --print-limit 30 "$build/tests/ember_tests" -tc="$cases" >"$log" 2>&1
+      echo "compute-sanitizer $tool on '$cases' (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1); $(doctest_totals "$log")"
+    done >"$out/sanitize_summary.txt"
+  ) &
+  sanitizers=$!
+  suite_seconds=${EMBER_VERIFY_SUITE_SECONDS:-300}
+  if [ "$suite_seconds" != 0 ]; then
+    start=$(date +%s)
+    timeout "$suite_seconds" "$build/tests/ember_tests" >"$out/ember_tests.log" 2>&1
+    note "ember_tests, all cases (rc $?, $(( $(date +%s) - start )) s): $(doctest_totals "$out/ember_tests.log")"
+    grep -E "^TEST CASE|ERROR" "$out/ember_tests.log" | head -20
+  fi
+  wait "$sanitizers"
+  while read -r line; do note "$line"; done <"$out/sanitize_summary.txt"
+fi
+
+if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
+  python3 bench/torch_attention.py "$out/torch_attn.csv" >"$out/torch_attn.txt" 2>&1 || note "torch_attention.py failed"
+  timeout 120 "$build/bench/bench_attention" "$out/ember_attn.csv" >"$out/attn.txt" 2>&1 ||
+    note "bench_attention failed: $(tail -2 "$out/attn.txt")"
+  python3 bench/compare.py "$out/ember_attn.csv" "$out/torch_attn.csv" >"$out/attn_table.md" 2>&1
+  echo "=== attention, ember / PyTorch ==="
+  cat "$out/attn_table.md"
+  # shellcheck disable=SC2086 (the options are words)
+  timeout "${EMBER_VERIFY_INFER_SECONDS:-300}" python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer \
+    ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} >"$out/inference.txt" 2>&1 ||
+    note "inference_table.py stopped: $(tail -3 "$out/inference.txt")"
+  echo "=== inference table ==="
+  cat "$out/inference.txt"
+fi
+echo "=== summary ==="
+printf '%s\n' "${summary[@]}"
+if [ -n "${OUT:-}" ]; then
+  cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt "$OUT"/ 2>/dev/null
+  tar -czf "$OUT/verify_logs.tar.gz" -C "$out" .
+fi
