@@ -9,7 +9,10 @@ forwards after warm-up, batch 1 (and the MLP at 256).
 With --ablate, ember also runs (without CUDA graphs) with the load-time fusions and cuBLASLt
 epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
 on each model's line: what those passes are worth.
-Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--only NAME,...] [--cpu 16,2]"""
+With --libtorch BINARY (tools/build-libtorch-bench.sh), a libtorch column: the model traced to
+TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same way.
+Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
+                                        [--only NAME,...] [--cpu 16,2]"""
 import json
 import os
 import subprocess
@@ -97,6 +100,20 @@ def ember_times(cli, path, batch, graphs, half, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
+def libtorch_ms(binary, model, x, path):
+    """ms per forward of the traced model run from C++ (bench/libtorch_bench.cpp)."""
+    with torch.no_grad():
+        torch.jit.trace(model, (x,), check_trace=False).save(path)
+    dtype = {torch.float32: "float32", torch.float16: "float16", torch.int64: "int64"}[x.dtype]
+    cmd = [binary, path, dtype, ",".join(str(d) for d in x.shape)]
+    if x.dtype == torch.int64:
+        cmd.append(str(int(x.max()) + 1))
+    r = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()[-500:]}")
+    return json.loads(r.stdout.strip().splitlines()[-1])["median_ms"]
+
+
 def torch_cpu_ms(model, x, reps):
     with torch.no_grad():
         for _ in range(3):
@@ -148,6 +165,7 @@ def main():
     cli, out_dir = sys.argv[1], sys.argv[2]
     compile_too = "--compile" in sys.argv
     ablate = "--ablate" in sys.argv
+    libtorch = sys.argv[sys.argv.index("--libtorch") + 1] if "--libtorch" in sys.argv else None
     only = None
     if "--only" in sys.argv:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
@@ -181,6 +199,12 @@ def main():
             if half:
                 x = x.half()
             t = torch_times(model, x, compile_too)
+            if libtorch:
+                try:
+                    t["libtorch"] = libtorch_ms(libtorch, model, x, os.path.join(out_dir, f"{name.split()[0]}_b{b}.pt"))
+                except Exception as err:  # a model TorchScript cannot trace: the column says so
+                    print(f"{name} b{b}: libtorch failed: {err}", flush=True)
+                    t["libtorch"] = float("nan")
             e = ember_times(cli, path, b, True, half)
             e_eager = ember_times(cli, path, b, False, half)
             unfused = ""
@@ -197,6 +221,7 @@ def main():
         del model
         torch.cuda.empty_cache()
     header = ("| model | torch eager ms | torch graph ms |" + (" torch.compile ms |" if compile_too else "") +
+              (" libtorch ms |" if libtorch else "") +
               " ember ms (graphs) | ember ms (no graphs) | ember / eager | ember / torch graph |"
               " activations MiB torch / ember eager / ember graph memory |")
     print()
@@ -206,6 +231,8 @@ def main():
         cols = [case, f"{t['eager']:.3f}", f"{t['graph']:.3f}"]
         if compile_too:
             cols.append(f"{t['compile']:.3f}")
+        if libtorch:
+            cols.append(f"{t['libtorch']:.3f}")
         cols += [f"{e['median_ms']:.3f}", f"{ee['median_ms']:.3f}", f"{e['median_ms'] / t['eager']:.2f}",
                  f"{e['median_ms'] / t['graph']:.2f}",
                  f"{t['peak_mib']:.1f} / {ee['activation_peak_mib']:.1f} / {e['graph_memory_mib']:.1f}"

@@ -3,7 +3,7 @@
 # binary, the attention benchmark and the CLI for this card; runs the whole test binary while
 # compute-sanitizer runs on chosen test cases beside it (the GPU has room for both; neither is
 # timed); then, with --bench, the attention benchmark and the inference table beside PyTorch
-# (nothing else running). A summary comes last; logs go to build-gpu/logs and $OUT.
+# (nothing else running), with a libtorch column (bench/libtorch_bench.cpp). A summary comes last; logs go to build-gpu/logs and $OUT.
 # EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL=CASES..." (doctest -tc filters, run in turn);
 # EMBER_VERIFY_SUITE_SECONDS: the whole suite's limit (0: not run); EMBER_VERIFY_INFER_ARGS:
 # bench/inference_table.py's options (default: --ablate --only mlp,gpt,vit_b_16).
@@ -31,6 +31,11 @@ fi
 ninja -C "$build" tests/ember_tests bench/bench_attention tools/ember >"$out/build.log" 2>&1 ||
   { grep -E "error" "$out/build.log" | sort -u | head -40; echo "build failed"; exit 1; }
 note "build: $(( $(date +%s) - start )) s"
+if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
+  # The libtorch column's C++ harness, built against the installed PyTorch while the tests run.
+  tools/build-libtorch-bench.sh "$build/libtorch_bench" >"$out/libtorch_build.log" 2>&1 &
+  libtorch_build=$!
+fi
 
 doctest_totals() { grep -E '^\[doctest\] (test cases|assertions)' "$1" | tr '\n' ' '; }
 
@@ -65,9 +70,15 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
   python3 bench/compare.py "$out/ember_attn.csv" "$out/torch_attn.csv" >"$out/attn_table.md" 2>&1
   echo "=== attention, ember / PyTorch ==="
   cat "$out/attn_table.md"
+  libtorch=()
+  if wait "$libtorch_build"; then
+    libtorch=(--libtorch "$build/libtorch_bench")
+  else
+    note "libtorch harness not built: $(grep -m3 -E 'error' "$out/libtorch_build.log")"
+  fi
   # shellcheck disable=SC2086 (the options are words)
   timeout "${EMBER_VERIFY_INFER_SECONDS:-300}" python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer \
-    ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} >"$out/inference.txt" 2>&1 ||
+    "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} >"$out/inference.txt" 2>&1 ||
     note "inference_table.py stopped: $(tail -3 "$out/inference.txt")"
   echo "=== inference table ==="
   cat "$out/inference.txt"
