@@ -4,7 +4,8 @@
 # compute-sanitizer runs on chosen test cases beside it (the GPU has room for both; neither is
 # timed); then, with --bench, the attention benchmark and the inference table beside PyTorch
 # (nothing else running), with a libtorch column (bench/libtorch_bench.cpp). A summary comes last; logs go to build-gpu/logs and $OUT.
-# EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL=CASES..." (doctest -tc filters, run in turn);
+# EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL@SECONDS=CASES..." (doctest -tc filters, run in turn,
+# each for EMBER_VERIFY_SANITIZE_SECONDS or its own SECONDS);
 # EMBER_VERIFY_SUITE_SECONDS: the whole suite's limit (0: not run); EMBER_VERIFY_INFER_ARGS:
 # bench/inference_table.py's options (default: --ablate --only mlp,gpt,vit_b_16).
 # tools/gpu-check.sh stays the full check (fixtures, every benchmark).
@@ -44,9 +45,10 @@ if [ "$mode" != "--bench-only" ]; then
   (
     IFS=';'
     for job in $sanitize; do
-      tool=${job%%=*} cases=${job#*=}
+      tool=${job%%=*} cases=${job#*=} seconds=${EMBER_VERIFY_SANITIZE_SECONDS:-200}
+      if [[ $tool == *@* ]]; then seconds=${tool#*@} tool=${tool%@*}; fi
       log="$out/sanitize_${tool}_$(date +%s%N).log"
-      timeout "${EMBER_VERIFY_SANITIZE_SECONDS:-200}" compute-sanitizer --tool "$tool" --error-exitcode 9 \
+      timeout "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 9 \
         --print-limit 30 "$build/tests/ember_tests" -tc="$cases" >"$log" 2>&1
       echo "compute-sanitizer $tool on '$cases' (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1); $(doctest_totals "$log")"
     done >"$out/sanitize_summary.txt"
@@ -61,6 +63,7 @@ if [ "$mode" != "--bench-only" ]; then
   fi
   wait "$sanitizers"
   while read -r line; do note "$line"; done <"$out/sanitize_summary.txt"
+  printf '%s\n' "${summary[@]}"
 fi
 
 if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
@@ -77,11 +80,11 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
     note "libtorch harness not built: $(grep -m3 -E 'error' "$out/libtorch_build.log")"
   fi
   # shellcheck disable=SC2086 (the options are words)
-  timeout "${EMBER_VERIFY_INFER_SECONDS:-300}" python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer \
-    "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} >"$out/inference.txt" 2>&1 ||
-    note "inference_table.py stopped: $(tail -3 "$out/inference.txt")"
   echo "=== inference table ==="
-  cat "$out/inference.txt"
+  timeout "${EMBER_VERIFY_INFER_SECONDS:-300}" python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer \
+    "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} 2>&1 | tee "$out/inference.txt" |
+    grep -v -i "warn"  # progress as it comes: a call cut short still shows the rows it finished
+  [ "${PIPESTATUS[0]}" = 0 ] || note "inference_table.py stopped: $(tail -2 "$out/inference.txt")"
 fi
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
