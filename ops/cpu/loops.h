@@ -52,8 +52,13 @@ inline void typed_run(char* const* p, const int64_t* s, int64_t n, const F& f,
                       std::index_sequence<I...>) {
   const bool contiguous = s[0] == sizeof(Out) && ((s[I + 1] == sizeof(In)) && ...);
   if (contiguous) {
+    // A local copy of the functor: its parameters (a clamp's bounds) are then known not to
+    // change under the stores, so they are read once and the loop can be vectorised; through
+    // the reference `f` they were reloaded (and converted) per element. (No restrict: in-place
+    // ops pass the same memory as input and output.)
+    const F fn = f;
     Out* out = reinterpret_cast<Out*>(p[0]);
-    for (int64_t k = 0; k < n; ++k) out[k] = f(reinterpret_cast<const In*>(p[I + 1])[k]...);
+    for (int64_t k = 0; k < n; ++k) out[k] = fn(reinterpret_cast<const In*>(p[I + 1])[k]...);
   } else {
     for (int64_t k = 0; k < n; ++k)
       *reinterpret_cast<Out*>(p[0] + k * s[0]) =
