@@ -63,10 +63,6 @@ __global__ void int_gemm_kernel(const T* a, const T* b, T* c, int64_t B, int64_t
   }
 }
 
-}  // namespace
-
-namespace {
-
 cudaDataType_t blas_type(DType dt) {
   return dt == kFloat32 ? CUDA_R_32F : dt == kFloat64 ? CUDA_R_64F : dt == kFloat16 ? CUDA_R_16F : CUDA_R_16BF;
 }
