@@ -6,8 +6,9 @@ eager forward beyond the weights and inputs (activations and outputs).
 With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_num_threads) and
 `ember bench --device cpu` (OMP_NUM_THREADS) at each thread count, wall-clock medians of single
 forwards after warm-up, batch 1 (and the MLP at 256).
-With --ablate, ember also runs (without CUDA graphs) with the load-time fusions and cuBLASLt
-epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
+ember runs with cuBLASLt's epilogues on (EMBER_GEMM_EPILOGUE=1; off by default in the library
+until verified on a GPU). With --ablate, ember also runs (without CUDA graphs) with the load-time
+fusions and cuBLASLt epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
 on each model's line: what those passes are worth.
 With --libtorch BINARY (tools/build-libtorch-bench.sh), a libtorch column: the model traced to
 TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same way.
@@ -94,6 +95,9 @@ def torch_times(model, x, compile_too):
 
 
 UNFUSED = {"EMBER_FUSE_ATTENTION": "0", "EMBER_FUSE_ACTIVATIONS": "0", "EMBER_GEMM_EPILOGUE": "0"}
+# cuBLASLt's epilogues are off by default until they have run on a GPU (cuda::set_gemm_epilogues):
+# the table times ember with them on unless the environment says otherwise.
+FUSED = {"EMBER_GEMM_EPILOGUE": os.environ.get("EMBER_GEMM_EPILOGUE", "1")}
 
 
 def ember_times(cli, path, batch, graphs, half, env=None):
@@ -102,7 +106,7 @@ def ember_times(cli, path, batch, graphs, half, env=None):
         cmd += ["--dtype", "float16"]
     if not graphs:
         cmd.append("--no-cuda-graphs")
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **(env or {})})
+    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, **FUSED, **(env or {})})
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])

@@ -163,42 +163,50 @@ DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: t
   // are not multiples of any tile; a bias that is absent, contiguous, or a view at an odd offset
   // (under the 16 bytes cuBLASLt's epilogue reads, so the plain path runs); weights as stored
   // and transposed.
+  // On CUDA both paths: cuBLASLt's epilogues and the plain cuBLAS product with the bias copied
+  // in and the activation applied after.
   const std::vector<Shape> xs = {{1, 6}, {7, 1}, {4, 6}, {33, 40}, {2, 3, 6}};
   const std::vector<int64_t> outs = {5, 3, 1, 24, 5};
   uint64_t seed = 700;
-  for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
-    for (size_t c = 0; c < xs.size(); ++c) {
-      const int64_t in = xs[c].back(), out = outs[c];
-      for (GemmActivation act : {GemmActivation::kNone, GemmActivation::kRelu, GemmActivation::kGeluTanh}) {
-        for (int bias_kind = 0; bias_kind < 3; ++bias_kind) {
-          for (Layout wl : {Layout::Contiguous, Layout::Transposed}) {
-            INFO(std::string(dtype_name(dtype)), " x ", shape_str(xs[c]), " out ", out, " ",
-                 std::string(gemm_activation_name(act)), " bias ", bias_kind, " weight ", std::string(layout_name(wl)),
-                 " on ", device.str());
-            Ref rx = random_ref(xs[c], -1, 1, seed++), rw = random_ref({out, in}, -1, 1, seed++);
-            Ref rb = random_ref({out + 1}, -1, 1, seed++);
-            Tensor x = make_input(rx, dtype, device, Layout::Contiguous), w = make_input(rw, dtype, device, wl);
-            Tensor b_all = make_input(rb, dtype, device, Layout::Contiguous);
-            std::optional<Tensor> bias;
-            Ref rbias{{out}, std::vector<double>(static_cast<size_t>(out), 0.0)};
-            if (bias_kind > 0) {
-              const int64_t at = bias_kind == 2 ? 1 : 0;
-              bias = b_all.slice(0, at, at + out);
-              for (int64_t j = 0; j < out; ++j) rbias.v[j] = rb.v[at + j];
+  const bool epilogues_before = cuda::gemm_epilogues();
+  for (bool epilogues : device.is_cuda() ? std::vector<bool>{true, false} : std::vector<bool>{false}) {
+    cuda::set_gemm_epilogues(epilogues);
+    for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
+      for (size_t c = 0; c < xs.size(); ++c) {
+        const int64_t in = xs[c].back(), out = outs[c];
+        for (GemmActivation act : {GemmActivation::kNone, GemmActivation::kRelu, GemmActivation::kGeluTanh}) {
+          for (int bias_kind = 0; bias_kind < 3; ++bias_kind) {
+            for (Layout wl : {Layout::Contiguous, Layout::Transposed}) {
+              INFO(std::string(dtype_name(dtype)), " x ", shape_str(xs[c]), " out ", out, " ",
+                   std::string(gemm_activation_name(act)), " bias ", bias_kind, " weight ", std::string(layout_name(wl)),
+                   " on ", device.str());
+              Ref rx = random_ref(xs[c], -1, 1, seed++), rw = random_ref({out, in}, -1, 1, seed++);
+              Ref rb = random_ref({out + 1}, -1, 1, seed++);
+              Tensor x = make_input(rx, dtype, device, Layout::Contiguous), w = make_input(rw, dtype, device, wl);
+              Tensor b_all = make_input(rb, dtype, device, Layout::Contiguous);
+              std::optional<Tensor> bias;
+              Ref rbias{{out}, std::vector<double>(static_cast<size_t>(out), 0.0)};
+              if (bias_kind > 0) {
+                const int64_t at = bias_kind == 2 ? 1 : 0;
+                bias = b_all.slice(0, at, at + out);
+                for (int64_t j = 0; j < out; ++j) rbias.v[j] = rb.v[at + j];
+              }
+              Ref wt{{in, out}, std::vector<double>(static_cast<size_t>(in * out))};
+              for (int64_t i = 0; i < out; ++i)
+                for (int64_t j = 0; j < in; ++j) wt.v[j * out + i] = rw.v[i * in + j];
+              Ref pre = zip_ref(ref_matmul(rx, wt), rbias, [](double p, double b) { return p + b; });
+              Ref want = act == GemmActivation::kRelu       ? map_ref(pre, [](double v) { return v > 0 ? v : 0; })
+                         : act == GemmActivation::kGeluTanh ? map_ref(pre, ref_gelu_tanh)
+                                                            : pre;
+              INFO("cuBLASLt epilogues ", epilogues);
+              check_close(linear(x, w, bias, act), want, dtype, matmul_scale(in) + 1);
             }
-            Ref wt{{in, out}, std::vector<double>(static_cast<size_t>(in * out))};
-            for (int64_t i = 0; i < out; ++i)
-              for (int64_t j = 0; j < in; ++j) wt.v[j * out + i] = rw.v[i * in + j];
-            Ref pre = zip_ref(ref_matmul(rx, wt), rbias, [](double p, double b) { return p + b; });
-            Ref want = act == GemmActivation::kRelu       ? map_ref(pre, [](double v) { return v > 0 ? v : 0; })
-                       : act == GemmActivation::kGeluTanh ? map_ref(pre, ref_gelu_tanh)
-                                                          : pre;
-            check_close(linear(x, w, bias, act), want, dtype, matmul_scale(in) + 1);
           }
         }
       }
     }
   }
+  cuda::set_gemm_epilogues(epilogues_before);
   // Integer layers take relu (in place after the product); gelu needs a floating type.
   Tensor xi = tensor({1, -2, 3, 4}, {kInt64, device}).reshape({2, 2});
   Tensor wi = tensor({1, 1, -1, 0}, {kInt64, device}).reshape({2, 2});

@@ -7,9 +7,6 @@
 // bias over its output features (a linear layer) or a fused activation goes to cuBLASLt with
 // the bias and activation in its epilogue (gemm_lt.h), as PyTorch's addmm does: no bias copy,
 // no activation pass.
-#include <cstdlib>
-#include <string_view>
-
 #include "ops/binary.h"
 #include "ops/copy.h"
 #include "ops/cuda/gemm_lt.h"
@@ -76,12 +73,7 @@ cublasComputeType_t blas_compute(DType dt) {
 // half or float32 product whose bias (if any) is one value per output column. False when it
 // is not, or cuBLASLt has no algorithm for it.
 bool try_epilogue(const GemmOp& op, const TensorList& inputs, const Tensor& out) {
-  // EMBER_GEMM_EPILOGUE=0: the plain path throughout (for comparisons), read once.
-  static const bool enabled = [] {
-    const char* v = std::getenv("EMBER_GEMM_EPILOGUE");
-    return !(v && std::string_view(v) == "0");
-  }();
-  if (!enabled) return false;
+  if (!cuda::gemm_epilogues()) return false;  // cuda::set_gemm_epilogues, EMBER_GEMM_EPILOGUE
   const Tensor& a = inputs[0];
   const Tensor& b = inputs[1];
   const DType dt = a.dtype();

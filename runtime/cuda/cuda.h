@@ -182,6 +182,13 @@ bool allow_tf32();
 void set_deterministic(bool on);
 bool deterministic();
 
+/// Linear layers' bias and fused activation run in cuBLASLt's GEMM epilogue (ops/cuda/gemm_lt.h)
+/// instead of a bias copy before cuBLAS and an activation pass after it. Off by default until
+/// it has run on a GPU (it was written in a session without one); the environment variable
+/// EMBER_GEMM_EPILOGUE=1 turns it on.
+void set_gemm_epilogues(bool on);
+bool gemm_epilogues();
+
 /// Convolutions time cuDNN's candidate algorithms on the first call of each shape and keep the
 /// fastest (like torch.backends.cudnn.benchmark; off by default: the first call of each shape is
 /// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose, as

@@ -191,6 +191,10 @@ EnvFlag& deterministic_flag() {
   static EnvFlag flag("EMBER_DETERMINISTIC");
   return flag;
 }
+EnvFlag& gemm_epilogue_flag() {
+  static EnvFlag flag("EMBER_GEMM_EPILOGUE");
+  return flag;
+}
 }  // namespace
 
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().on.store(on); }
@@ -199,5 +203,7 @@ void set_cudnn_exact(bool on) { cudnn_exact_flag().on.store(on); }
 bool cudnn_exact() { return cudnn_exact_flag().on.load(); }
 void set_deterministic(bool on) { deterministic_flag().on.store(on); }
 bool deterministic() { return deterministic_flag().on.load(); }
+void set_gemm_epilogues(bool on) { gemm_epilogue_flag().on.store(on); }
+bool gemm_epilogues() { return gemm_epilogue_flag().on.load(); }
 
 }  // namespace ember::cuda
