@@ -25,8 +25,10 @@ Shape output_shape(const Shape& x, const PoolParams& p) {
           window_count(x[3], p.kernel[1], p.stride[1], p.padding[1], p.dilation[1], p.ceil_mode, "max_pool2d")};
 }
 
+}  // namespace
+
 // The public-op form: the maximum of each strided window of the (-inf padded) input.
-std::pair<Tensor, Tensor> max_pool_reference(const Tensor& x, const PoolParams& p) {
+std::pair<Tensor, Tensor> max_pool2d_reference(const Tensor& x, const PoolParams& p) {
   const Shape out = output_shape(x.sizes(), p);
   const int64_t n = x.sizes()[0], c = x.sizes()[1], w = x.sizes()[3], oh = out[2], ow = out[3];
   // ceil_mode's last windows may reach past the padding: pad those cells with -inf too.
@@ -55,6 +57,8 @@ std::pair<Tensor, Tensor> max_pool_reference(const Tensor& x, const PoolParams& 
   return {values, where(eq(values, -std::numeric_limits<double>::infinity()), first.expand(index.sizes()), index)};
 }
 
+namespace {
+
 // The public-op input gradient: each window's gradient added at its maximum's index.
 Tensor max_pool_grad_reference(const Tensor& g, const Tensor& indices, const Shape& x_shape) {
   const int64_t n = x_shape[0], c = x_shape[1];
@@ -82,12 +86,6 @@ std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const PoolPar
   TensorList r = apply(op, {x}, {{out, x.dtype()}, {out, kInt64}});
   op->saved_indices = r[1].detach();  // detached: a tensor holding the node would be a cycle
   return {r[0], r[1]};
-}
-
-void MaxPool2dOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
-  auto [values, indices] = max_pool_reference(inputs[0], params);
-  copy_(outputs[0], values);
-  copy_(outputs[1], indices);
 }
 
 void MaxPool2dBackwardOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {

@@ -1,8 +1,8 @@
 // 2-d max pooling as one op with its indices, as PyTorch's max_pool2d_with_indices: on CUDA one
 // thread per output window forward and one per input element backward (gathering from the
-// windows that chose it, so the sum is deterministic); on the CPU with public ops (a max over
-// strided windows). The public-op form materialised every window (nine times the output for a
-// 3×3 kernel) and scattered back through them.
+// windows that chose it, so the sum is deterministic); on the CPU one pass over each window
+// forward (ops/cpu/pool.cpp) and a scatter-add backward. The public-op form
+// (max_pool2d_reference) materialises every window (nine times the output for a 3×3 kernel).
 #pragma once
 
 #include <array>
@@ -39,6 +39,10 @@ struct MaxPool2dBackwardOp final : Op {
   const char* name() const override { return "max_pool2d_backward"; }
   EMBER_OP_FORWARDS
 };
+
+/// The same values and indices from public ops (a max over materialised windows): the tests'
+/// reference for the CPU and CUDA kernels.
+std::pair<Tensor, Tensor> max_pool2d_reference(const Tensor& x, const PoolParams& params);
 
 /// Runs MaxPool2dOp after checking the arguments: {values, indices}.
 std::pair<Tensor, Tensor> max_pool2d_with_indices(const Tensor& x, const PoolParams& params);

@@ -160,7 +160,8 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
     return TensorList{nn::max_pool2d(in[0], {3, 3}, {1, 1}, {1, 1})};
   }, {random_leaf({1, 1, 4, 4}, device, 24)});
   // Dilation, overlapping windows and ties (zeros after a relu): this device's kernel against the
-  // CPU's public-op form, values, indices and gradients.
+  // public-op form (max_pool2d_reference) on the CPU, values and indices, and the gradients
+  // against the CPU's.
   Tensor xd = relu(from_ref(random_ref({2, 3, 9, 10}, -1, 1, 23), kFloat32, device));
   Tensor gd = from_ref(random_ref({2, 3, 9, 10}, -1, 1, 25), kFloat32, device);
   for (auto [k, s, p, d, ceil] : std::vector<std::tuple<Pair, Pair, Pair, Pair, bool>>{
@@ -173,8 +174,18 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
     xc.requires_grad_();
     auto [v, idx] = nn::max_pool2d_with_indices(xi, k, s, p, d, ceil);
     auto [vc, ic] = nn::max_pool2d_with_indices(xc, k, s, p, d, ceil);
-    check_equal_values(v, to_ref(vc).v);
-    check_equal_values(idx, to_ref(ic).v);
+    const PoolParams params{k, s, p, d, ceil};
+    auto [vr, ir] = max_pool2d_reference(xc.detach(), params);
+    check_equal_values(v, to_ref(vr).v);
+    check_equal_values(idx, to_ref(ir).v);
+    check_equal_values(vc, to_ref(vr).v);
+    check_equal_values(ic, to_ref(ir).v);
+    for (DType half : {kFloat16, kBFloat16}) {  // the kernels compare half types in float
+      auto [vh, ih] = nn::max_pool2d_with_indices(xd.detach().to(half), k, s, p, d, ceil);
+      auto [vhr, ihr] = max_pool2d_reference(xc.detach().to(half), params);
+      check_equal_values(vh, to_ref(vhr).v);
+      check_equal_values(ih, to_ref(ihr).v);
+    }
     Tensor go = gd.slice(2, 0, v.sizes()[2]).slice(3, 0, v.sizes()[3]);
     check_close(grad({v}, {xi}, {go})[0], to_ref(grad({vc}, {xc}, {go.to(Device::cpu())})[0]), kFloat32);
   }
