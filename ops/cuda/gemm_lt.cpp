@@ -6,8 +6,8 @@
 // which it is not told about, must be 16-byte aligned (else the caller's plain path).
 #include "ops/cuda/gemm_lt.h"
 
+#include <algorithm>
 #include <array>
-#include <cstring>
 #include <memory>
 #include <unordered_map>
 
