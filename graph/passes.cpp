@@ -56,6 +56,14 @@ std::vector<int> use_counts(const Graph& g) {
   return uses;
 }
 
+// The index of the node making each value; -1 for inputs and stored values.
+std::vector<int64_t> producers(const Graph& g) {
+  std::vector<int64_t> producer(g.values.size(), -1);
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    for (uint32_t id : g.nodes[k].outputs) producer[id] = static_cast<int64_t>(k);
+  return producer;
+}
+
 bool is_stored(const std::vector<Tensor>& stored, int32_t id) {
   return id >= 0 && static_cast<size_t>(id) < stored.size() && stored[id].defined();
 }
@@ -139,9 +147,7 @@ int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored) {
   NoGradGuard no_grad;
   stored.resize(g.values.size());
   const std::vector<int> uses = use_counts(g);
-  std::vector<int64_t> producer(g.values.size(), -1);
-  for (size_t k = 0; k < g.nodes.size(); ++k)
-    for (uint32_t id : g.nodes[k].outputs) producer[id] = static_cast<int64_t>(k);
+  const std::vector<int64_t> producer = producers(g);
   std::vector<bool> removed(g.nodes.size(), false);
   int count = 0;
   for (size_t k = 0; k < g.nodes.size(); ++k) {
@@ -183,9 +189,7 @@ int fold_conv_batch_norm(Graph& g, std::vector<Tensor>& stored) {
 
 int fuse_linear_activation(Graph& g) {
   const std::vector<int> uses = use_counts(g);
-  std::vector<int64_t> producer(g.values.size(), -1);
-  for (size_t k = 0; k < g.nodes.size(); ++k)
-    for (uint32_t id : g.nodes[k].outputs) producer[id] = static_cast<int64_t>(k);
+  const std::vector<int64_t> producer = producers(g);
   std::vector<bool> removed(g.nodes.size(), false);
   int count = 0;
   for (size_t k = 0; k < g.nodes.size(); ++k) {

@@ -140,20 +140,15 @@ Tensor linear(const Tensor& x, const Tensor& weight, const std::optional<Tensor>
     EMBER_CHECK(bias->dim() == 1 && bias->sizes()[0] == weight.sizes()[0], ShapeMismatch,
                 "[linear] expected a bias of shape [", weight.sizes()[0], "], got ", shape_str(bias->sizes()));
   }
+  check_same_dtype(x, weight, "linear");
+  if (bias) check_same_dtype(x, *bias, "linear");
   EMBER_CHECK(activation != GemmActivation::kGeluTanh || is_floating(x.dtype()), Unsupported,
               "[linear] gelu_tanh expects a floating-point input, got ", x.dtype());
   Tensor x2 = x.dim() == 2 ? x : reshape(x, {-1, x.sizes()[x.dim() - 1]});
-  Tensor wt = transpose(weight, 0, 1);
-  Tensor r;
-  if (activation == GemmActivation::kNone) {
-    r = bias ? addmm(*bias, x2, wt) : mm(x2, wt);
-  } else {
-    check_same_dtype(x2, wt, "linear");
-    if (bias) check_same_dtype(x2, *bias, "linear");
-    Shape out{x2.sizes()[0], weight.sizes()[0]};
-    Tensor c = bias ? unsqueeze(expand(*bias, out), 0) : Tensor();
-    r = gemm(unsqueeze(x2, 0), unsqueeze(wt, 0), bias ? &c : nullptr, 1, 1, activation).squeeze(0);
-  }
+  // One product [1, rows, in] @ [1, in, out], the bias broadcast over the rows.
+  const Tensor c = bias ? unsqueeze(expand(*bias, {x2.sizes()[0], weight.sizes()[0]}), 0) : Tensor();
+  Tensor r = gemm(unsqueeze(x2, 0), unsqueeze(transpose(weight, 0, 1), 0), bias ? &c : nullptr, 1, 1, activation)
+                 .squeeze(0);
   if (x.dim() == 2) return r;
   Shape shape(x.sizes().begin(), x.sizes().end() - 1);
   shape.push_back(weight.sizes()[0]);
