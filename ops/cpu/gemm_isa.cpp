@@ -36,7 +36,8 @@ void with_matrix(const MatrixView<T>& v, Fn&& fn) {
 }  // namespace
 
 template <typename T>
-void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate, int threads) {
+void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, int64_t ldo, T alpha, T beta, bool accumulate,
+          int threads) {
   // This variant's Eigen keeps its own thread setting (ember::set_num_threads sets the
   // baseline's): set it where it differs. Builtins and an OpenMP critical section rather than
   // std::atomic and std::mutex, whose inline functions would be instantiated here with this
@@ -51,7 +52,7 @@ void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T bet
       }
     }
   }
-  Eigen::Map<RowMat<T>> o(out, a.rows, b.cols);
+  Eigen::Map<RowMat<T>, 0, OuterStride> o(out, a.rows, b.cols, OuterStride(ldo));
   with_matrix(a, [&](const auto& A) {
     with_matrix(b, [&](const auto& B) {
       if (accumulate) {
@@ -64,7 +65,9 @@ void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T bet
   });
 }
 
-template void gemm<float>(const MatrixView<float>&, const MatrixView<float>&, float*, float, float, bool, int);
-template void gemm<double>(const MatrixView<double>&, const MatrixView<double>&, double*, double, double, bool, int);
+template void gemm<float>(const MatrixView<float>&, const MatrixView<float>&, float*, int64_t, float, float, bool,
+                          int);
+template void gemm<double>(const MatrixView<double>&, const MatrixView<double>&, double*, int64_t, double, double,
+                           bool, int);
 
 }  // namespace ember::cpu_gemm::EMBER_GEMM_ISA

@@ -17,20 +17,22 @@ struct MatrixView {
   int64_t rows, cols, s0, s1;
 };
 
-/// out (a.rows × b.cols, row-major, contiguous) = alpha · a · b, plus beta · out when
-/// `accumulate`; Eigen may use up to `threads` threads.
+/// out (a.rows × b.cols, row-major, rows `ldo` elements apart) = alpha · a · b, plus beta · out
+/// when `accumulate`; Eigen may use up to `threads` threads.
 template <typename T>
-using GemmFn = void (*)(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate,
-                        int threads);
+using GemmFn = void (*)(const MatrixView<T>& a, const MatrixView<T>& b, T* out, int64_t ldo, T alpha, T beta,
+                        bool accumulate, int threads);
 
 #if defined(EMBER_GEMM_VARIANTS)  // meson.build: x86-64 with -Dgemm-variants=true
 namespace avx2 {
 template <typename T>
-void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate, int threads);
+void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, int64_t ldo, T alpha, T beta, bool accumulate,
+          int threads);
 }
 namespace avx512 {
 template <typename T>
-void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, T alpha, T beta, bool accumulate, int threads);
+void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, int64_t ldo, T alpha, T beta, bool accumulate,
+          int threads);
 }
 #endif
 
