@@ -5,7 +5,8 @@ timings per forward, queued back to back after warm-up; memory is the peak of te
 eager forward beyond the weights and inputs (activations and outputs).
 With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_num_threads) and
 `ember bench --device cpu` (OMP_NUM_THREADS) at each thread count, wall-clock medians of single
-forwards after warm-up, batch 1 (and the MLP at 256).
+forwards after warm-up, batch 1 (and the MLP at 256); with --ablate, ember also with Eigen's own
+GEMM threading (EMBER_GEMM_BLOCKS=0) instead of one output block per thread.
 ember runs with cuBLASLt's epilogues on (EMBER_GEMM_EPILOGUE=1; off by default in the library
 until verified on a GPU). With --ablate, ember also runs (without CUDA graphs) with the load-time
 fusions and cuBLASLt epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
@@ -138,17 +139,19 @@ def torch_cpu_ms(model, x, reps):
     return sorted(times)[len(times) // 2]
 
 
-def ember_cpu(cli, path, batch, threads, reps):
+def ember_cpu(cli, path, batch, threads, reps, env=None):
     cmd = [cli, "bench", path, "--device", "cpu", "--batch", str(batch), "--json", "--warmup", "3",
            "--iterations", str(reps)]
-    r = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": str(threads)})
+    r = subprocess.run(cmd, capture_output=True, text=True,
+                       env={**os.environ, "OMP_NUM_THREADS": str(threads), **(env or {})})
     if r.returncode != 0:
         raise RuntimeError(f"{' '.join(cmd)}: {r.stderr.strip()}")
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main_cpu(cli, out_dir, thread_counts, only):
-    """The CPU table: batch 1 of each float32 model (and the MLP at 256) at each thread count."""
+def main_cpu(cli, out_dir, thread_counts, only, ablate):
+    """The CPU table: batch 1 of each float32 model (and the MLP at 256) at each thread count;
+    with `ablate`, ember also with Eigen's own GEMM threading (EMBER_GEMM_BLOCKS=0) in the same run."""
     rows = []
     for name, make, example, batches in MODELS:
         if name.endswith(" fp16") or (only and name not in only):
@@ -163,14 +166,17 @@ def main_cpu(cli, out_dir, thread_counts, only):
                 torch.set_num_threads(threads)
                 reps = 20 if threads > 2 else 10
                 t = torch_cpu_ms(model, x, reps)
-                e = ember_cpu(cli, path, b, threads, reps)
-                rows.append((f"{name} b{b}", threads, t, e["median_ms"]))
-                print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e['median_ms']:.3f} ms", flush=True)
+                e = ember_cpu(cli, path, b, threads, reps)["median_ms"]
+                u = ember_cpu(cli, path, b, threads, reps, {"EMBER_GEMM_BLOCKS": "0"})["median_ms"] if ablate else None
+                rows.append((f"{name} b{b}", threads, t, e, u))
+                print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e:.3f} ms"
+                      + (f", with Eigen's threading {u:.3f} ms" if ablate else ""), flush=True)
     print()
-    print("| model | threads | torch CPU ms | ember CPU ms | ember / torch |")
-    print("|---|---|---|---|---|")
-    for case, threads, t, e in rows:
-        print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |")
+    extra = " ember, Eigen's GEMM threading ms |" if ablate else ""
+    print(f"| model | threads | torch CPU ms | ember CPU ms | ember / torch |{extra}")
+    print("|---|---|---|---|---|" + ("---|" if ablate else ""))
+    for case, threads, t, e, u in rows:
+        print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |" + (f" {u:.3f} |" if ablate else ""))
 
 
 def main():
@@ -183,7 +189,8 @@ def main():
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     os.makedirs(out_dir, exist_ok=True)
     if "--cpu" in sys.argv:
-        return main_cpu(cli, out_dir, [int(n) for n in sys.argv[sys.argv.index("--cpu") + 1].split(",")], only)
+        return main_cpu(cli, out_dir, [int(n) for n in sys.argv[sys.argv.index("--cpu") + 1].split(",")], only,
+                        ablate)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
