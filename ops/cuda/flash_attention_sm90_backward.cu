@@ -354,7 +354,7 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
     for (int s = 0; s < kStages; ++s) {
       barrier_init(&sm.q_full[s], 1);
       barrier_init(&sm.do_full[s], 1);
-      barrier_init(&sm.empty[s], kConsumers * 4);
+      barrier_init(&sm.empty[s], kConsumers * 128);  // every consumer thread: see release_stage
     }
     barrier_init_fence();
   }
@@ -423,16 +423,12 @@ __global__ void __launch_bounds__(kThreads) __maxnreg__(C::kMaxRegisters)
       }
     }
   };
-  // The warp's lanes read the stage's statistics with plain loads before one lane hands the
-  // stage back to the producer: __syncwarp orders those reads before that lane's arrival in
-  // the memory model's terms. ptxas emits nothing for it here (the warp is converged after the
-  // wgmma wait), so the machine code is as without it; compute-sanitizer's racecheck, which
-  // wants each reader's own arrival, still reports the producer's next copy into the stage
-  // (bench/RESULTS.md, session 12).
-  auto release_stage = [&](uint64_t* empty) {
-    __syncwarp();
-    if (lane == 0) barrier_arrive(empty);
-  };
+  // Every consumer thread has read the stage's row statistics with plain loads, so every one
+  // hands the stage back: each read is then ordered before the producer's next copy into it by
+  // that thread's own arrival. (One lane per warp after a __syncwarp orders them as well in the
+  // memory model's terms, but compute-sanitizer's racecheck, which tracks each reader's own
+  // arrival, reported the copies; bench/RESULTS.md, sessions 12 and 13.)
+  auto release_stage = [&](uint64_t* empty) { barrier_arrive(empty); };
   // A tile's products back to back: Sᵀ and dPᵀ, then Pᵀ and dSᵀ packed as A fragments.
   auto scores_to_fragments = [&](int item, Scores& st, Scores& dpt, Fragments& pf, Fragments& df) {
     issue_scores(item, st, dpt);
