@@ -217,7 +217,55 @@ std::pair<double, double> tolerance(DType dtype) {
   }
 }
 
-void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale) {
+Ref ref_matmul(const Ref& a, const Ref& b) {
+  Ref a2 = a, b2 = b;
+  if (a.shape.size() == 1) a2.shape.insert(a2.shape.begin(), 1);
+  if (b.shape.size() == 1) b2.shape.push_back(1);
+  const int64_t n = a2.shape[a2.shape.size() - 2], k = a2.shape.back(), m = b2.shape.back();
+  Shape ba(a2.shape.begin(), a2.shape.end() - 2), bb(b2.shape.begin(), b2.shape.end() - 2);
+  // Broadcast batch shapes.
+  size_t nd = std::max(ba.size(), bb.size());
+  Shape batch(nd);
+  for (size_t i = 0; i < nd; ++i) {
+    int64_t sa = i < nd - ba.size() ? 1 : ba[i - (nd - ba.size())];
+    int64_t sb = i < nd - bb.size() ? 1 : bb[i - (nd - bb.size())];
+    batch[i] = std::max(sa, sb);
+  }
+  const int64_t B = numel_of(batch);
+  auto batch_index = [&](int64_t flat, const Shape& own) {
+    std::vector<int64_t> idx(nd);
+    for (size_t d = nd; d-- > 0;) {
+      idx[d] = flat % batch[d];
+      flat /= batch[d];
+    }
+    int64_t off = 0;
+    for (size_t d = 0; d < own.size(); ++d) {
+      int64_t i = idx[d + nd - own.size()];
+      off = off * own[d] + (own[d] == 1 ? 0 : i);
+    }
+    return off;
+  };
+  Shape out_shape = batch;
+  if (a.shape.size() > 1) out_shape.push_back(n);
+  if (b.shape.size() > 1) out_shape.push_back(m);
+  Ref out{out_shape, std::vector<double>(B * n * m)};
+  for (int64_t bi = 0; bi < B; ++bi) {
+    int64_t oa = batch_index(bi, ba) * n * k, ob = batch_index(bi, bb) * k * m;
+    for (int64_t i = 0; i < n; ++i)
+      for (int64_t j = 0; j < m; ++j) {
+        double s = 0;
+        for (int64_t p = 0; p < k; ++p) s += a2.v[oa + i * k + p] * b2.v[ob + p * m + j];
+        out.v[bi * n * m + i * m + j] = s;
+      }
+  }
+  return out;
+}
+
+double matmul_scale(int64_t k) { return std::max<double>(1, k / 4.0); }
+
+void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale,
+                 const Ref& extra_atol) {
+  REQUIRE(extra_atol.shape == expected.shape);
   REQUIRE(actual.defined());
   CHECK_MESSAGE(actual.sizes() == expected.shape, "shape ", shape_str(actual.sizes()), ", expected ",
                 shape_str(expected.shape));
@@ -231,16 +279,21 @@ void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype
     double x = a.v[i], e = expected.v[i];
     bool ok = std::isnan(e) ? std::isnan(x)
               : std::isinf(e) ? x == e
-                              : std::fabs(x - e) <= atol + rtol * std::fabs(e);
+                              : std::fabs(x - e) <= atol + extra_atol.v[i] + rtol * std::fabs(e);
     if (!ok && bad++ == 0) first = i;
   }
   if (bad) {
     std::ostringstream os;
     os.precision(10);
     os << bad << " of " << a.numel() << " elements differ; first at flat index " << first << ": got " << a.v[first]
-       << ", expected " << expected.v[first] << " (rtol " << rtol << ", atol " << atol << ")";
+       << ", expected " << expected.v[first] << " (rtol " << rtol << ", atol " << atol + extra_atol.v[first] << ")";
     FAIL_CHECK(os.str());
   }
+}
+
+void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale) {
+  check_close(actual, expected, expected_dtype, rtol_scale,
+              Ref{expected.shape, std::vector<double>(expected.v.size(), 0.0)});
 }
 
 void check_equal_values(const Tensor& actual, const std::vector<double>& expected) {

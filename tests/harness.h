@@ -59,10 +59,20 @@ std::vector<Layout> layouts_for(const Shape& shape);
 /// values along the first dim of size > 1 are made equal first (r is updated to match).
 Tensor make_input(Ref& r, DType dtype, Device device, Layout layout);
 
+/// The product of a and b with NumPy/PyTorch matmul semantics (1-D operands, broadcast batches).
+Ref ref_matmul(const Ref& a, const Ref& b);
+/// check_close's rtol scale for a product summing k terms: rounding grows with k (PyTorch's
+/// tests scale the same way).
+double matmul_scale(int64_t k);
+
 /// PyTorch's assert_close tolerances: {rtol, atol}.
 std::pair<double, double> tolerance(DType dtype);
 /// Checks shape, dtype and values (NaN equals NaN; infinities must match).
 void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale = 1);
+/// As check_close, with each element's own absolute tolerance added to the dtype's (same shape
+/// as expected): for results whose rounding follows an intermediate larger than the result.
+void check_close(const Tensor& actual, const Ref& expected, DType expected_dtype, double rtol_scale,
+                 const Ref& extra_atol);
 void check_equal_values(const Tensor& actual, const std::vector<double>& expected);
 
 /// A float64 leaf that requires grad, uniform in [lo, hi) from `seed`, on `device`.

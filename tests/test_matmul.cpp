@@ -7,57 +7,6 @@
 using namespace ember;
 using namespace ember::test;
 
-namespace {
-
-// Naive batched product with NumPy/PyTorch matmul semantics on Refs.
-Ref ref_matmul(const Ref& a, const Ref& b) {
-  Ref a2 = a, b2 = b;
-  if (a.shape.size() == 1) a2.shape.insert(a2.shape.begin(), 1);
-  if (b.shape.size() == 1) b2.shape.push_back(1);
-  const int64_t n = a2.shape[a2.shape.size() - 2], k = a2.shape.back(), m = b2.shape.back();
-  Shape ba(a2.shape.begin(), a2.shape.end() - 2), bb(b2.shape.begin(), b2.shape.end() - 2);
-  // Broadcast batch shapes.
-  size_t nd = std::max(ba.size(), bb.size());
-  Shape batch(nd);
-  for (size_t i = 0; i < nd; ++i) {
-    int64_t sa = i < nd - ba.size() ? 1 : ba[i - (nd - ba.size())];
-    int64_t sb = i < nd - bb.size() ? 1 : bb[i - (nd - bb.size())];
-    batch[i] = std::max(sa, sb);
-  }
-  const int64_t B = numel_of(batch);
-  auto batch_index = [&](int64_t flat, const Shape& own) {
-    std::vector<int64_t> idx(nd);
-    for (size_t d = nd; d-- > 0;) {
-      idx[d] = flat % batch[d];
-      flat /= batch[d];
-    }
-    int64_t off = 0;
-    for (size_t d = 0; d < own.size(); ++d) {
-      int64_t i = idx[d + nd - own.size()];
-      off = off * own[d] + (own[d] == 1 ? 0 : i);
-    }
-    return off;
-  };
-  Shape out_shape = batch;
-  if (a.shape.size() > 1) out_shape.push_back(n);
-  if (b.shape.size() > 1) out_shape.push_back(m);
-  Ref out{out_shape, std::vector<double>(B * n * m)};
-  for (int64_t bi = 0; bi < B; ++bi) {
-    int64_t oa = batch_index(bi, ba) * n * k, ob = batch_index(bi, bb) * k * m;
-    for (int64_t i = 0; i < n; ++i)
-      for (int64_t j = 0; j < m; ++j) {
-        double s = 0;
-        for (int64_t p = 0; p < k; ++p) s += a2.v[oa + i * k + p] * b2.v[ob + p * m + j];
-        out.v[bi * n * m + i * m + j] = s;
-      }
-  }
-  return out;
-}
-
-// Matrix products sum k terms, so their rounding grows with k (PyTorch's tests scale the same way).
-double matmul_scale(int64_t k) { return std::max<double>(1, k / 4.0); }
-
-}  // namespace
 
 DEVICE_TEST("matmul covers dot, matrix-vector, matrix-matrix and broadcast batches") {
   const std::vector<std::pair<Shape, Shape>> cases = {
@@ -194,12 +143,19 @@ DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: t
               Ref wt{{in, out}, std::vector<double>(static_cast<size_t>(in * out))};
               for (int64_t i = 0; i < out; ++i)
                 for (int64_t j = 0; j < in; ++j) wt.v[j * out + i] = rw.v[i * in + j];
-              Ref pre = zip_ref(ref_matmul(rx, wt), rbias, [](double p, double b) { return p + b; });
+              const Ref prod = ref_matmul(rx, wt);
+              Ref pre = zip_ref(prod, rbias, [](double p, double b) { return p + b; });
               Ref want = act == GemmActivation::kRelu       ? map_ref(pre, [](double v) { return v > 0 ? v : 0; })
                          : act == GemmActivation::kGeluTanh ? map_ref(pre, ref_gelu_tanh)
                                                             : pre;
               INFO("cuBLASLt epilogues ", epilogues);
-              check_close(linear(x, w, bias, act), want, dtype, matmul_scale(in) + 1);
+              // cuBLAS and cuBLASLt round a half product to its type before adding the bias
+              // (PyTorch's addmm, on the same libraries, does too): where the bias cancels the
+              // product, the error follows the product's magnitude, not the result's. Allowed:
+              // 1.5 units of rounding of |product| (the tanh gelu's slope is at most 1.13).
+              const double unit = dtype == kFloat16 ? 0x1p-11 : dtype == kBFloat16 ? 0x1p-8 : 0;
+              const Ref rounding = map_ref(prod, [&](double p) { return bias ? 1.5 * unit * std::fabs(p) : 0; });
+              check_close(linear(x, w, bias, act), want, dtype, matmul_scale(in) + 1, rounding);
             }
           }
         }
@@ -228,52 +184,4 @@ DEVICE_TEST("linear with a fused activation: gradcheck and gradgradcheck, with a
       check_gradgradcheck(name, [act](const TensorList& in) { return TensorList{linear(in[0], in[1], in[2], act)}; },
                           {x, w, b});
   }
-}
-
-TEST_CASE("matmul on the CPU: products cut into blocks, one per thread, match the float64 product") {
-  // Above 2^18 multiply-adds a product's output is cut into up to one block per thread, along
-  // its rows, its columns or both (gemm_grid in ops/cpu/matmul.cpp); the blocks' bounds fall
-  // inside the register tiles' multiples only at the edges. Each case here is cut into several
-  // blocks at the thread counts it runs with, transposed operands and addmm's beta included.
-  const int saved = get_num_threads();
-  struct Case {
-    Shape a, b;
-    int threads;
-  };
-  const std::vector<Case> cases = {
-      {{100, 300}, {300, 70}, 7},  // 7 blocks of rows
-      {{200, 400}, {400, 90}, 16},  // 8 × 2 blocks, the last column block 42 wide
-      {{1, 9000}, {9000, 300}, 3},  // one row: blocks of columns
-      {{513, 64}, {64, 17}, 5},     // 17 columns: 5 blocks of rows
-      {{3, 40, 90}, {3, 90, 60}, 2},  // a batch of 3 on 2 threads: one product per thread
-      {{2, 150, 90}, {90, 60}, 4},    // a batch of 2 on 4 threads: each product cut in blocks
-  };
-  uint64_t seed = 900;
-  for (const Case& c : cases) {
-    set_num_threads(c.threads);
-    for (DType dtype : {kFloat32, kFloat64, kFloat16}) {
-      for (Layout la : {Layout::Contiguous, Layout::Transposed}) {
-        for (Layout lb : {Layout::Contiguous, Layout::Transposed}) {
-          const std::string shapes = shape_str(c.a) + " @ " + shape_str(c.b);
-          INFO(std::string(dtype_name(dtype)), " ", shapes, " on ", c.threads, " threads, layouts ",
-               std::string(layout_name(la)), "/", std::string(layout_name(lb)));
-          // Positive entries: sums of up to 9,000 terms without cancellation, so that float32's
-          // rounding stays within a tolerance relative to the result (a block computed from the
-          // wrong rows or columns, or not at all, is far outside it).
-          Ref ra = random_ref(c.a, 0, 1, seed++), rb = random_ref(c.b, 0, 1, seed++);
-          Tensor a = make_input(ra, dtype, Device::cpu(), la), b = make_input(rb, dtype, Device::cpu(), lb);
-          const Ref prod = ref_matmul(ra, rb);
-          check_close(matmul(a, b), prod, dtype, matmul_scale(c.a.back()));
-          if (c.a.size() == 2) {
-            Ref bias = random_ref({c.b.back()}, -1, 1, seed++);
-            Tensor tbias = make_input(bias, dtype, Device::cpu(), Layout::Contiguous);
-            check_close(addmm(tbias, a, b, 0.5, 2.0),
-                        zip_ref(prod, bias, [](double p, double s) { return 0.5 * s + 2 * p; }), dtype,
-                        matmul_scale(c.a.back()));
-          }
-        }
-      }
-    }
-  }
-  set_num_threads(saved);
 }

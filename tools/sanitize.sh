@@ -14,6 +14,8 @@ export UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1
 # Leak checking on; a graph may ask for more memory than there is: allocations past 256 MB
 # fail (OutOfMemory) rather than stopping the run.
 export ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1:max_allocation_size_mb=256
+# libomp's own per-thread allocations are not ours to free (tools/lsan.supp says why).
+export LSAN_OPTIONS=suppressions=$PWD/tools/lsan.supp:print_suppressions=0
 failed=0
 if ! OMP_NUM_THREADS=2 "$build/tests/ember_tests" >"$build/ember_tests_asan.log" 2>&1; then
   failed=1
