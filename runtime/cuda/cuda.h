@@ -183,9 +183,9 @@ void set_deterministic(bool on);
 bool deterministic();
 
 /// Linear layers' bias and fused activation run in cuBLASLt's GEMM epilogue (ops/cuda/gemm_lt.h)
-/// instead of a bias copy before cuBLAS and an activation pass after it. Off by default until
-/// it has run on a GPU (it was written in a session without one); the environment variable
-/// EMBER_GEMM_EPILOGUE=1 turns it on.
+/// instead of a bias copy before cuBLAS and an activation pass after it. Off by default: on an
+/// H100 it was no faster than the plain path (bench/RESULTS.md, session 15); the environment
+/// variable EMBER_GEMM_EPILOGUE=1 turns it on.
 void set_gemm_epilogues(bool on);
 bool gemm_epilogues();
 
