@@ -4,8 +4,10 @@
 # compute-sanitizer runs on chosen test cases beside it (the GPU has room for both; neither is
 # timed); then, with --bench, the attention benchmark and the inference table beside PyTorch
 # (nothing else running), with a libtorch column (bench/libtorch_bench.cpp). A summary comes last; logs go to build-gpu/logs and $OUT.
-# EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL@SECONDS=CASES..." (doctest -tc filters, run in turn,
-# each for EMBER_VERIFY_SANITIZE_SECONDS or its own SECONDS);
+# EMBER_VERIFY_SANITIZE: "TOOL=CASES;TOOL@SECONDS=CASES..." (doctest -tc filters, or -sf source
+# file filters written sf:FILES, run in turn, each for EMBER_VERIFY_SANITIZE_SECONDS or its own
+# SECONDS; a run cut off by its limit still reports the cases it finished and the hazards or
+# errors it had printed);
 # EMBER_VERIFY_SUITE_SECONDS: the whole suite's limit (0: not run); EMBER_VERIFY_INFER_ARGS:
 # bench/inference_table.py's options (default: --ablate --only mlp,gpt,vit_b_16);
 # EMBER_VERIFY_ATTN_BENCH=0 leaves the attention benchmark out.
@@ -49,9 +51,14 @@ if [ "$mode" != "--bench-only" ]; then
       tool=${job%%=*} cases=${job#*=} seconds=${EMBER_VERIFY_SANITIZE_SECONDS:-200}
       if [[ $tool == *@* ]]; then seconds=${tool#*@} tool=${tool%@*}; fi
       log="$out/sanitize_${tool}_$(date +%s%N).log"
+      filter=-tc="$cases"
+      [[ $cases == sf:* ]] && filter=-sf="${cases#sf:}"
+      # -d: each case's duration as it ends, so a run cut off says which cases it finished.
       timeout "$seconds" compute-sanitizer --tool "$tool" --error-exitcode 9 \
-        --print-limit 30 "$build/tests/ember_tests" -tc="$cases" >"$log" 2>&1
-      echo "compute-sanitizer $tool on '$cases' (rc $?): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1); $(doctest_totals "$log")"
+        --print-limit 30 "$build/tests/ember_tests" "$filter" -d=true >"$log" 2>&1
+      rc=$?
+      echo "compute-sanitizer $tool on '$cases' (rc $rc): $(grep -E 'ERROR SUMMARY|RACECHECK SUMMARY' "$log" | tail -1); $(doctest_totals "$log")" \
+        "cases finished: $(grep -cE '^[0-9.]+ s: ' "$log"); hazard or error reports: $(grep -cE '^========= (Error|Warning)' "$log")"
     done >"$out/sanitize_summary.txt"
   ) &
   sanitizers=$!
