@@ -66,6 +66,16 @@ DEVICE_TEST("softmax: softmax and log_softmax match float64 along every dim, eve
   Tensor p = softmax(masked, 1);
   CHECK(p.to(Device::cpu()).data_ptr<float>()[1] == 0);
   CHECK(std::isnan(p.to(Device::cpu()).data_ptr<float>()[4]));
+  // A NaN anywhere in a row makes the whole row NaN (as PyTorch), also in the CPU's
+  // vectorised float rows (9 wide, past the 4-wide loop and its tail).
+  std::vector<float> with_nan(18, 0.5f);
+  with_nan[3] = NAN;
+  for (bool log : {false, true}) {
+    const Tensor t = from_vector<float>(with_nan, {2, 9}, {kFloat32, device});
+    const Ref r = to_ref(log ? log_softmax(t, 1) : softmax(t, 1));
+    for (int i = 0; i < 9; ++i) CHECK(std::isnan(r.v[static_cast<size_t>(i)]));
+    for (int i = 9; i < 18; ++i) CHECK(r.v[static_cast<size_t>(i)] == doctest::Approx(log ? -std::log(9.0) : 1 / 9.0));
+  }
   for (bool log : {false, true}) {
     auto fn = [log](const TensorList& in) { return TensorList{log ? log_softmax(in[0], 1) : softmax(in[0], 1)}; };
     check_gradcheck(log ? "log_softmax dim 1" : "softmax dim 1", fn, {random_leaf({3, 4, 2}, device, 42)});

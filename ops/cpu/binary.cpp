@@ -1,4 +1,5 @@
 // CPU kernels of the binary ops and where.
+#include "ops/cpu/vector_math.h"  // first: the loops below call the vector forms
 #include "ops/binary.h"
 #include "ops/cpu/loops.h"
 #include "runtime/dispatch.h"

@@ -1,4 +1,5 @@
 // CPU kernels of the unary ops: one element-wise loop per functor and dtype.
+#include "ops/cpu/vector_math.h"  // first: the loops below call the vector forms
 #include "ops/cpu/loops.h"
 #include "ops/unary.h"
 #include "runtime/dispatch.h"
