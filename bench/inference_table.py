@@ -6,7 +6,9 @@ eager forward beyond the weights and inputs (activations and outputs).
 With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_num_threads) and
 `ember bench --device cpu` (OMP_NUM_THREADS) at each thread count, wall-clock medians of single
 forwards after warm-up, batch 1 (and the MLP at 256); with --ablate, ember also with Eigen's own
-GEMM threading (EMBER_GEMM_BLOCKS=0) instead of one output block per thread.
+GEMM threading (EMBER_GEMM_BLOCKS=0) instead of one output block per thread; with
+--also-env NAME=VALUE,..., ember again with those variables (a before/after column: e.g.
+LD_LIBRARY_PATH=an earlier build's folder runs the same CLI on that build's libember.so).
 ember runs with cuBLASLt's epilogues on (EMBER_GEMM_EPILOGUE=1; off by default in the library
 until verified on a GPU). With --ablate, ember also runs (without CUDA graphs) with the load-time
 fusions and cuBLASLt epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
@@ -14,7 +16,7 @@ on each model's line: what those passes are worth.
 With --libtorch BINARY (tools/build-libtorch-bench.sh), a libtorch column: the model traced to
 TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same way.
 Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
-                                        [--only NAME,...] [--cpu 16,2]"""
+                                        [--only NAME,...] [--cpu 16,2 [--also-env NAME=VALUE,...]]"""
 import json
 import os
 import subprocess
@@ -149,9 +151,10 @@ def ember_cpu(cli, path, batch, threads, reps, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main_cpu(cli, out_dir, thread_counts, only, ablate):
+def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env):
     """The CPU table: batch 1 of each float32 model (and the MLP at 256) at each thread count;
-    with `ablate`, ember also with Eigen's own GEMM threading (EMBER_GEMM_BLOCKS=0) in the same run."""
+    with `ablate`, ember also with Eigen's own GEMM threading (EMBER_GEMM_BLOCKS=0) in the same run,
+    with `also_env` (a dict), ember also with those environment variables."""
     rows = []
     for name, make, example, batches in MODELS:
         if name.endswith(" fp16") or (only and name not in only):
@@ -168,15 +171,19 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate):
                 t = torch_cpu_ms(model, x, reps)
                 e = ember_cpu(cli, path, b, threads, reps)["median_ms"]
                 u = ember_cpu(cli, path, b, threads, reps, {"EMBER_GEMM_BLOCKS": "0"})["median_ms"] if ablate else None
-                rows.append((f"{name} b{b}", threads, t, e, u))
+                a = ember_cpu(cli, path, b, threads, reps, also_env)["median_ms"] if also_env else None
+                rows.append((f"{name} b{b}", threads, t, e, u, a))
                 print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e:.3f} ms"
-                      + (f", with Eigen's threading {u:.3f} ms" if ablate else ""), flush=True)
+                      + (f", with Eigen's threading {u:.3f} ms" if ablate else "")
+                      + (f", with {also_env} {a:.3f} ms" if also_env else ""), flush=True)
     print()
-    extra = " ember, Eigen's GEMM threading ms |" if ablate else ""
+    extra = (" ember, Eigen's GEMM threading ms |" if ablate else "") + (
+        f" ember with {' '.join(f'{k}={v}' for k, v in also_env.items())} ms | ember / that |" if also_env else "")
     print(f"| model | threads | torch CPU ms | ember CPU ms | ember / torch |{extra}")
-    print("|---|---|---|---|---|" + ("---|" if ablate else ""))
-    for case, threads, t, e, u in rows:
-        print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |" + (f" {u:.3f} |" if ablate else ""))
+    print("|---|---|---|---|---|" + ("---|" if ablate else "") + ("---|---|" if also_env else ""))
+    for case, threads, t, e, u, a in rows:
+        print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |" + (f" {u:.3f} |" if ablate else "")
+              + (f" {a:.3f} | {e / a:.2f} |" if also_env else ""))
 
 
 def main():
@@ -189,8 +196,11 @@ def main():
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
     os.makedirs(out_dir, exist_ok=True)
     if "--cpu" in sys.argv:
+        also_env = {}
+        if "--also-env" in sys.argv:
+            also_env = dict(kv.split("=", 1) for kv in sys.argv[sys.argv.index("--also-env") + 1].split(","))
         return main_cpu(cli, out_dir, [int(n) for n in sys.argv[sys.argv.index("--cpu") + 1].split(",")], only,
-                        ablate)
+                        ablate, also_env)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
