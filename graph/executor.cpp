@@ -1,8 +1,11 @@
 #include "graph/executor.h"
 
+#include <chrono>
 #include <map>
 #include <new>
 
+#include "graph/op_profile.h"
+#include "runtime/cuda_hooks.h"
 #include "runtime/error.h"
 
 namespace ember::graph {
@@ -66,6 +69,7 @@ TensorList Executor::run(const TensorList& inputs, const std::vector<Tensor>& st
   for (size_t id = 0; id < stored.size(); ++id)
     if (stored[id].defined()) env[id] = stored[id];
   TensorList args;
+  const bool profile = op_profile_on();
   for (size_t k = 0; k < g_.nodes.size(); ++k) {
     const Node& n = g_.nodes[k];
     const GraphOp* op = find_graph_op(n.op);  // validated at load
@@ -73,7 +77,12 @@ TensorList Executor::run(const TensorList& inputs, const std::vector<Tensor>& st
     for (int32_t id : n.inputs) args.push_back(id >= 0 ? env[id] : Tensor());
     TensorList out;
     try {
+      const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
       out = op->run(args, n.attributes, ctx);
+      if (profile) {
+        if (ctx.device.is_cuda()) cuda_hooks().synchronize(ctx.device);
+        op_profile_add(n.op, std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
+      }
     } catch (const Error& e) {
       // Name the node, so a failure deep in a model points at where it happened.
       throw Error(e.code(), str_cat(e.what(), " (in ", n.attributes.node, ")"));
