@@ -10,7 +10,10 @@
 # errors it had printed);
 # EMBER_VERIFY_SUITE_SECONDS: the whole suite's limit (0: not run); EMBER_VERIFY_INFER_ARGS:
 # bench/inference_table.py's options (default: --ablate --only mlp,gpt,vit_b_16);
-# EMBER_VERIFY_ATTN_BENCH=0 leaves the attention benchmark out.
+# EMBER_VERIFY_ATTN_BENCH=0 leaves the attention benchmark out, EMBER_VERIFY_LIBTORCH=0 the
+# libtorch column; EMBER_VERIFY_CPU_ARGS: a CPU table after the GPU one (inference_table.py's
+# --cpu options, e.g. "--cpu 16 --ablate"), and EMBER_VERIFY_CPU_PROFILE: thread counts at which
+# tools/cpu-profile.sh profiles that table's models (e.g. "16,2").
 # tools/gpu-check.sh stays the full check (fixtures, every benchmark).
 # Usage: tools/gpu-verify.sh [--bench | --bench-only]
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
@@ -37,8 +40,11 @@ ninja -C "$build" tests/ember_tests bench/bench_attention tools/ember >"$out/bui
 note "build: $(( $(date +%s) - start )) s"
 if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
   # The libtorch column's C++ harness, built against the installed PyTorch while the tests run.
-  tools/build-libtorch-bench.sh "$build/libtorch_bench" >"$out/libtorch_build.log" 2>&1 &
-  libtorch_build=$!
+  libtorch_build=
+  if [ "${EMBER_VERIFY_LIBTORCH:-1}" != 0 ]; then
+    tools/build-libtorch-bench.sh "$build/libtorch_bench" >"$out/libtorch_build.log" 2>&1 &
+    libtorch_build=$!
+  fi
 fi
 
 doctest_totals() { grep -E '^\[doctest\] (test cases|assertions)' "$1" | tr '\n' ' '; }
@@ -84,7 +90,9 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
     cat "$out/attn_table.md"
   fi
   libtorch=()
-  if wait "$libtorch_build"; then
+  if [ -z "$libtorch_build" ]; then
+    :
+  elif wait "$libtorch_build"; then
     libtorch=(--libtorch "$build/libtorch_bench")
   else
     note "libtorch harness not built: $(grep -m3 -E 'error' "$out/libtorch_build.log")"
@@ -95,10 +103,24 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
     "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} 2>&1 | tee "$out/inference.txt" |
     grep -v -i "warn"  # progress as it comes: a call cut short still shows the rows it finished
   [ "${PIPESTATUS[0]}" = 0 ] || note "inference_table.py stopped: $(tail -2 "$out/inference.txt")"
+  if [ -n "${EMBER_VERIFY_CPU_ARGS:-}" ]; then
+    echo "=== CPU table ==="
+    # shellcheck disable=SC2086 (the options are words)
+    timeout "${EMBER_VERIFY_CPU_SECONDS:-200}" python3 bench/inference_table.py "$build/tools/ember" /tmp/ember_infer_cpu \
+      $EMBER_VERIFY_CPU_ARGS 2>&1 | grep -v -i "warn" | tee "$out/inference_cpu.txt"
+    [ "${PIPESTATUS[0]}" = 0 ] || note "the CPU table stopped: $(tail -2 "$out/inference_cpu.txt")"
+    if [ -n "${EMBER_VERIFY_CPU_PROFILE:-}" ]; then
+      echo "=== CPU profiles ==="
+      # shellcheck disable=SC2046 (one model per word; no glob under set -f)
+      tools/cpu-profile.sh "$build/tools/ember" "$EMBER_VERIFY_CPU_PROFILE" \
+        $(find /tmp/ember_infer_cpu -name '*_b1.ember' | sort) 2>&1 | tee "$out/cpu_profile.txt"
+    fi
+  fi
 fi
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
 if [ -n "${OUT:-}" ]; then
-  cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt "$OUT"/ 2>/dev/null
+  cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt \
+    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$OUT"/ 2>/dev/null
   tar -czf "$OUT/verify_logs.tar.gz" -C "$out" .
 fi
