@@ -189,6 +189,25 @@ DEVICE_TEST("vision: max and average pooling against direct loops, ceil_mode and
     Tensor go = gd.slice(2, 0, v.sizes()[2]).slice(3, 0, v.sizes()[3]);
     check_close(grad({v}, {xi}, {go})[0], to_ref(grad({vc}, {xc}, {go.to(Device::cpu())})[0]), kFloat32);
   }
+  // Rows wide enough for the CPU's interior path (eight float windows at a time, column strides
+  // 1 and 2, column dilation too), with ties (relu's zeros) and NaNs (which win): values and
+  // indices equal the public-op form's.
+  {
+    Ref wide = random_ref({2, 3, 11, 37}, -1, 1, 27);
+    for (size_t i = 5; i < wide.v.size(); i += 97) wide.v[i] = NAN;
+    const Tensor xw = relu(from_ref(wide, kFloat32, device)), xwc = xw.to(Device::cpu());
+    for (auto [k, s, p, d] : std::vector<std::tuple<Pair, Pair, Pair, Pair>>{{{3, 3}, {2, 2}, {1, 1}, {1, 1}},
+                                                                            {{2, 2}, {2, 2}, {0, 0}, {1, 1}},
+                                                                            {{3, 3}, {1, 1}, {1, 1}, {1, 2}},
+                                                                            {{3, 2}, {1, 2}, {1, 1}, {2, 1}}}) {
+      const int64_t kh = k[0], kw = k[1], sw = s[1], dw = d[1];  // clang 14 lambdas cannot capture structured bindings
+      INFO("wide rows: kernel ", kh, "x", kw, " column stride ", sw, " column dilation ", dw);
+      auto [v, idx] = nn::max_pool2d_with_indices(xw, k, s, p, d, false);
+      auto [vr, ir] = max_pool2d_reference(xwc, PoolParams{k, s, p, d, false});
+      check_equal_values(v, to_ref(vr).v);
+      check_equal_values(idx, to_ref(ir).v);
+    }
+  }
   // A window of -inf reports its first cell inside the input (not a padding cell), as PyTorch.
   Tensor minus_inf = full({1, 1, 3, 3}, -INFINITY, {kFloat32, device});
   minus_inf.requires_grad_();

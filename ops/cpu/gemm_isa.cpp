@@ -56,7 +56,7 @@ void gemm(const MatrixView<T>& a, const MatrixView<T>& b, T* out, int64_t ldo, T
   with_matrix(a, [&](const auto& A) {
     with_matrix(b, [&](const auto& B) {
       if (accumulate) {
-        o *= beta;
+        if (beta != T(1)) o *= beta;  // a bias laid in first (beta 1) needs no pass of its own
         o.noalias() += alpha * (A * B);
       } else {
         o.noalias() = alpha * (A * B);

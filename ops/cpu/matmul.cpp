@@ -113,7 +113,7 @@ void gemm_block(const T* pa, int64_t n, int64_t k, int64_t as0, int64_t as1, con
     with_matrix(pb, k, m, bs0, bs1, [&](const auto& Bm) {
       if constexpr (std::is_same_v<C, T>) {
         if (accumulate) {
-          o *= static_cast<T>(beta);
+          if (beta != 1) o *= static_cast<T>(beta);  // a bias laid in first (beta 1): no pass
           o.noalias() += static_cast<T>(alpha) * (A * Bm);
         } else if (k == 0) {
           o.setZero();
