@@ -8,7 +8,9 @@ With --cpu THREADS,... the CPU table instead: PyTorch's CPU backend (torch.set_n
 forwards after warm-up, batch 1 (and the MLP at 256); with --ablate, ember also with Eigen's own
 GEMM threading (EMBER_GEMM_BLOCKS=0) instead of one output block per thread; with
 --also-env NAME=VALUE,..., ember again with those variables (a before/after column: e.g.
-LD_LIBRARY_PATH=an earlier build's folder runs the same CLI on that build's libember.so).
+LD_LIBRARY_PATH=an earlier build's folder runs the same CLI on that build's libember.so);
+--cpu ... --export-only writes the CPU table's models to OUT_DIR and times nothing (for
+tools/cpu-profile.sh).
 ember runs with cuBLASLt's epilogues on (EMBER_GEMM_EPILOGUE=1; off by default in the library
 until verified on a GPU). With --ablate, ember also runs (without CUDA graphs) with the load-time
 fusions and cuBLASLt epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATIONS=0 EMBER_GEMM_EPILOGUE=0), printed
@@ -151,7 +153,7 @@ def ember_cpu(cli, path, batch, threads, reps, env=None):
     return json.loads(r.stdout.strip().splitlines()[-1])
 
 
-def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env):
+def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env, export_only=False):
     """The CPU table: batch 1 of each float32 model (and the MLP at 256) at each thread count;
     with `ablate`, ember also with Eigen's own GEMM threading (EMBER_GEMM_BLOCKS=0) in the same run,
     with `also_env` (a dict), ember also with those environment variables."""
@@ -164,6 +166,9 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env):
         for b in batches:
             path = os.path.join(out_dir, f"{name}_cpu_b{b}.ember")
             export(model, (example(b),), path)
+            if export_only:
+                print(f"exported {path}", flush=True)
+                continue
             x = example(b)
             for threads in thread_counts:
                 torch.set_num_threads(threads)
@@ -176,6 +181,8 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env):
                 print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e:.3f} ms"
                       + (f", with Eigen's threading {u:.3f} ms" if ablate else "")
                       + (f", with {also_env} {a:.3f} ms" if also_env else ""), flush=True)
+    if export_only:
+        return
     print()
     extra = (" ember, Eigen's GEMM threading ms |" if ablate else "") + (
         f" ember with {' '.join(f'{k}={v}' for k, v in also_env.items())} ms | ember / that |" if also_env else "")
@@ -200,7 +207,7 @@ def main():
         if "--also-env" in sys.argv:
             also_env = dict(kv.split("=", 1) for kv in sys.argv[sys.argv.index("--also-env") + 1].split(","))
         return main_cpu(cli, out_dir, [int(n) for n in sys.argv[sys.argv.index("--cpu") + 1].split(",")], only,
-                        ablate, also_env)
+                        ablate, also_env, "--export-only" in sys.argv)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
