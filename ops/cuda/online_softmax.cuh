@@ -12,6 +12,11 @@ struct OnlineSoftmax {
   A max = -INFINITY, sum = 0;
   __device__ void add(A v) {
     if (v == -INFINITY) return;  // a masked logit adds nothing (and exp(-inf - -inf) would be NaN)
+    if (v != v) {  // a NaN makes the row NaN, as in PyTorch: held as the maximum too, so that a
+      max = v;     // merge cannot drop it (a lane that saw only a NaN kept max −inf, and merges
+      sum = v;     // skip a part whose maximum is −inf)
+      return;
+    }
     if (v > max) {
       sum = sum * exp(max - v) + A(1);
       max = v;
