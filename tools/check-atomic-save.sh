@@ -2,13 +2,15 @@
 # Atomic saves (issue 10). A process that saves a model (.ember) and a training checkpoint again
 # and again is killed with SIGKILL at 30 random points; after every kill both files must load.
 # Then each is saved under a 16 KiB file-size limit (a full disk): the save must fail with a
-# clean error, leave the file as it was and leave no temporary behind.
+# clean error, leave the file as it was and leave no temporary behind. Where this user may mount
+# one (root), the same again on a real full disk: a tmpfs just large enough for the two files.
 # Usage: tools/check-atomic-save.sh BUILD_DIR WORK_DIR
 set -uo pipefail
 build=$1
 work=$2
 helper=$build/tests/save_loop
 model=examples/data/digits_mlp.ember
+umount "$work/tmpfs" 2>/dev/null  # left mounted by a run that was killed
 rm -rf "$work" && mkdir -p "$work"
 out=$work/model.ember
 ckpt=$work/checkpoint.safetensors
@@ -38,3 +40,25 @@ for what in model ckpt; do
   echo "$what save on a full disk: $(head -1 "$work/full.log")"
 done
 "$helper" check "$out" "$ckpt" || { echo "the files no longer load"; exit 1; }
+
+# A real full disk: the files on a tmpfs with room for them and one page more, where a save's
+# temporary cannot fit (ENOSPC rather than the file-size limit's EFBIG).
+disk=$work/tmpfs
+mkdir -p "$disk"
+pages=$(( ($(stat -c %s "$out") + 4095) / 4096 + ($(stat -c %s "$ckpt") + 4095) / 4096 + 1 ))
+if mount -t tmpfs -o size=$((pages * 4096)) ember-full-disk "$disk" 2>/dev/null; then
+  trap 'umount "$disk" 2>/dev/null' EXIT
+  cp "$out" "$ckpt" "$disk/"
+  for what in model ckpt; do
+    "$helper" $what-once "$model" "$disk/model.ember" "$disk/checkpoint.safetensors" 2>"$work/full.log"
+    rc=$?
+    [ $rc -eq 3 ] || { echo "the $what save on a full tmpfs exited $rc, expected 3"; cat "$work/full.log"; exit 1; }
+    cmp -s "$disk/model.ember" "$out" && cmp -s "$disk/checkpoint.safetensors" "$ckpt" ||
+      { echo "the $what save on a full tmpfs changed a file"; exit 1; }
+    [ "$(find "$disk" -name '.*.tmp.*' | wc -l)" = 0 ] || { echo "the failed $what save left a temporary on the tmpfs"; exit 1; }
+    echo "$what save on a full tmpfs: $(head -1 "$work/full.log")"
+  done
+  "$helper" check "$disk/model.ember" "$disk/checkpoint.safetensors" || { echo "the files on the tmpfs no longer load"; exit 1; }
+else
+  echo "a full tmpfs: not run (mounting needs root)"
+fi
