@@ -29,17 +29,27 @@ echo "30 SIGKILLs at random points of repeated saves: both files loaded after ea
 find "$work" -name '.*.tmp.*' -delete
 cp "$out" "$work/model.before"
 cp "$ckpt" "$work/checkpoint.before"
-for what in model ckpt; do
-  # SIGXFSZ ignored, so the write past the limit fails with EFBIG as on a full disk.
-  (trap '' XFSZ; ulimit -f 16; exec "$helper" $what-once "$model" "$out" "$ckpt") 2>"$work/full.log"
-  rc=$?
-  [ $rc -eq 3 ] || { echo "the $what save past a 16 KiB limit exited $rc, expected 3"; cat "$work/full.log"; exit 1; }
-  cmp -s "$out" "$work/model.before" && cmp -s "$ckpt" "$work/checkpoint.before" ||
-    { echo "the $what save past the limit changed a file"; exit 1; }
-  [ "$(find "$work" -name '.*.tmp.*' | wc -l)" = 0 ] || { echo "the failed $what save left a temporary"; exit 1; }
-  echo "$what save on a full disk: $(head -1 "$work/full.log")"
-done
-"$helper" check "$out" "$ckpt" || { echo "the files no longer load"; exit 1; }
+
+# failed_saves LABEL DIR [KIB]: a model save and a checkpoint save into DIR (model.ember,
+# checkpoint.safetensors there), under a file-size limit of KIB if given, must each fail with a
+# clean error (exit 3), leave both files as they were and leave no temporary.
+failed_saves() {
+  local label=$1 dir=$2 limit=${3:-unlimited} what rc
+  for what in model ckpt; do
+    # SIGXFSZ ignored, so a write past the limit fails with EFBIG as on a full disk.
+    (trap '' XFSZ; ulimit -f "$limit"; exec "$helper" $what-once "$model" "$dir/model.ember" \
+      "$dir/checkpoint.safetensors") 2>"$work/full.log"
+    rc=$?
+    [ $rc -eq 3 ] || { echo "the $what save $label exited $rc, expected 3"; cat "$work/full.log"; exit 1; }
+    cmp -s "$dir/model.ember" "$work/model.before" && cmp -s "$dir/checkpoint.safetensors" "$work/checkpoint.before" ||
+      { echo "the $what save $label changed a file"; exit 1; }
+    [ "$(find "$dir" -name '.*.tmp.*' | wc -l)" = 0 ] || { echo "the failed $what save $label left a temporary"; exit 1; }
+    echo "$what save $label: $(head -1 "$work/full.log")"
+  done
+  "$helper" check "$dir/model.ember" "$dir/checkpoint.safetensors" || { echo "the files $label no longer load"; exit 1; }
+}
+
+failed_saves "on a full disk (16 KiB file-size limit)" "$work" 16
 
 # A real full disk: the files on a tmpfs with room for them and one page more, where a save's
 # temporary cannot fit (ENOSPC rather than the file-size limit's EFBIG).
@@ -49,16 +59,7 @@ pages=$(( ($(stat -c %s "$out") + 4095) / 4096 + ($(stat -c %s "$ckpt") + 4095) 
 if mount -t tmpfs -o size=$((pages * 4096)) ember-full-disk "$disk" 2>/dev/null; then
   trap 'umount "$disk" 2>/dev/null' EXIT
   cp "$out" "$ckpt" "$disk/"
-  for what in model ckpt; do
-    "$helper" $what-once "$model" "$disk/model.ember" "$disk/checkpoint.safetensors" 2>"$work/full.log"
-    rc=$?
-    [ $rc -eq 3 ] || { echo "the $what save on a full tmpfs exited $rc, expected 3"; cat "$work/full.log"; exit 1; }
-    cmp -s "$disk/model.ember" "$out" && cmp -s "$disk/checkpoint.safetensors" "$ckpt" ||
-      { echo "the $what save on a full tmpfs changed a file"; exit 1; }
-    [ "$(find "$disk" -name '.*.tmp.*' | wc -l)" = 0 ] || { echo "the failed $what save left a temporary on the tmpfs"; exit 1; }
-    echo "$what save on a full tmpfs: $(head -1 "$work/full.log")"
-  done
-  "$helper" check "$disk/model.ember" "$disk/checkpoint.safetensors" || { echo "the files on the tmpfs no longer load"; exit 1; }
+  failed_saves "on a full tmpfs" "$disk"
 else
   echo "a full tmpfs: not run (mounting needs root)"
 fi
