@@ -13,7 +13,9 @@
 # EMBER_VERIFY_ATTN_BENCH=0 leaves the attention benchmark out, EMBER_VERIFY_LIBTORCH=0 the
 # libtorch column; EMBER_VERIFY_CPU_ARGS: a CPU table after the GPU one (inference_table.py's
 # --cpu options, e.g. "--cpu 16 --ablate"), and EMBER_VERIFY_CPU_PROFILE: thread counts at which
-# tools/cpu-profile.sh profiles that table's models (e.g. "16,2").
+# tools/cpu-profile.sh profiles that table's models (e.g. "16,2"), and EMBER_VERIFY_CPU_THREADS:
+# "THREADS:MODEL,..." runs bench/cpu_threads.py (OpenMP and allocator settings, page faults and
+# context switches) at THREADS on those of the table's models (e.g. "16:resnet18,mobilenet_v2").
 # tools/gpu-check.sh stays the full check (fixtures, every benchmark).
 # Usage: tools/gpu-verify.sh [--bench | --bench-only]
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
@@ -115,12 +117,18 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
       tools/cpu-profile.sh "$build/tools/ember" "$EMBER_VERIFY_CPU_PROFILE" \
         $(find /tmp/ember_infer_cpu -name '*_b1.ember' | sort) 2>&1 | tee "$out/cpu_profile.txt"
     fi
+    if [ -n "${EMBER_VERIFY_CPU_THREADS:-}" ]; then
+      echo "=== CPU threading settings ==="
+      spec=$EMBER_VERIFY_CPU_THREADS models=() names=${EMBER_VERIFY_CPU_THREADS#*:}
+      for m in ${names//,/ }; do models+=("/tmp/ember_infer_cpu/${m}_cpu_b1.ember"); done
+      python3 bench/cpu_threads.py "$build/tools/ember" "${spec%%:*}" "${models[@]}" 2>&1 | tee "$out/cpu_threads.txt"
+    fi
   fi
 fi
 echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
 if [ -n "${OUT:-}" ]; then
   cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt \
-    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$OUT"/ 2>/dev/null
+    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$out"/cpu_threads.txt "$OUT"/ 2>/dev/null
   tar -czf "$OUT/verify_logs.tar.gz" -C "$out" .
 fi
