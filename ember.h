@@ -18,6 +18,7 @@
 #include "nn/checkpoint.h"
 #include "nn/functional.h"
 #include "nn/generate.h"
+#include "nn/graph_step.h"
 #include "nn/fused_step.h"
 #include "nn/init.h"
 #include "nn/module.h"

@@ -52,6 +52,12 @@ TensorList AccumulateGrad::apply(const TensorList& grad_outputs) {
     const bool relaid = leaf.is_contiguous() && !g.is_contiguous();
     if (relaid) g = g.contiguous();
     m.grad = grad_enabled() ? g : sole_owner || relaid ? g : g.detach().clone();
+  } else if (!grad_enabled() && m.grad.impl_ptr().use_count() == 1 && m.grad.storage().use_count() == 1 &&
+             m.grad.dtype() == g.dtype() && m.grad.sizes() == g.sizes() && !m.grad.requires_grad()) {
+    // Nothing but this leaf holds its gradient: summed in place, as PyTorch does. A gradient
+    // then keeps its memory from step to step, which a captured training step relies on
+    // (nn::GraphStep: its graph zeroes and refills the same tensors).
+    add_(m.grad, g.detach());
   } else {
     m.grad = grad_enabled() ? add(m.grad, g) : add(m.grad, g.detach());
   }

@@ -1,11 +1,14 @@
 // Training-step benchmark of issue 4: an MLP 784-1024-1024-10 at batch 256, fp32, SGD
 // (forward, cross-entropy, backward, update), on the CPU or a GPU. GPU time is the median of
 // device-event timings around 20 steps after warm-up; bench/torch_cuda.py times the same step
-// with PyTorch eager.
-// Usage: bench_train [--device cuda] [out.csv]
+// with PyTorch eager. With --graph-table it times instead, on CUDA, eager steps against steps
+// replayed as CUDA graphs (nn::GraphStep) for two MLPs and two optimizers, one CSV line per
+// case (name,eager_ms,graph_ms,captures,replays) for bench/train_graph_table.py.
+// Usage: bench_train [--device cuda] [out.csv] | bench_train --graph-table
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -13,11 +16,71 @@
 
 using namespace ember;
 
+namespace {
+
+// Median ms per call of `fn` over `reps` event-timed runs of `inner` calls, after warm-up.
+template <typename Fn>
+double cuda_ms(Device device, Fn&& fn, int warmup = 10, int inner = 20, int reps = 15) {
+  for (int i = 0; i < warmup; ++i) fn();
+  std::vector<double> ms;
+  for (int r = 0; r < reps; ++r) {
+    cuda::Event start(device.index), end(device.index);
+    start.record();
+    for (int i = 0; i < inner; ++i) fn();
+    end.record();
+    end.synchronize();
+    ms.push_back(cuda::Event::elapsed_ms(start, end) / inner);
+  }
+  std::sort(ms.begin(), ms.end());
+  return ms[ms.size() / 2];
+}
+
+// One case of the graph table: an MLP of `widths`, batch `batch`, SGD or Adam.
+void graph_case(const std::vector<int64_t>& widths, int64_t batch, bool adam) {
+  const Device device = Device::cuda(0);
+  std::string name = "mlp";
+  for (int64_t w : widths) name += "_" + std::to_string(w);
+  name += "_b" + std::to_string(batch) + (adam ? "_adam" : "_sgd");
+  double ms[2] = {0, 0};
+  nn::GraphStepStats stats;
+  for (int graphs = 0; graphs < 2; ++graphs) {
+    manual_seed(0);
+    nn::Sequential model;
+    for (size_t i = 0; i + 1 < widths.size(); ++i) {
+      model.push_back(std::make_shared<nn::Linear>(widths[i], widths[i + 1]));
+      if (i + 2 < widths.size()) model.push_back(std::make_shared<nn::ReLU>());
+    }
+    model.to(device);
+    std::unique_ptr<nn::Optimizer> opt;
+    if (adam) opt = std::make_unique<nn::Adam>(model.parameters(), nn::AdamOptions{.lr = 1e-3});
+    else opt = std::make_unique<nn::SGD>(model.parameters(), nn::SGDOptions{.lr = 0.01, .momentum = 0.9});
+    const Tensor x = randn({batch, widths.front()}, {kFloat32, device});
+    const Tensor y = randint(0, widths.back(), {batch}, {kInt64, device});
+    nn::GraphStep step(
+        *opt, [&](const TensorList& b) { return nn::cross_entropy(model(b[0]), b[1]); },
+        {.cuda_graphs = graphs == 1});
+    ms[graphs] = cuda_ms(device, [&] { step.step({x, y}); });
+    if (graphs == 1) stats = step.stats();
+  }
+  std::printf("%s,%.6f,%.6f,%lld,%lld%s%s\n", name.c_str(), ms[0], ms[1], static_cast<long long>(stats.captures),
+              static_cast<long long>(stats.replays), stats.capture_failure.empty() ? "" : ",",
+              stats.capture_failure.c_str());
+}
+
+}  // namespace
+
 int main(int argc, char** argv) {
   std::string device_name = "cuda";
   const char* csv_path = nullptr;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
+    if (a == "--graph-table") {
+      for (bool adam : {false, true}) {
+        graph_case({784, 1024, 1024, 10}, 256, adam);
+        graph_case({64, 256, 256, 10}, 64, adam);
+      }
+      return 0;
+    }
     if (a == "--device" && i + 1 < argc) device_name = argv[++i];
     else csv_path = argv[i];
   }

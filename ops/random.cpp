@@ -3,6 +3,7 @@
 #include <cmath>
 
 #include "ops/register.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/error.h"
 #include "runtime/philox.h"
 
@@ -40,6 +41,10 @@ uint64_t blocks_for(RandomKind kind, DType dtype, int64_t n) {
 Tensor draw(std::shared_ptr<RandomOp> op, TensorList inputs, const Shape& shape, DType dtype, Device device,
             Generator* gen) {
   int64_t n = checked_numel(shape, op->name());
+  // A captured graph would replay the numbers drawn while capturing, every time.
+  EMBER_CHECK(!device.is_cuda() || !cuda::is_capturing(device.index), Unsupported, "[", op->name(),
+              "] random numbers cannot be drawn while capturing a CUDA graph: each replay would repeat them "
+              "(run this step eagerly)");
   Generator& g = gen ? *gen : default_generator(device);
   auto [seed, offset] = g.reserve(blocks_for(op->kind, dtype, n));
   op->seed = seed;

@@ -16,6 +16,8 @@
 # tools/cpu-profile.sh profiles that table's models (e.g. "16,2"), and EMBER_VERIFY_CPU_THREADS:
 # "THREADS:MODEL,..." runs bench/cpu_threads.py (OpenMP and allocator settings, page faults and
 # context switches) at THREADS on those of the table's models (e.g. "16:resnet18,mobilenet_v2").
+# EMBER_VERIFY_TRAIN_GRAPHS=1 adds bench/train_graph_table.py (training steps as CUDA graphs, beside
+# PyTorch's) after the GPU inference table.
 # tools/gpu-check.sh stays the full check (fixtures, every benchmark).
 # Usage: tools/gpu-verify.sh [--bench | --bench-only]
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
@@ -37,7 +39,9 @@ if [ ! -f "$build/build.ninja" ]; then
   meson setup "$build" --buildtype=release -Dcuda=enabled -Dcuda-arch="$arch" >"$out/configure.log" 2>&1 ||
     { tail -30 "$out/configure.log"; exit 1; }
 fi
-ninja -C "$build" tests/ember_tests bench/bench_attention tools/ember >"$out/build.log" 2>&1 ||
+targets=(tests/ember_tests bench/bench_attention tools/ember)
+[ "${EMBER_VERIFY_TRAIN_GRAPHS:-0}" = 1 ] && targets+=(bench/bench_train)
+ninja -C "$build" "${targets[@]}" >"$out/build.log" 2>&1 ||
   { grep -E "error" "$out/build.log" | sort -u | head -40; echo "build failed"; exit 1; }
 note "build: $(( $(date +%s) - start )) s"
 if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
@@ -105,6 +109,11 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
     "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} 2>&1 | tee "$out/inference.txt" |
     grep -v -i "warn"  # progress as it comes: a call cut short still shows the rows it finished
   [ "${PIPESTATUS[0]}" = 0 ] || note "inference_table.py stopped: $(tail -2 "$out/inference.txt")"
+  if [ "${EMBER_VERIFY_TRAIN_GRAPHS:-0}" = 1 ]; then
+    echo "=== training steps as CUDA graphs ==="
+    timeout 200 python3 bench/train_graph_table.py "$build/bench/bench_train" 2>&1 | tee "$out/train_graphs.txt"
+    [ "${PIPESTATUS[0]}" = 0 ] || note "train_graph_table.py stopped: $(tail -2 "$out/train_graphs.txt")"
+  fi
   if [ -n "${EMBER_VERIFY_CPU_ARGS:-}" ]; then
     echo "=== CPU table ==="
     # shellcheck disable=SC2086 (the options are words)
@@ -129,6 +138,6 @@ echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
 if [ -n "${OUT:-}" ]; then
   cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt \
-    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$out"/cpu_threads.txt "$OUT"/ 2>/dev/null
+    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$out"/cpu_threads.txt "$out"/train_graphs.txt "$OUT"/ 2>/dev/null
   tar -czf "$OUT/verify_logs.tar.gz" -C "$out" .
 fi

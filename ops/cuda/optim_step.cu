@@ -1,6 +1,8 @@
 // Fused multi-tensor optimizer kernels (nn/fused_step.h). The tensors of one launch are
 // treated as one concatenated range: each thread finds its tensor by a search over the
 // tensors' start offsets, so one launch covers any mix of sizes.
+#include <cstring>
+
 #include "nn/fused_step.h"
 #include "ops/cuda/loops.cuh"
 
@@ -41,7 +43,7 @@ struct AdamScalars {
 };
 
 // PyTorch's single-tensor Adam, element by element, in the same order of operations.
-__global__ void adam_kernel(AdamList L, int64_t total, AdamScalars s) {
+__device__ __forceinline__ void adam_update(const AdamList& L, int64_t total, const AdamScalars& s) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int t = L.table.find(i);
@@ -66,6 +68,14 @@ __global__ void adam_kernel(AdamList L, int64_t total, AdamScalars s) {
   }
 }
 
+struct AdamArgs {
+  AdamList L;
+  AdamScalars s;
+};
+__global__ void adam_kernel(AdamArgs a, int64_t total) { adam_update(a.L, total, a.s); }
+// The same, its arguments read from device memory (a captured step: GraphedArgs).
+__global__ void adam_kernel_graphed(const AdamArgs* a, int64_t total) { adam_update(a->L, total, a->s); }
+
 struct SGDList {
   TensorTable table;
   float* p[kMaxTensors];
@@ -79,7 +89,7 @@ struct SGDScalars {
   bool nesterov;
 };
 
-__global__ void sgd_kernel(SGDList L, int64_t total, SGDScalars s) {
+__device__ __forceinline__ void sgd_update(const SGDList& L, int64_t total, const SGDScalars& s) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int t = L.table.find(i);
@@ -96,6 +106,13 @@ __global__ void sgd_kernel(SGDList L, int64_t total, SGDScalars s) {
   }
 }
 
+struct SGDArgs {
+  SGDList L;
+  SGDScalars s;
+};
+__global__ void sgd_kernel(SGDArgs a, int64_t total) { sgd_update(a.L, total, a.s); }
+__global__ void sgd_kernel_graphed(const SGDArgs* a, int64_t total) { sgd_update(a->L, total, a->s); }
+
 struct RMSpropList {
   TensorTable table;
   float* p[kMaxTensors];
@@ -110,7 +127,7 @@ struct RMSpropScalars {
   bool centered;
 };
 
-__global__ void rmsprop_kernel(RMSpropList L, int64_t total, RMSpropScalars s) {
+__device__ __forceinline__ void rmsprop_update(const RMSpropList& L, int64_t total, const RMSpropScalars& s) {
   const int64_t stride = static_cast<int64_t>(gridDim.x) * blockDim.x;
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < total; i += stride) {
     const int t = L.table.find(i);
@@ -137,6 +154,33 @@ __global__ void rmsprop_kernel(RMSpropList L, int64_t total, RMSpropScalars s) {
       L.p[t][j] = p - s.lr * (g / avg);
     }
   }
+}
+
+struct RMSpropArgs {
+  RMSpropList L;
+  RMSpropScalars s;
+};
+__global__ void rmsprop_kernel(RMSpropArgs a, int64_t total) { rmsprop_update(a.L, total, a.s); }
+__global__ void rmsprop_kernel_graphed(const RMSpropArgs* a, int64_t total) { rmsprop_update(a->L, total, a->s); }
+
+// Launches one fused update: `kernel` with its arguments by value; or, while a GraphedArgs scope
+// is current, through its slots: captured as `graphed` reading them from the slot's device
+// memory, or (refreshing) only the host slot rewritten, nothing launched.
+template <typename Args>
+void launch_update(const Args& a, int64_t total, int device, cudaStream_t stream, void (*kernel)(Args, int64_t),
+                   void (*graphed)(const Args*, int64_t)) {
+  static_assert(sizeof(Args) <= GraphedArgs::kSlotBytes, "the kernel's arguments must fit CUDA's 4 KiB");
+  GraphedArgs* slots = GraphedArgs::current();
+  if (!slots) {
+    kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(a, total);
+    EMBER_CUDA_CHECK_LAUNCH();
+    return;
+  }
+  std::memcpy(slots->next(sizeof(Args), total), &a, sizeof(Args));
+  if (slots->mode() == GraphedArgs::Mode::Refresh) return;
+  graphed<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(
+      static_cast<const Args*>(slots->device_slot()), total);
+  EMBER_CUDA_CHECK_LAUNCH();
 }
 
 // The positions of the parameters that have a gradient this step (the others are skipped).
@@ -208,8 +252,7 @@ void adam_step(const TensorList& params, const TensorList& grads, const TensorLi
         L.bias2_sqrt[k] = static_cast<float>(std::sqrt(1 - std::pow(c.beta2, step)));
       },
       [&](const AdamList& L, int64_t total) {
-        adam_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
-        EMBER_CUDA_CHECK_LAUNCH();
+        launch_update(AdamArgs{L, s}, total, device, stream, adam_kernel, adam_kernel_graphed);
       });
 }
 
@@ -232,8 +275,7 @@ void rmsprop_step(const TensorList& params, const TensorList& grads, const Tenso
         L.buf[k] = c.momentum > 0 ? buffers[i].data_ptr<float>() : nullptr;
       },
       [&](const RMSpropList& L, int64_t total) {
-        rmsprop_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
-        EMBER_CUDA_CHECK_LAUNCH();
+        launch_update(RMSpropArgs{L, s}, total, device, stream, rmsprop_kernel, rmsprop_kernel_graphed);
       });
 }
 
@@ -254,8 +296,7 @@ void sgd_step(const TensorList& params, const TensorList& grads, const TensorLis
         L.first[k] = first[i] ? 1 : 0;
       },
       [&](const SGDList& L, int64_t total) {
-        sgd_kernel<<<cuda_ops::grid_for(total, device), cuda_ops::kBlock, 0, stream>>>(L, total, s);
-        EMBER_CUDA_CHECK_LAUNCH();
+        launch_update(SGDArgs{L, s}, total, device, stream, sgd_kernel, sgd_kernel_graphed);
       });
 }
 
