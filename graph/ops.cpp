@@ -6,6 +6,7 @@
 #include "nn/functional.h"
 #include "nn/vision.h"
 #include "ops/binary.h"
+#include "ops/conv.h"
 #include "ops/copy.h"
 #include "ops/creation.h"
 #include "ops/index.h"
@@ -96,6 +97,8 @@ Tensor convolution(const TensorList& in, const Attributes& a) {
   const int64_t groups = a.get_int("groups", 1);
   EMBER_CHECK(x.dim() == 3 || x.dim() == 4, ShapeMismatch, "[", a.node, "] convolution of a ", x.dim(),
               "-d input: only 1-d and 2-d convolutions are supported");
+  EMBER_CHECK(x.dim() == 4 || (in.size() < 4 && !a.has("activation_min") && !a.has("activation_max")), InvalidModel,
+              "[", a.node, "] only a 2-d convolution takes a residual or activation");
   if (x.dim() == 3) {  // as a 2-d convolution of height 1
     const nn::Pair stride{1, pair_attr(a, "stride", {1, 1})[0]}, padding{0, pair_attr(a, "padding", {0, 0})[0]};
     const nn::Pair dilation{1, pair_attr(a, "dilation", {1, 1})[0]};
@@ -106,6 +109,16 @@ Tensor convolution(const TensorList& in, const Attributes& a) {
   }
   const nn::Pair stride = pair_attr(a, "stride", {1, 1}), padding = pair_attr(a, "padding", {0, 0});
   const nn::Pair dilation = pair_attr(a, "dilation", {1, 1});
+  // A residual (4th input) and clamp bounds come from the inference pass fuse_conv_activation.
+  const Tensor residual = in.size() > 3 ? in[3] : Tensor();
+  if (residual.defined() || a.has("activation_min") || a.has("activation_max")) {
+    EMBER_CHECK(!transposed, InvalidModel, "[", a.node, "] a transposed convolution takes no residual or activation");
+    auto bound = [&](const char* name) {
+      return a.has(name) ? std::optional<double>(a.get_float(name)) : std::nullopt;
+    };
+    return conv2d_fused(x, w, b, residual, bound("activation_min"), bound("activation_max"), stride, padding,
+                        dilation, groups);
+  }
   if (transposed)
     return nn::conv_transpose2d(x, w, b, stride, padding, pair_attr(a, "output_padding", {0, 0}), groups, dilation);
   return nn::conv2d(x, w, b, stride, padding, dilation, groups);
@@ -311,10 +324,13 @@ std::vector<GraphOp> make_ops() {
          return TensorList{index_select(in[0], a.get_int("dim"), in[1])};
        }},
       // ---- convolutional networks ----
-      {"convolution", 2, 3, 1,
+      // A 4th input (a residual added) and "activation_min" / "activation_max" (a relu or clamp
+      // applied) are set by the inference pass fuse_conv_activation.
+      {"convolution", 2, 4, 1,
        {{"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"transposed", kBool}, {"output_padding", kInts},
-        {"groups", kInt}},
-       [](const TensorList& in, const Attributes& a, const RunContext&) { return TensorList{convolution(in, a)}; }, 1u << 2},
+        {"groups", kInt}, {"activation_min", kFloat}, {"activation_max", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) { return TensorList{convolution(in, a)}; },
+       (1u << 2) | (1u << 3)},
       {"max_pool2d", 1, 1, 1, {{"kernel", kInts, true}, {"stride", kInts}, {"padding", kInts}, {"dilation", kInts}, {"ceil_mode", kBool}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          const nn::Pair k = pair_attr(a, "kernel", {1, 1});

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <new>
+#include <optional>
 
 #include "autograd/grad_mode.h"
 #include "ops/binary.h"
@@ -16,7 +17,8 @@ namespace ember::graph {
 std::string PassStats::summary() const {
   return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
                  constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
-                 attention_blocks_fused, " attention blocks fused, ", activations_fused, " activations fused into linears, ",
+                 attention_blocks_fused, " attention blocks fused, ", activations_fused, " activations fused into linears, ", conv_epilogues_fused,
+                 " into convolutions, ",
                  dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
 }
 
@@ -213,6 +215,85 @@ int fuse_linear_activation(Graph& g) {
   return count;
 }
 
+namespace {
+
+bool same_layout(const Value& a, const Value& b) {
+  if (a.dtype != b.dtype || a.shape.size() != b.shape.size()) return false;
+  for (size_t d = 0; d < a.shape.size(); ++d)
+    if (a.shape[d].size != b.shape[d].size || a.shape[d].symbol != b.shape[d].symbol) return false;
+  return true;
+}
+
+// A plain 2-d convolution with nothing fused into it yet.
+bool fusable_conv(const Graph& g, const Node& n) {
+  return n.op == "convolution" && n.outputs.size() == 1 && n.inputs.size() >= 2 && n.inputs.size() <= 3 &&
+         n.inputs[0] >= 0 && g.values[n.inputs[0]].shape.size() == 4 && !n.attributes.get_bool("transposed", false) &&
+         !n.attributes.has("activation_min") && !n.attributes.has("activation_max") &&
+         is_floating(g.values[n.outputs[0]].dtype);
+}
+
+}  // namespace
+
+int fuse_conv_activation(Graph& g) {
+  const std::vector<int> uses = use_counts(g);
+  const std::vector<int64_t> producer = producers(g);
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& act = g.nodes[k];
+    if (act.inputs.empty() || act.outputs.size() != 1 || act.inputs[0] < 0) continue;
+    std::optional<double> lo, hi;
+    if (act.op == "relu" && act.inputs.size() == 1) {
+      lo = 0.0;
+    } else if (act.op == "clamp" && act.inputs.size() == 1 && (act.attributes.has("min") || act.attributes.has("max"))) {
+      if (!act.attributes.is_none("min")) lo = act.attributes.get_float("min");
+      if (!act.attributes.is_none("max")) hi = act.attributes.get_float("max");
+    } else {
+      continue;
+    }
+    const int32_t y = act.inputs[0];
+    if (uses[y] != 1 || producer[y] < 0 || removed[producer[y]]) continue;
+    const size_t p = static_cast<size_t>(producer[y]);
+    auto fuse = [&](Node& conv, int32_t residual) {
+      if (residual >= 0) {
+        if (conv.inputs.size() < 3) conv.inputs.push_back(-1);  // no bias
+        conv.inputs.push_back(residual);
+      }
+      if (lo) conv.attributes.values["activation_min"] = *lo;
+      if (hi) conv.attributes.values["activation_max"] = *hi;
+      conv.outputs[0] = act.outputs[0];
+      removed[k] = true;
+      ++count;
+    };
+    if (fusable_conv(g, g.nodes[p])) {  // conv → relu
+      fuse(g.nodes[p], -1);
+      continue;
+    }
+    // conv → add(conv, skip) → relu: the convolution, with the skip as its residual, takes the
+    // add's place (after both of the add's inputs are made, before any reader of the relu).
+    const Node& add = g.nodes[p];
+    if (add.op != "add" || add.inputs.size() != 2 || add.attributes.has("other") ||
+        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[1] < 0)
+      continue;
+    for (int side = 0; side < 2; ++side) {
+      const int32_t c = add.inputs[side], skip = add.inputs[1 - side];
+      if (c < 0 || uses[c] != 1 || producer[c] < 0 || removed[producer[c]] || c == skip) continue;
+      Node& conv = g.nodes[producer[c]];
+      if (!fusable_conv(g, conv) || !same_layout(g.values[c], g.values[skip]) ||
+          !same_layout(g.values[c], g.values[act.outputs[0]]))
+        continue;
+      const size_t conv_index = static_cast<size_t>(producer[c]);
+      Node moved = std::move(conv);
+      removed[conv_index] = true;
+      fuse(moved, skip);
+      g.nodes[p] = std::move(moved);
+      break;
+    }
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
 int remove_dead_nodes(Graph& g) {
   std::vector<bool> live(g.values.size(), false);
   for (uint32_t id : g.outputs) live[id] = true;
@@ -274,7 +355,10 @@ PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const Ru
   s.batch_norms_folded = fold_conv_batch_norm(g, stored);
   // EMBER_FUSE_ACTIVATIONS=0 leaves each activation after its linear layer (for comparisons).
   const char* fuse_act = std::getenv("EMBER_FUSE_ACTIVATIONS");
-  if (!(fuse_act && std::string(fuse_act) == "0")) s.activations_fused = fuse_linear_activation(g);
+  if (!(fuse_act && std::string(fuse_act) == "0")) {
+    s.conv_epilogues_fused = fuse_conv_activation(g);
+    s.activations_fused = fuse_linear_activation(g);
+  }
   s.constants_folded = fold_constants(g, stored, ctx);
   s.dead_nodes_removed = remove_dead_nodes(g);
   s.nodes_after = static_cast<int>(g.nodes.size());

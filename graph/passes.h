@@ -21,6 +21,7 @@ struct PassStats {
   int dead_nodes_removed = 0;   // nodes no output depends on
   int attention_blocks_fused = 0;  // exported nn.MultiheadAttention blocks without their copies
   int activations_fused = 0;       // relu / tanh-gelu run in the linear layer before them
+  int conv_epilogues_fused = 0;    // relu / clamp (and a residual add) run in the convolution before them
   int tensors_converted = 0;    // weights stored in reduced precision (convert_precision)
   std::string summary() const;
 };
@@ -53,6 +54,14 @@ int fuse_exported_attention(Graph& g);
 /// gelu (the error function) is not among cuBLASLt's epilogues and stays separate. Returns how
 /// many activations moved.
 int fuse_linear_activation(Graph& g);
+
+/// A relu or clamp that alone reads a 2-d convolution's output, or that alone reads an add of
+/// such an output and another value of the same shape (a ResNet block's skip connection),
+/// becomes part of that convolution: its "activation_min" / "activation_max" attributes and a
+/// residual 4th input, run as one pass over the product's output after it (ConvEpilogueOp; on
+/// CUDA the bias joins it), instead of a bias pass, an add and an activation pass. The fused
+/// convolution takes the add's place in the graph. Returns how many activations moved.
+int fuse_conv_activation(Graph& g);
 
 /// Drops nodes none of the graph's outputs depend on.
 int remove_dead_nodes(Graph& g);

@@ -6,6 +6,8 @@
 #include "ops/layout.h"
 #include "ops/matmul.h"
 #include "ops/reduce.h"
+#include "ops/unary.h"
+#include "autograd/node.h"
 #include "ops/register.h"
 #include "ops/view.h"
 #include "runtime/error.h"
@@ -80,6 +82,31 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 s
   const Shape out = conv_output_shape(x, weight, stride, padding, dilation);
   return apply1(std::make_shared<Conv2dOp>(ConvParams{stride, padding, dilation, groups}), {x, weight, bias},
                 {out, x.dtype()});
+}
+
+Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                    std::optional<double> lo, std::optional<double> hi, Pair2 stride, Pair2 padding, Pair2 dilation,
+                    int64_t groups) {
+  EMBER_CHECK(!grad_enabled() || !autograd::any_requires_grad({x, weight, bias, residual}), Unsupported,
+              "[conv2d_fused] is for inference (a fused convolution has no gradient): run it under NoGradGuard");
+  // On CUDA the epilogue adds the bias (one kernel instead of cuDNN's product and an add); on the
+  // CPU the product starts from it.
+  const bool bias_after = x.is_cuda() && bias.defined();
+  Tensor y = conv2d(x, weight, bias_after ? Tensor() : bias, stride, padding, dilation, groups);
+  if (residual.defined())
+    EMBER_CHECK(residual.sizes() == y.sizes() && residual.dtype() == y.dtype(), ShapeMismatch,
+                "[conv2d_fused] the residual is ", shape_str(residual.sizes()), " ", residual.dtype(),
+                ", the convolution's output ", shape_str(y.sizes()), " ", y.dtype());
+  const Tensor b = bias_after ? bias.contiguous() : Tensor();
+  if (!y.is_contiguous()) {  // a channels-last output: the epilogue's public ops
+    if (b.defined()) y = add(y, b.reshape({1, b.sizes()[0], 1, 1}));
+    if (residual.defined()) y = add(y, residual);
+    if (lo || hi) y = clamp(y, lo ? std::optional<Scalar>(*lo) : std::nullopt, hi ? std::optional<Scalar>(*hi) : std::nullopt);
+    return y;
+  }
+  apply_into(std::make_shared<ConvEpilogueOp>(lo, hi), {y, b, residual.defined() ? residual.contiguous() : Tensor()},
+             {y});
+  return y;
 }
 
 Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 stride, Pair2 padding,
@@ -197,6 +224,7 @@ TensorList Conv2dOp::backward(const BackwardContext& ctx) const {
 
 void register_conv_ops(OpRegistry& r) {
   r.add("conv", "conv2d", kFloatingSet, {.cuda_kernel = true, .backward = true});
+  r.add("conv", "conv_epilogue", kFloatingSet, {.cuda_kernel = true, .backward = false});
 }
 
 }  // namespace ember

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <array>
+#include <optional>
 
 #include "ops/op.h"
 
@@ -46,9 +47,27 @@ struct Conv2dBackwardFilterOp final : Op {
   EMBER_OP_FORWARDS
 };
 
+/// A convolution's epilogue, fused by the inference pass fuse_conv_activation: in place over a
+/// contiguous y [N, C, H, W], y ← clamp(y + bias[c] + residual, lo, hi) in one pass (each part
+/// optional; NaN stays NaN, as relu and clamp keep it). Inputs: y, bias [C] or undefined,
+/// residual (y's shape and dtype) or undefined; output: y. Inference only: not differentiable.
+struct ConvEpilogueOp final : Op {
+  std::optional<double> lo, hi;
+  ConvEpilogueOp(std::optional<double> lo_, std::optional<double> hi_) : lo(lo_), hi(hi_) {}
+  const char* name() const override { return "conv_epilogue"; }
+  EMBER_OP_FORWARDS
+};
+
 /// x [N, C, H, W], weight [O, C/groups, KH, KW], bias [O] or undefined; symmetric padding.
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 stride, Pair2 padding, Pair2 dilation,
               int64_t groups);
+/// conv2d followed by its epilogue: clamp(conv2d(x, weight, bias) + residual, lo, hi), e.g. a
+/// ResNet block's last convolution, its skip connection and relu (lo 0) in one op and one pass
+/// after the product. residual: y's shape or undefined. For inference: throws Unsupported if a
+/// gradient would be recorded.
+Tensor conv2d_fused(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& residual,
+                    std::optional<double> lo, std::optional<double> hi, Pair2 stride, Pair2 padding, Pair2 dilation,
+                    int64_t groups);
 /// The same with public ops only (the CPU kernel and the CUDA kernel's reference).
 Tensor conv2d_reference(const Tensor& x, const Tensor& weight, const Tensor& bias, Pair2 stride, Pair2 padding,
                         Pair2 dilation, int64_t groups);

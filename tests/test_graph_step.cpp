@@ -14,6 +14,7 @@ namespace {
 struct Run {
   std::vector<double> losses;
   std::vector<Tensor> params, grads;
+  std::map<std::string, Tensor> optimizer_state;
   nn::GraphStepStats stats;
 };
 
@@ -56,6 +57,7 @@ Run train(Device device, bool graphs, bool dropout, MakeOptimizer make_optimizer
     r.params.push_back(p.detach().clone());
     r.grads.push_back(p.grad().defined() ? p.grad().clone() : Tensor());
   }
+  r.optimizer_state = opt->state_dict();
   r.stats = step.stats();
   return r;
 }
@@ -87,6 +89,14 @@ void check_same_training(const Run& got, const Run& want) {
     check_close(got.params[i], to_ref(want.params[i]), kFloat32, 4);
     REQUIRE(got.grads[i].defined() == want.grads[i].defined());
     if (got.grads[i].defined()) check_close(got.grads[i], to_ref(want.grads[i]), kFloat32, 4);
+  }
+  // The optimizer's own state (step counts, moments, momentum, the scheduled learning rate)
+  // went through the same steps: what a checkpoint would save.
+  REQUIRE(got.optimizer_state.size() == want.optimizer_state.size());
+  for (const auto& [name, value] : want.optimizer_state) {
+    INFO("optimizer state ", name);
+    REQUIRE(got.optimizer_state.count(name) == 1);
+    check_close(got.optimizer_state.at(name), to_ref(value), value.dtype(), 4);
   }
 }
 

@@ -53,7 +53,9 @@ DEVICE_TEST("inference passes: the exported fixtures give the same outputs optim
     CHECK(s.nodes_after <= s.nodes_before);
     if (name == "cnn") {
       CHECK(s.batch_norms_folded == 2);
-      CHECK(s.nodes_after == s.nodes_before - 2);
+      CHECK(s.conv_epilogues_fused >= 1);
+      // Each fusion drops the activation, and a skip connection's add too.
+      CHECK(s.nodes_after <= s.nodes_before - 2 - s.conv_epilogues_fused);
     }
     if (name == "transformer") {
       CHECK(s.constants_folded > 0);          // the position ids
@@ -201,6 +203,71 @@ DEVICE_TEST("inference passes: relu and tanh gelu after a linear layer run in it
   CHECK(relative_difference(after[0], before[0]) < 1e-6);
   CHECK(relative_difference(after[1], before[1]) < 1e-6);
   CHECK(graph::fuse_linear_activation(g) == 0);
+}
+
+DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolution run in its epilogue") {
+  // x → conv1 → relu → conv2 → add(·, x) → relu → y1;   x → conv3 → clamp(0, 6) → y2;
+  // x → conv4, read by a relu and by the add after it → y3 (conv4 stays);
+  // x → conv5 → add(·, conv6(x)) → relu → y4, conv6 made after conv5 (conv5 moves to the add).
+  graph::Graph g;
+  const std::vector<Dim> image{{2, ""}, {4, ""}, {6, ""}, {5, ""}};
+  auto add_value = [&](const std::string& name, ValueKind kind = ValueKind::Intermediate, std::vector<Dim> shape = {}) {
+    g.values.push_back(value("", kind, shape.empty() ? image : shape));
+    g.values.back().name = name;
+    return static_cast<int32_t>(g.values.size() - 1);
+  };
+  const int32_t x = add_value("x", ValueKind::Input);
+  std::vector<int32_t> w, b;
+  for (int i = 0; i < 6; ++i) {
+    w.push_back(add_value("w" + std::to_string(i), ValueKind::Parameter, {{4, ""}, {4, ""}, {3, ""}, {3, ""}}));
+    b.push_back(add_value("b" + std::to_string(i), ValueKind::Parameter, {{4, ""}}));
+  }
+  const int32_t c1 = add_value("c1"), a1 = add_value("a1"), c2 = add_value("c2"), s2 = add_value("s2"),
+                y1 = add_value("y1", ValueKind::Output), c3 = add_value("c3"), y2 = add_value("y2", ValueKind::Output),
+                c4 = add_value("c4"), r4 = add_value("r4"), y3 = add_value("y3", ValueKind::Output),
+                c5 = add_value("c5"), c6 = add_value("c6"), s5 = add_value("s5"),
+                y4 = add_value("y4", ValueKind::Output);
+  graph::Attributes conv, relu6;
+  conv.values["padding"] = std::vector<int64_t>{1, 1};
+  relu6.values["min"] = 0.0;
+  relu6.values["max"] = 6.0;
+  auto u = [](int32_t id) { return static_cast<uint32_t>(id); };
+  g.nodes = {node("convolution", {x, w[0], b[0]}, {u(c1)}, conv), node("relu", {c1}, {u(a1)}),
+             node("convolution", {a1, w[1]}, {u(c2)}, conv),      node("add", {c2, x}, {u(s2)}),
+             node("relu", {s2}, {u(y1)}),                         node("convolution", {x, w[2], b[2]}, {u(c3)}, conv),
+             node("clamp", {c3}, {u(y2)}, relu6),                 node("convolution", {x, w[3], b[3]}, {u(c4)}, conv),
+             node("relu", {c4}, {u(r4)}),                         node("add", {c4, r4}, {u(y3)}),
+             node("convolution", {x, w[4], b[4]}, {u(c5)}, conv), node("convolution", {x, w[5], b[5]}, {u(c6)}, conv),
+             node("add", {c5, c6}, {u(s5)}),                      node("relu", {s5}, {u(y4)})};
+  g.inputs = {u(x)};
+  g.outputs = {u(y1), u(y2), u(y3), u(y4)};
+  manual_seed(5);
+  std::vector<Tensor> stored(g.values.size());
+  for (int i = 0; i < 6; ++i) {
+    stored[w[i]] = randn({4, 4, 3, 3}, {kFloat32, device});
+    stored[b[i]] = randn({4}, {kFloat32, device});
+  }
+  const Tensor input = randn({2, 4, 6, 5}, {kFloat32, device});
+  const TensorList before = run_graph(g, {input}, stored, device);
+  CHECK(graph::fuse_conv_activation(g) == 4);
+  graph::validate(g);
+  REQUIRE(g.nodes.size() == 8);
+  CHECK(g.nodes[0].attributes.get_float("activation_min") == 0.0);
+  CHECK(g.nodes[0].outputs[0] == u(a1));
+  CHECK(g.nodes[1].inputs == std::vector<int32_t>{a1, w[1], -1, x});  // no bias; x is the residual
+  CHECK(g.nodes[1].outputs[0] == u(y1));
+  CHECK(g.nodes[2].attributes.get_float("activation_max") == 6.0);
+  CHECK(!g.nodes[3].attributes.has("activation_min"));  // conv4's output is read twice
+  CHECK(g.nodes[6].op == "convolution");                // conv6, then conv5 in the add's place
+  CHECK(g.nodes[6].outputs[0] == u(c6));
+  CHECK(g.nodes[7].inputs == std::vector<int32_t>{x, w[4], b[4], c6});
+  CHECK(g.nodes[7].outputs[0] == u(y4));
+  const TensorList after = run_graph(g, {input}, stored, device);
+  for (size_t i = 0; i < after.size(); ++i) {
+    INFO("output ", i);
+    CHECK(relative_difference(after[i], before[i]) < 1e-6);
+  }
+  CHECK(graph::fuse_conv_activation(g) == 0);
 }
 
 TEST_CASE("inference passes: clones are removed where they are not graph outputs") {

@@ -5,6 +5,7 @@
 #include <limits>
 
 #include "nn/vision.h"
+#include "ops/conv.h"
 #include "nn/vision_modules.h"
 #include "tests/harness.h"
 
@@ -530,4 +531,53 @@ TEST_CASE("vision: the CPU conv2d kernel's paths equal the reference: 1×1 as is
       CHECK(err <= (dt == kFloat64 ? 1e-14 : 1e-6));
     }
   }
+}
+
+DEVICE_TEST("vision: conv2d_fused adds its bias and residual and clamps in one pass (against float64)") {
+  // x [2, 4, 6, 5], weight [6, 2, 3, 3], groups 2, padding 1: output [2, 6, 6, 5].
+  const Ref x = random_ref({2, 4, 6, 5}, -1, 1, 31), w = random_ref({6, 2, 3, 3}, -1, 1, 32),
+            b = random_ref({6}, -1, 1, 33);
+  Ref r = random_ref({2, 6, 6, 5}, -1, 1, 34);
+  r.v[7] = std::nan("");  // a NaN in the residual stays NaN through the relu
+  struct Case {
+    bool bias, residual;
+    std::optional<double> lo, hi;
+  };
+  for (const Case c : {Case{true, true, 0.0, std::nullopt}, Case{true, false, 0.0, 6.0}, Case{false, true, -0.5, 0.5},
+                       Case{false, false, std::nullopt, 1.0}, Case{true, true, std::nullopt, std::nullopt}}) {
+    INFO("bias " << c.bias << ", residual " << c.residual << ", lo " << c.lo.value_or(-99) << ", hi "
+                 << c.hi.value_or(99));
+    for (DType dtype : kFloatTypes) {
+      INFO(dtype);
+      // The reference from the inputs as the dtype holds them, summed in float64.
+      const Ref xd = round_to(x, dtype), wd = round_to(w, dtype), bd = round_to(b, dtype), rd = round_to(r, dtype);
+      Ref want = direct_conv(xd, wd, c.bias ? &bd : nullptr, {1, 1}, {1, 1}, {1, 1}, 2);
+      for (size_t i = 0; i < want.v.size(); ++i) {
+        double v = want.v[i] + (c.residual ? rd.v[i] : 0.0);
+        if (c.lo && v < *c.lo) v = *c.lo;
+        if (c.hi && v > *c.hi) v = *c.hi;
+        want.v[i] = v;
+      }
+      NoGradGuard no_grad;
+      const Tensor y = conv2d_fused(from_ref(x, dtype, device), from_ref(w, dtype, device),
+                                    c.bias ? from_ref(b, dtype, device) : Tensor(),
+                                    c.residual ? from_ref(r, dtype, device) : Tensor(), c.lo, c.hi, {1, 1}, {1, 1},
+                                    {1, 1}, 2);
+      CHECK(y.dtype() == dtype);
+      // Terms of up to 20 in magnitude (18 products, the bias, the residual) summed with the
+      // dtype's rounding: an absolute tolerance of 20 of its epsilons beside the relative one.
+      const double eps = dtype == kFloat16 ? 0x1p-10 : dtype == kBFloat16 ? 0x1p-7 : dtype == kFloat32 ? 0x1p-23 : 0x1p-52;
+      Ref atol = want;
+      for (double& v : atol.v) v = 20 * eps;
+      check_close(y, want, dtype, 10, atol);
+      if (c.residual && !c.hi) CHECK(std::isnan(to_ref(y).v[7]));
+    }
+  }
+  const Tensor x32 = from_ref(x, kFloat32, device), w32 = from_ref(w, kFloat32, device);
+  check_error([&] { conv2d_fused(x32, w32, Tensor(), zeros({2, 6, 6, 4}, {kFloat32, device}), 0.0, std::nullopt,
+                                 {1, 1}, {1, 1}, {1, 1}, 2); },
+              ErrorCode::ShapeMismatch, "the residual is [2, 6, 6, 4]");
+  const Tensor w_grad = from_ref(w, kFloat32, device).requires_grad_();
+  check_error([&] { conv2d_fused(x32, w_grad, Tensor(), Tensor(), 0.0, std::nullopt, {1, 1}, {1, 1}, {1, 1}, 2); },
+              ErrorCode::Unsupported, "is for inference");
 }

@@ -170,3 +170,37 @@ void Conv2dOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) 
 }
 
 }  // namespace ember
+
+namespace ember {
+
+void ConvEpilogueOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
+  const Tensor& y = outputs[0];
+  const Tensor& bias = inputs[1];
+  const Tensor& residual = inputs[2];
+  const int64_t planes = y.sizes()[0] * y.sizes()[1], channels = y.sizes()[1], hw = y.sizes()[2] * y.sizes()[3];
+  dispatch<kFloatingSet>(y.dtype(), name(), [&]<typename T>() {
+    using A = opmath_t<T>;
+    T* py = y.data_ptr<T>();
+    const T* pb = bias.defined() ? bias.data_ptr<T>() : nullptr;
+    const T* pr = residual.defined() ? residual.data_ptr<T>() : nullptr;
+    const bool has_lo = lo.has_value(), has_hi = hi.has_value();
+    const A vlo = static_cast<A>(lo.value_or(0)), vhi = static_cast<A>(hi.value_or(0));
+    parallel_for(0, planes, std::max<int64_t>(1, kGrainElements / std::max<int64_t>(hw, 1)), [&](int64_t p0, int64_t p1) {
+      for (int64_t p = p0; p < p1; ++p) {
+        const A b = pb ? static_cast<A>(pb[p % channels]) : A(0);
+        T* row = py + p * hw;
+        const T* res = pr ? pr + p * hw : nullptr;
+        for (int64_t i = 0; i < hw; ++i) {
+          A v = static_cast<A>(row[i]) + b;
+          if (res) v += static_cast<A>(res[i]);
+          // Comparisons false for NaN: a NaN stays NaN, as in relu and clamp.
+          if (has_lo && v < vlo) v = vlo;
+          if (has_hi && v > vhi) v = vhi;
+          row[i] = static_cast<T>(v);
+        }
+      }
+    });
+  });
+}
+
+}  // namespace ember
