@@ -18,7 +18,8 @@ on each model's line: what those passes are worth.
 With --libtorch BINARY (tools/build-libtorch-bench.sh), a libtorch column: the model traced to
 TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same way.
 Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
-                                        [--only NAME,...] [--cpu 16,2 [--also-env NAME=VALUE,...]]"""
+                                        [--only NAME,...] [--cpu 16,2 [--also-env NAME=VALUE,...]]
+(--only: names as in MODELS, with underscores for spaces: resnet50_fp16.)"""
 import json
 import os
 import subprocess
@@ -32,6 +33,11 @@ sys.path.insert(0, os.path.dirname(__file__))
 import gpt_model  # noqa: E402
 from ember_export import UnsupportedOpsError, export  # noqa: E402
 from torch_cuda import gpu_ms  # noqa: E402
+
+
+def picked(name, only):
+    """--only NAME,...: a model by its name, spaces written as underscores ("resnet50_fp16")."""
+    return name in only or name.replace(" ", "_") in only
 
 
 def mlp():
@@ -159,7 +165,7 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env, export_only=Fa
     with `also_env` (a dict), ember also with those environment variables."""
     rows = []
     for name, make, example, batches in MODELS:
-        if name.endswith(" fp16") or (only and name not in only):
+        if name.endswith(" fp16") or (only and not picked(name, only)):
             continue
         model = make().eval()
         batches = [1, 256] if name == "mlp" else [1]
@@ -212,7 +218,7 @@ def main():
     torch.backends.cudnn.allow_tf32 = False
     rows = []
     for name, make, example, batches in MODELS:
-        if only and name not in only:
+        if only and not picked(name, only):
             continue
         half = name.endswith(" fp16")  # the float32 export, run in float16 by both
         model = make().eval()

@@ -93,10 +93,11 @@ void check_same_training(const Run& got, const Run& want) {
   // The optimizer's own state (step counts, moments, momentum, the scheduled learning rate)
   // went through the same steps: what a checkpoint would save.
   REQUIRE(got.optimizer_state.size() == want.optimizer_state.size());
-  for (const auto& [name, value] : want.optimizer_state) {
+  for (const auto& entry : want.optimizer_state) {  // not a structured binding: INFO captures it (clang 14)
+    const std::string& name = entry.first;
     INFO("optimizer state ", name);
     REQUIRE(got.optimizer_state.count(name) == 1);
-    check_close(got.optimizer_state.at(name), to_ref(value), value.dtype(), 4);
+    check_close(got.optimizer_state.at(name), to_ref(entry.second), entry.second.dtype(), 4);
   }
 }
 
