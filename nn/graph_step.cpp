@@ -13,89 +13,6 @@
 
 namespace ember::nn {
 
-// ---- fused::GraphedArgs ----------------------------------------------------------------------
-
-namespace fused {
-
-namespace {
-thread_local GraphedArgs* t_current = nullptr;
-}  // namespace
-
-struct GraphedArgs::Impl {
-  int device;
-  Tensor on_device;   // what the captured kernels read
-  Tensor host[2];     // pinned, written in turn
-  std::optional<cuda::Event> copied[2];  // recorded after each buffer's last upload
-  int turn = 0;       // the buffer being written
-};
-
-GraphedArgs::GraphedArgs(size_t launches, int device)
-    : impl_(std::make_unique<Impl>()), capacity_(std::max<size_t>(launches, 1)) {
-  const int64_t bytes = static_cast<int64_t>(capacity_ * kSlotBytes);
-  impl_->device = device;
-  impl_->on_device = empty({bytes}, {kUInt8, Device::cuda(device)});
-  for (Tensor& h : impl_->host) h = cuda::empty_pinned({bytes}, kUInt8);
-}
-
-GraphedArgs::~GraphedArgs() {
-  // An upload may still be reading a host buffer.
-  for (auto& e : impl_->copied) {
-    try {
-      if (e) e->synchronize();
-    } catch (...) {
-    }
-  }
-}
-
-GraphedArgs::Scope::Scope(GraphedArgs& args, Mode mode) : previous_(t_current) {
-  args.mode_ = mode;
-  args.next_ = 0;
-  if (mode == Mode::Capture) {
-    args.slots_.clear();
-  } else {
-    Impl& i = *args.impl_;
-    i.turn ^= 1;
-    if (i.copied[i.turn]) i.copied[i.turn]->synchronize();
-  }
-  t_current = &args;
-}
-
-GraphedArgs::Scope::~Scope() { t_current = previous_; }
-
-GraphedArgs* GraphedArgs::current() { return t_current; }
-
-void* GraphedArgs::next(size_t bytes, int64_t total) {
-  EMBER_CHECK(bytes <= kSlotBytes, Internal, "[graph step] ", bytes, " bytes of kernel arguments, over ", kSlotBytes);
-  const size_t i = next_++;
-  if (mode_ == Mode::Capture) {
-    EMBER_CHECK(i < capacity_, Internal, "[graph step] the optimizer's update made more than ", capacity_,
-                " fused launches");
-    slots_.push_back({bytes, total});
-  } else {
-    EMBER_CHECK(i < slots_.size() && slots_[i].bytes == bytes && slots_[i].total == total, Internal,
-                "[graph step] the optimizer's update differs from the one captured (launch ", i, " of ",
-                slots_.size(), "): not replayable");
-  }
-  return static_cast<uint8_t*>(impl_->host[impl_->turn].data()) + i * kSlotBytes;
-}
-
-const void* GraphedArgs::device_slot() const {
-  return static_cast<const uint8_t*>(impl_->on_device.data()) + (next_ - 1) * kSlotBytes;
-}
-
-void GraphedArgs::upload() {
-  Impl& i = *impl_;
-  const int64_t bytes = static_cast<int64_t>(std::max<size_t>(slots_.size(), 1) * kSlotBytes);
-  // A pinned source: the copy is queued, not waited for (copied[turn] says when it is done).
-  copy_(i.on_device.slice(0, 0, bytes), i.host[i.turn].slice(0, 0, bytes), /*non_blocking=*/true);
-  if (!i.copied[i.turn]) i.copied[i.turn].emplace(i.device, /*timing=*/false);
-  i.copied[i.turn]->record();
-}
-
-}  // namespace fused
-
-// ---- GraphStep -------------------------------------------------------------------------------
-
 struct GraphStep::Captured {
   int device = 0;
   TensorList inputs;  // the graph reads the batch here
@@ -145,7 +62,15 @@ GraphStep::~GraphStep() = default;
 
 Tensor GraphStep::step(const TensorList& inputs) {
   Signature& s = signatures_[signature_of(inputs)];
-  if (s.captured) return replay(*s.captured, inputs);
+  if (s.captured) {
+    if (std::optional<Tensor> loss = replay(*s.captured, inputs)) return *loss;
+    // The optimizer's update no longer matches the captured one (another set of parameters has
+    // gradients): this signature runs eagerly from now on. Nothing was launched or committed.
+    s.captured.reset();
+    s.uncapturable = true;
+    ++s.eager_steps;
+    return eager_step(inputs);
+  }
   if (!options_.cuda_graphs || s.uncapturable || s.eager_steps < options_.warmup_steps) {
     ++s.eager_steps;
     const Tensor loss = eager_step(inputs);
@@ -255,17 +180,24 @@ Tensor GraphStep::capture_and_run(Signature& s, const TensorList& inputs) {
   return s.captured->loss.clone();
 }
 
-Tensor GraphStep::replay(Captured& c, const TensorList& inputs) {
+std::optional<Tensor> GraphStep::replay(Captured& c, const TensorList& inputs) {
   for (auto& [p, g] : c.grads)
     if (!p.grad().is_same(g)) p.set_grad(g);
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (inputs[i].defined()) copy_(c.inputs[i], inputs[i]);
-  {
+  // The optimizer's host side for this step, writing the arguments the graph's update reads.
+  // The optimizers commit their state (step counts, new buffers) only once an update has gone
+  // through, so a refresh that finds the update changed leaves them as they were.
+  try {
     fused::GraphedArgs::Scope scope(*c.args, fused::GraphedArgs::Mode::Refresh);
     optimizer_.step();
+    EMBER_CHECK(c.args->seen() == c.args->captured(), Internal, "[GraphStep] the optimizer's update made ",
+                c.args->seen(), " fused launches, the captured one ", c.args->captured());
+  } catch (const Error& e) {
+    if (e.code() != ErrorCode::Internal) throw;
+    stats_.capture_failure = str_cat(e.what(), "; the graph was dropped");
+    return std::nullopt;
   }
-  EMBER_CHECK(c.args->seen() == c.args->captured(), Internal, "[GraphStep] the optimizer's update made ",
-              c.args->seen(), " fused launches, the captured one ", c.args->captured());
+  for (size_t i = 0; i < inputs.size(); ++i)
+    if (inputs[i].defined()) copy_(c.inputs[i], inputs[i]);
   // Queued after the last replay, whose kernels read the same device slots.
   c.args->upload();
   c.graph->replay();

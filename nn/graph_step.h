@@ -6,6 +6,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "nn/optim.h"
@@ -68,7 +69,8 @@ class GraphStep {
   };
   Tensor eager_step(const TensorList& inputs);
   Tensor capture_and_run(Signature& s, const TensorList& inputs);
-  Tensor replay(Captured& c, const TensorList& inputs);
+  /// The loss, or nullopt when the optimizer's update no longer matches the captured one.
+  std::optional<Tensor> replay(Captured& c, const TensorList& inputs);
 
   Optimizer& optimizer_;
   LossFn loss_fn_;

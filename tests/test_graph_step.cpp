@@ -3,6 +3,8 @@
 // batch shapes, and the steps it cannot capture.
 #include <doctest/doctest.h>
 
+#include <cmath>
+
 #include "ember.h"
 #include "tests/harness.h"
 
@@ -156,4 +158,31 @@ TEST_CASE("GraphStep: options are checked") {
   check_error([&] { nn::GraphStep(opt, loss, {.warmup_steps = 0}); }, ErrorCode::InvalidArgument,
               "at least 1 warm-up step");
   check_error([&] { nn::GraphStep(opt, nullptr); }, ErrorCode::InvalidArgument, "expected a loss function");
+}
+
+TEST_CASE("GraphStep: a replay whose update no longer matches drops its graph and steps eagerly" *
+          doctest::skip(!cuda_available())) {
+  const Device device = Device::cuda(0);
+  nn::Sequential model = make_mlp(device, false);
+  nn::Linear unused(4, 4);  // optimised, but not in the loss: no gradient when captured
+  unused.to(device);
+  std::vector<Tensor> params = model.parameters();
+  for (const Tensor& p : unused.parameters()) params.push_back(p);
+  nn::SGD opt(params, {.lr = 0.1});
+  nn::GraphStep step(
+      opt, [&](const TensorList& b) { return nn::cross_entropy(model.forward(b[0]), b[1]); }, {.warmup_steps = 1});
+  step.step(batch(0, 16, device));
+  step.step(batch(1, 16, device));
+  REQUIRE(step.stats().captures == 1);
+  const Tensor before = unused.parameters()[0].detach().clone();
+  unused.parameters()[0].set_grad(ones({4, 4}, {kFloat32, device}));  // one more tensor for the update
+  const double loss = step.step(batch(0, 16, device)).item<double>();
+  CHECK(std::isfinite(loss));
+  CHECK(step.stats().capture_failure.find("the graph was dropped") != std::string::npos);
+  CHECK(step.stats().eager_steps == 2);
+  CHECK(step.stats().replays == 1);
+  // The eager step cleared that gradient first, as zero_grad does: the weight is untouched.
+  check_close(unused.parameters()[0].detach(), to_ref(before), kFloat32);
+  step.step(batch(1, 16, device));  // eager from now on
+  CHECK(step.stats().eager_steps == 3);
 }
