@@ -12,28 +12,12 @@
 #include <string>
 #include <vector>
 
+#include "bench/bench_util.h"
 #include "ember.h"
 
 using namespace ember;
 
 namespace {
-
-// Median ms per call of `fn` over `reps` event-timed runs of `inner` calls, after warm-up.
-template <typename Fn>
-double cuda_ms(Device device, Fn&& fn, int warmup = 10, int inner = 20, int reps = 15) {
-  for (int i = 0; i < warmup; ++i) fn();
-  std::vector<double> ms;
-  for (int r = 0; r < reps; ++r) {
-    cuda::Event start(device.index), end(device.index);
-    start.record();
-    for (int i = 0; i < inner; ++i) fn();
-    end.record();
-    end.synchronize();
-    ms.push_back(cuda::Event::elapsed_ms(start, end) / inner);
-  }
-  std::sort(ms.begin(), ms.end());
-  return ms[ms.size() / 2];
-}
 
 // One case of the graph table: an MLP of `widths`, batch `batch`, SGD or Adam.
 void graph_case(const std::vector<int64_t>& widths, int64_t batch, bool adam) {
@@ -59,7 +43,7 @@ void graph_case(const std::vector<int64_t>& widths, int64_t batch, bool adam) {
     nn::GraphStep step(
         *opt, [&](const TensorList& b) { return nn::cross_entropy(model(b[0]), b[1]); },
         {.cuda_graphs = graphs == 1});
-    ms[graphs] = cuda_ms(device, [&] { step.step({x, y}); });
+    ms[graphs] = bench::median_gpu_ms([&] { step.step({x, y}); }, /*inner=*/20, device.index, /*warmup=*/10, /*reps=*/15);
     if (graphs == 1) stats = step.stats();
   }
   std::printf("%s,%.6f,%.6f,%lld,%lld%s%s\n", name.c_str(), ms[0], ms[1], static_cast<long long>(stats.captures),

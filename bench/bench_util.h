@@ -23,12 +23,13 @@ inline double median_seconds(const std::function<void()>& fn, int inner, int rep
   return t[t.size() / 2];
 }
 
-/// Median milliseconds per call of fn on a GPU, timed with device events over 11 batches of
-/// `inner` calls after 3 warm-up calls (PyTorch's side times the same way: torch_cuda.gpu_ms).
-inline double median_gpu_ms(const std::function<void()>& fn, int inner, int device) {
-  for (int i = 0; i < 3; ++i) fn();
+/// Median milliseconds per call of fn on a GPU, timed with device events over `reps` (11)
+/// batches of `inner` calls after `warmup` (3) calls (PyTorch's side times the same way:
+/// torch_cuda.gpu_ms).
+inline double median_gpu_ms(const std::function<void()>& fn, int inner, int device, int warmup = 3, int reps = 11) {
+  for (int i = 0; i < warmup; ++i) fn();
   std::vector<double> ms;
-  for (int r = 0; r < 11; ++r) {
+  for (int r = 0; r < reps; ++r) {
     cuda::Event start(device), end(device);
     start.record();
     for (int i = 0; i < inner; ++i) fn();
