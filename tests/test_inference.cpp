@@ -268,6 +268,24 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
     CHECK(relative_difference(after[i], before[i]) < 1e-6);
   }
   CHECK(graph::fuse_conv_activation(g) == 0);
+
+  // A model file may hold the fused form too: a residual of the wrong shape, or bounds on a 1-d
+  // convolution, are errors naming the node, not a crash.
+  graph::Graph bad = g;
+  bad.nodes[7].inputs[3] = w[0];  // a weight [4, 4, 3, 3] as the residual of a [2, 4, 6, 5] output
+  check_error([&] { run_graph(bad, {input}, stored, device); }, ErrorCode::ShapeMismatch, "the residual is [4, 4, 3, 3]");
+  graph::Graph one_d;
+  one_d.values = {value("x", ValueKind::Input, {{2, ""}, {4, ""}, {9, ""}}),
+                  value("w", ValueKind::Parameter, {{4, ""}, {4, ""}, {3, ""}}), value("y", ValueKind::Output, {})};
+  graph::Attributes bounded;
+  bounded.values["activation_min"] = 0.0;
+  one_d.nodes = {node("convolution", {0, 1}, {2}, bounded)};
+  one_d.inputs = {0};
+  one_d.outputs = {2};
+  std::vector<Tensor> one_d_stored(3);
+  one_d_stored[1] = randn({4, 4, 3}, {kFloat32, device});
+  check_error([&] { run_graph(one_d, {randn({2, 4, 9}, {kFloat32, device})}, one_d_stored, device); },
+              ErrorCode::InvalidModel, "only a 2-d convolution takes a residual or activation");
 }
 
 TEST_CASE("inference passes: clones are removed where they are not graph outputs") {
