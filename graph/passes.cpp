@@ -234,64 +234,93 @@ bool fusable_conv(const Graph& g, const Node& n) {
 
 }  // namespace
 
-int fuse_conv_activation(Graph& g) {
-  const std::vector<int> uses = use_counts(g);
-  const std::vector<int64_t> producer = producers(g);
-  std::vector<bool> removed(g.nodes.size(), false);
+namespace {
+
+struct ConvFusion {
+  Graph& g;
+  const std::vector<int> uses;
+  const std::vector<int64_t> producer;
+  std::vector<bool> removed;
   int count = 0;
+
+  explicit ConvFusion(Graph& graph)
+      : g(graph), uses(use_counts(graph)), producer(producers(graph)), removed(graph.nodes.size(), false) {}
+
+  // The node making `id`, where nothing else reads it and it is still in place; else nullptr.
+  Node* sole_producer(int32_t id) {
+    if (id < 0 || uses[id] != 1 || producer[id] < 0 || removed[producer[id]]) return nullptr;
+    return &g.nodes[producer[id]];
+  }
+
+  void absorb(Node& conv, int32_t residual, std::optional<double> lo, std::optional<double> hi, uint32_t out) {
+    if (residual >= 0) {
+      if (conv.inputs.size() < 3) conv.inputs.push_back(-1);  // no bias
+      conv.inputs.push_back(residual);
+    }
+    if (lo) conv.attributes.values["activation_min"] = *lo;
+    if (hi) conv.attributes.values["activation_max"] = *hi;
+    conv.outputs[0] = out;
+    ++count;
+  }
+
+  // The add at `a`, of a convolution's output read only there and a skip of the same shape:
+  // the convolution, with the skip as its residual (and the bounds), takes the add's place —
+  // after both of the add's inputs are made, before any reader of `out`.
+  bool into_add(size_t a, std::optional<double> lo, std::optional<double> hi, uint32_t out) {
+    const Node& add = g.nodes[a];
+    if (add.op != "add" || add.inputs.size() != 2 || add.outputs.size() != 1 || add.attributes.has("other") ||
+        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[0] < 0 ||
+        add.inputs[1] < 0)
+      return false;
+    for (int side = 0; side < 2; ++side) {
+      const int32_t c = add.inputs[side], skip = add.inputs[1 - side];
+      Node* conv = c == skip ? nullptr : sole_producer(c);
+      if (!conv || !fusable_conv(g, *conv) || !same_layout(g.values[c], g.values[skip]) ||
+          !same_layout(g.values[c], g.values[out]))
+        continue;
+      removed[static_cast<size_t>(producer[c])] = true;
+      Node moved = std::move(*conv);
+      absorb(moved, skip, lo, hi, out);
+      g.nodes[a] = std::move(moved);
+      return true;
+    }
+    return false;
+  }
+};
+
+}  // namespace
+
+int fuse_conv_activation(Graph& g) {
+  ConvFusion f(g);
+  // conv → relu / clamp, and conv → add(conv, skip) → relu / clamp (ResNet blocks).
   for (size_t k = 0; k < g.nodes.size(); ++k) {
     const Node& act = g.nodes[k];
-    if (act.inputs.empty() || act.outputs.size() != 1 || act.inputs[0] < 0) continue;
+    if (f.removed[k] || act.inputs.size() != 1 || act.outputs.size() != 1 || act.inputs[0] < 0) continue;
     std::optional<double> lo, hi;
-    if (act.op == "relu" && act.inputs.size() == 1) {
+    if (act.op == "relu") {
       lo = 0.0;
-    } else if (act.op == "clamp" && act.inputs.size() == 1 && (act.attributes.has("min") || act.attributes.has("max"))) {
+    } else if (act.op == "clamp" && (act.attributes.has("min") || act.attributes.has("max"))) {
       if (!act.attributes.is_none("min")) lo = act.attributes.get_float("min");
       if (!act.attributes.is_none("max")) hi = act.attributes.get_float("max");
     } else {
       continue;
     }
-    const int32_t y = act.inputs[0];
-    if (uses[y] != 1 || producer[y] < 0 || removed[producer[y]]) continue;
-    const size_t p = static_cast<size_t>(producer[y]);
-    auto fuse = [&](Node& conv, int32_t residual) {
-      if (residual >= 0) {
-        if (conv.inputs.size() < 3) conv.inputs.push_back(-1);  // no bias
-        conv.inputs.push_back(residual);
-      }
-      if (lo) conv.attributes.values["activation_min"] = *lo;
-      if (hi) conv.attributes.values["activation_max"] = *hi;
-      conv.outputs[0] = act.outputs[0];
-      removed[k] = true;
-      ++count;
-    };
-    if (fusable_conv(g, g.nodes[p])) {  // conv → relu
-      fuse(g.nodes[p], -1);
-      continue;
-    }
-    // conv → add(conv, skip) → relu: the convolution, with the skip as its residual, takes the
-    // add's place (after both of the add's inputs are made, before any reader of the relu).
-    const Node& add = g.nodes[p];
-    if (add.op != "add" || add.inputs.size() != 2 || add.attributes.has("other") ||
-        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[1] < 0)
-      continue;
-    for (int side = 0; side < 2; ++side) {
-      const int32_t c = add.inputs[side], skip = add.inputs[1 - side];
-      if (c < 0 || uses[c] != 1 || producer[c] < 0 || removed[producer[c]] || c == skip) continue;
-      Node& conv = g.nodes[producer[c]];
-      if (!fusable_conv(g, conv) || !same_layout(g.values[c], g.values[skip]) ||
-          !same_layout(g.values[c], g.values[act.outputs[0]]))
-        continue;
-      const size_t conv_index = static_cast<size_t>(producer[c]);
-      Node moved = std::move(conv);
-      removed[conv_index] = true;
-      fuse(moved, skip);
-      g.nodes[p] = std::move(moved);
-      break;
+    Node* p = f.sole_producer(act.inputs[0]);
+    if (!p) continue;
+    const uint32_t out = act.outputs[0];
+    if (fusable_conv(g, *p)) {
+      f.absorb(*p, -1, lo, hi, out);
+      f.removed[k] = true;
+    } else if (f.into_add(static_cast<size_t>(f.producer[act.inputs[0]]), lo, hi, out)) {
+      f.removed[k] = true;
     }
   }
-  erase_marked(g, removed);
-  return count;
+  // conv → add(conv, skip) with no activation after it (MobileNetV2's inverted residuals).
+  for (size_t k = 0; k < g.nodes.size(); ++k)
+    if (!f.removed[k] && g.nodes[k].op == "add" && g.nodes[k].outputs.size() == 1)
+      f.into_add(k, std::nullopt, std::nullopt, g.nodes[k].outputs[0]);
+  erase_marked(g, f.removed);
+  return f.count;
 }
 
 int remove_dead_nodes(Graph& g) {

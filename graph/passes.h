@@ -57,7 +57,7 @@ int fuse_linear_activation(Graph& g);
 
 /// A relu or clamp that alone reads a 2-d convolution's output, or that alone reads an add of
 /// such an output and another value of the same shape (a ResNet block's skip connection),
-/// becomes part of that convolution: its "activation_min" / "activation_max" attributes and a
+/// becomes part of that convolution, and so does such an add with no activation after it: its "activation_min" / "activation_max" attributes and a
 /// residual 4th input, run as one pass over the product's output after it (ConvEpilogueOp; on
 /// CUDA the bias joins it), instead of a bias pass, an add and an activation pass. The fused
 /// convolution takes the add's place in the graph. Returns how many activations moved.

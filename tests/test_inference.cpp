@@ -208,7 +208,8 @@ DEVICE_TEST("inference passes: relu and tanh gelu after a linear layer run in it
 DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolution run in its epilogue") {
   // x → conv1 → relu → conv2 → add(·, x) → relu → y1;   x → conv3 → clamp(0, 6) → y2;
   // x → conv4, read by a relu and by the add after it → y3 (conv4 stays);
-  // x → conv5 → add(·, conv6(x)) → relu → y4, conv6 made after conv5 (conv5 moves to the add).
+  // x → conv5 → add(·, conv6(x)) → relu → y4, conv6 made after conv5 (conv5 moves to the add);
+  // x → conv7 → add(·, x) → y5, no activation (MobileNetV2's inverted residual).
   graph::Graph g;
   const std::vector<Dim> image{{2, ""}, {4, ""}, {6, ""}, {5, ""}};
   auto add_value = [&](const std::string& name, ValueKind kind = ValueKind::Intermediate, std::vector<Dim> shape = {}) {
@@ -218,7 +219,7 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
   };
   const int32_t x = add_value("x", ValueKind::Input);
   std::vector<int32_t> w, b;
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 7; ++i) {
     w.push_back(add_value("w" + std::to_string(i), ValueKind::Parameter, {{4, ""}, {4, ""}, {3, ""}, {3, ""}}));
     b.push_back(add_value("b" + std::to_string(i), ValueKind::Parameter, {{4, ""}}));
   }
@@ -226,7 +227,7 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
                 y1 = add_value("y1", ValueKind::Output), c3 = add_value("c3"), y2 = add_value("y2", ValueKind::Output),
                 c4 = add_value("c4"), r4 = add_value("r4"), y3 = add_value("y3", ValueKind::Output),
                 c5 = add_value("c5"), c6 = add_value("c6"), s5 = add_value("s5"),
-                y4 = add_value("y4", ValueKind::Output);
+                y4 = add_value("y4", ValueKind::Output), c7 = add_value("c7"), y5 = add_value("y5", ValueKind::Output);
   graph::Attributes conv, relu6;
   conv.values["padding"] = std::vector<int64_t>{1, 1};
   relu6.values["min"] = 0.0;
@@ -238,20 +239,21 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
              node("clamp", {c3}, {u(y2)}, relu6),                 node("convolution", {x, w[3], b[3]}, {u(c4)}, conv),
              node("relu", {c4}, {u(r4)}),                         node("add", {c4, r4}, {u(y3)}),
              node("convolution", {x, w[4], b[4]}, {u(c5)}, conv), node("convolution", {x, w[5], b[5]}, {u(c6)}, conv),
-             node("add", {c5, c6}, {u(s5)}),                      node("relu", {s5}, {u(y4)})};
+             node("add", {c5, c6}, {u(s5)}),                      node("relu", {s5}, {u(y4)}),
+             node("convolution", {x, w[6], b[6]}, {u(c7)}, conv), node("add", {c7, x}, {u(y5)})};
   g.inputs = {u(x)};
-  g.outputs = {u(y1), u(y2), u(y3), u(y4)};
+  g.outputs = {u(y1), u(y2), u(y3), u(y4), u(y5)};
   manual_seed(5);
   std::vector<Tensor> stored(g.values.size());
-  for (int i = 0; i < 6; ++i) {
+  for (int i = 0; i < 7; ++i) {
     stored[w[i]] = randn({4, 4, 3, 3}, {kFloat32, device});
     stored[b[i]] = randn({4}, {kFloat32, device});
   }
   const Tensor input = randn({2, 4, 6, 5}, {kFloat32, device});
   const TensorList before = run_graph(g, {input}, stored, device);
-  CHECK(graph::fuse_conv_activation(g) == 4);
+  CHECK(graph::fuse_conv_activation(g) == 5);
   graph::validate(g);
-  REQUIRE(g.nodes.size() == 8);
+  REQUIRE(g.nodes.size() == 9);
   CHECK(g.nodes[0].attributes.get_float("activation_min") == 0.0);
   CHECK(g.nodes[0].outputs[0] == u(a1));
   CHECK(g.nodes[1].inputs == std::vector<int32_t>{a1, w[1], -1, x});  // no bias; x is the residual
@@ -262,6 +264,9 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
   CHECK(g.nodes[6].outputs[0] == u(c6));
   CHECK(g.nodes[7].inputs == std::vector<int32_t>{x, w[4], b[4], c6});
   CHECK(g.nodes[7].outputs[0] == u(y4));
+  CHECK(g.nodes[8].inputs == std::vector<int32_t>{x, w[6], b[6], x});
+  CHECK(g.nodes[8].outputs[0] == u(y5));
+  CHECK(!g.nodes[8].attributes.has("activation_min"));
   const TensorList after = run_graph(g, {input}, stored, device);
   for (size_t i = 0; i < after.size(); ++i) {
     INFO("output ", i);
