@@ -2,8 +2,7 @@
 cpu` on each model under OpenMP and allocator settings that each remove one suspected cause, with
 what the kernel counted for the process (page faults and context switches per forward, CPU time
 per forward). Usage: python3 bench/cpu_threads.py EMBER_CLI THREADS MODEL.ember...
-Variants: the default; EMBER_PARALLEL_TEAM=fit (each region's team sized to its chunks);
-OMP_WAIT_POLICY=active and =passive (libgomp's idle threads spin or sleep); OMP_PROC_BIND
+Variants: the default; OMP_WAIT_POLICY=active and =passive (libgomp's idle threads spin or sleep); OMP_PROC_BIND
 (threads pinned); glibc malloc that never returns memory to the system (no mmap or trim per
 large block, so no page faults from re-touching it); and the thread counts below THREADS."""
 import json
@@ -48,7 +47,6 @@ def main():
     cli, threads, models = sys.argv[1], int(sys.argv[2]), sys.argv[3:]
     variants = [
         ("default", threads, {}),
-        ("EMBER_PARALLEL_TEAM=fit", threads, {"EMBER_PARALLEL_TEAM": "fit"}),
         ("OMP_WAIT_POLICY=active", threads, {"OMP_WAIT_POLICY": "active"}),
         ("OMP_WAIT_POLICY=passive", threads, {"OMP_WAIT_POLICY": "passive"}),
         ("OMP_PROC_BIND=close OMP_PLACES=cores", threads, {"OMP_PROC_BIND": "close", "OMP_PLACES": "cores"}),

@@ -14,7 +14,6 @@
 namespace ember::nn {
 
 struct GraphStep::Captured {
-  int device = 0;
   TensorList inputs;  // the graph reads the batch here
   Tensor loss;        // and writes the loss here
   std::vector<std::pair<Tensor, Tensor>> grads;  // (parameter, the gradient tensor the graph fills)
@@ -130,7 +129,6 @@ Tensor GraphStep::capture_and_run(Signature& s, const TensorList& inputs) {
                              "; copy the batch to cuda:", device, " before the step"));
 
   auto c = std::make_unique<Captured>();
-  c->device = device;
   for (const Tensor& t : inputs) c->inputs.push_back(t.defined() ? t.clone() : Tensor());
   c->loss = empty(s.loss_shape, {s.loss_dtype, Device::cuda(device)});
   c->args = std::make_unique<fused::GraphedArgs>((with_grad + 47) / 48 + 1, device);

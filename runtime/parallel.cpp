@@ -5,9 +5,7 @@
 #include <Eigen/Core>
 #include <algorithm>
 #include <atomic>
-#include <cstdlib>
 #include <mutex>
-#include <string_view>
 
 #include "runtime/error.h"
 
@@ -17,18 +15,6 @@ namespace {
 std::atomic<int> g_num_threads{0};  // 0: not set yet
 
 int default_threads() { return std::max(1, omp_get_max_threads()); }
-
-// EMBER_PARALLEL_TEAM=fit: each region's team is only as large as its chunk count (the
-// behaviour before session 17). The default, full, always starts the whole team, as PyTorch's
-// parallel_for does, and threads without a chunk return at once: libgomp then reuses one team
-// of one size for every region instead of resizing it (bench/RESULTS.md, session 17).
-bool full_team() {
-  static const bool full = [] {
-    const char* v = std::getenv("EMBER_PARALLEL_TEAM");
-    return !(v && std::string_view(v) == "fit");
-  }();
-  return full;
-}
 
 }  // namespace
 
@@ -64,15 +50,13 @@ void parallel_for(int64_t begin, int64_t end, int64_t grain,
       if (!error) error = std::current_exception();
     }
   };
-  if (full_team()) {
+  // The whole team for every region, as PyTorch's parallel_for does, threads past the chunk
+  // count returning at once: a team sized to each region's chunks made libgomp re-form it
+  // between ops, 2.8-8x slower on 16 cores (bench/RESULTS.md, session 17).
 #pragma omp parallel num_threads(threads)
-    {
-      // Chunk c on thread c; a team smaller than asked for (OMP_THREAD_LIMIT) takes the rest in turn.
-      for (int64_t c = omp_get_thread_num(); c < chunks; c += omp_get_num_threads()) run_chunk(c);
-    }
-  } else {
-#pragma omp parallel for num_threads(static_cast<int>(chunks)) schedule(static, 1)
-    for (int64_t c = 0; c < chunks; ++c) run_chunk(c);
+  {
+    // Chunk c on thread c; a team smaller than asked for (OMP_THREAD_LIMIT) takes the rest in turn.
+    for (int64_t c = omp_get_thread_num(); c < chunks; c += omp_get_num_threads()) run_chunk(c);
   }
   if (error) std::rethrow_exception(error);
 }

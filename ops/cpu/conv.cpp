@@ -169,10 +169,6 @@ void Conv2dOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) 
   if (!y.is_same(out)) copy_(out, y);
 }
 
-}  // namespace ember
-
-namespace ember {
-
 void ConvEpilogueOp::forward_cpu(const TensorList& inputs, const TensorList& outputs) {
   const Tensor& y = outputs[0];
   const Tensor& bias = inputs[1];
