@@ -238,6 +238,8 @@ int fuse_exported_attention(Graph& g) {
     if (!match(g, *uses, k, b)) continue;
     std::vector<Node> nodes = rewrite(g, b);
     const uint32_t replacement = nodes.back().outputs[0];
+    // It has the shape of the value it replaces (later passes match on shapes).
+    g.values[replacement].shape = g.values[b.result].shape;
     // The new nodes go where the block's result was made (every input is made before it), and
     // its readers read the replacement; the old nodes are dead (remove_dead_nodes drops them).
     size_t at = 0;

@@ -370,6 +370,16 @@ std::vector<GraphOp> make_ops() {
          return TensorList{nn::layer_norm(in[0], Shape(shape.begin(), shape.end()), in.size() > 1 ? in[1] : Tensor(),
                                           in.size() > 2 ? in[2] : Tensor(), a.get_float("eps", 1e-5))};
        }, (1u << 1) | (1u << 2)},
+      // Made by graph::fuse_add_layer_norm from an add and the layer norm reading it: outputs
+      // the norm and the sum.
+      {"add_layer_norm", 2, 4, 2, {{"normalized_shape", kInts, true}, {"eps", kFloat}},
+       [](const TensorList& in, const Attributes& a, const RunContext&) {
+         const auto& shape = std::get<std::vector<int64_t>>(a.get("normalized_shape"));
+         auto [y, sum] = nn::add_layer_norm(in[0], in[1], Shape(shape.begin(), shape.end()),
+                                            in.size() > 2 ? in[2] : Tensor(), in.size() > 3 ? in[3] : Tensor(),
+                                            a.get_float("eps", 1e-5));
+         return TensorList{y, sum};
+       }, (1u << 2) | (1u << 3)},
       {"rms_norm", 1, 2, 1, {{"normalized_shape", kInts, true}, {"eps", kFloat}},
        [](const TensorList& in, const Attributes& a, const RunContext&) {
          const auto& shape = std::get<std::vector<int64_t>>(a.get("normalized_shape"));

@@ -18,7 +18,7 @@ std::string PassStats::summary() const {
   return str_cat(nodes_before, " nodes -> ", nodes_after, " (", identities_removed, " identities removed, ",
                  constants_folded, " folded into constants, ", batch_norms_folded, " batch norms folded, ",
                  attention_blocks_fused, " attention blocks fused, ", activations_fused, " activations fused into linears, ", conv_epilogues_fused,
-                 " into convolutions, ",
+                 " into convolutions, ", add_norms_fused, " residual adds into layer norms, ",
                  dead_nodes_removed, " dead", tensors_converted ? str_cat("; ", tensors_converted, " tensors in reduced precision") : "", ")");
 }
 
@@ -323,6 +323,43 @@ int fuse_conv_activation(Graph& g) {
   return f.count;
 }
 
+int fuse_add_layer_norm(Graph& g) {
+  const std::vector<int64_t> producer = producers(g);
+  std::vector<bool> removed(g.nodes.size(), false);
+  int count = 0;
+  for (size_t k = 0; k < g.nodes.size(); ++k) {
+    const Node& norm = g.nodes[k];
+    if (norm.op != "layer_norm" || norm.outputs.size() != 1 || norm.inputs.empty() || norm.inputs[0] < 0) continue;
+    const int32_t sum = norm.inputs[0];
+    if (producer[sum] < 0 || removed[producer[sum]]) continue;
+    const size_t a = static_cast<size_t>(producer[sum]);
+    const Node& add = g.nodes[a];
+    if (add.op != "add" || add.inputs.size() != 2 || add.outputs.size() != 1 || add.attributes.has("other") ||
+        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[0] < 0 ||
+        add.inputs[1] < 0 || !is_floating(g.values[sum].dtype) || !same_layout(g.values[add.inputs[0]], g.values[sum]) ||
+        !same_layout(g.values[add.inputs[1]], g.values[sum]))
+      continue;  // a broadcasting or scaled add stays apart
+    // The fused node takes the add's place: the norm's weight and bias must exist by then.
+    bool ready = true;
+    for (size_t i = 1; i < norm.inputs.size(); ++i)
+      if (norm.inputs[i] >= 0 && producer[norm.inputs[i]] >= static_cast<int64_t>(a)) ready = false;
+    if (!ready) continue;
+    Node fused;
+    fused.op = "add_layer_norm";
+    fused.name = norm.name;
+    fused.inputs = {add.inputs[0], add.inputs[1], norm.inputs.size() > 1 ? norm.inputs[1] : -1,
+                    norm.inputs.size() > 2 ? norm.inputs[2] : -1};
+    fused.outputs = {norm.outputs[0], add.outputs[0]};
+    fused.attributes = norm.attributes;
+    fused.attributes.node = norm.name;
+    g.nodes[a] = std::move(fused);
+    removed[k] = true;
+    ++count;
+  }
+  erase_marked(g, removed);
+  return count;
+}
+
 int remove_dead_nodes(Graph& g) {
   std::vector<bool> live(g.values.size(), false);
   for (uint32_t id : g.outputs) live[id] = true;
@@ -387,6 +424,9 @@ PassStats optimize_for_inference(Graph& g, std::vector<Tensor>& stored, const Ru
   if (!(fuse_act && std::string(fuse_act) == "0")) {
     s.conv_epilogues_fused = fuse_conv_activation(g);
     s.activations_fused = fuse_linear_activation(g);
+    // EMBER_FUSE_ADD_NORM=0 leaves residual adds apart from their layer norms (for comparisons).
+    const char* fuse_norm = std::getenv("EMBER_FUSE_ADD_NORM");
+    if (!(fuse_norm && std::string(fuse_norm) == "0")) s.add_norms_fused = fuse_add_layer_norm(g);
   }
   s.constants_folded = fold_constants(g, stored, ctx);
   s.dead_nodes_removed = remove_dead_nodes(g);

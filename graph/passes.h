@@ -22,6 +22,7 @@ struct PassStats {
   int attention_blocks_fused = 0;  // exported nn.MultiheadAttention blocks without their copies
   int activations_fused = 0;       // relu / tanh-gelu run in the linear layer before them
   int conv_epilogues_fused = 0;    // relu / clamp (and a residual add) run in the convolution before them
+  int add_norms_fused = 0;         // residual adds run in the layer norm after them
   int tensors_converted = 0;    // weights stored in reduced precision (convert_precision)
   std::string summary() const;
 };
@@ -62,6 +63,12 @@ int fuse_linear_activation(Graph& g);
 /// CUDA the bias joins it), instead of a bias pass, an add and an activation pass. The fused
 /// convolution takes the add's place in the graph. Returns how many activations moved.
 int fuse_conv_activation(Graph& g);
+
+/// A layer norm reading an add of two values of one shape (a transformer's residual stream)
+/// becomes one "add_layer_norm" node in the add's place, giving the norm and the sum (which
+/// the next residual add reads): one pass over the row instead of two kernels. Returns how many
+/// pairs were fused.
+int fuse_add_layer_norm(Graph& g);
 
 /// Drops nodes none of the graph's outputs depend on.
 int remove_dead_nodes(Graph& g);

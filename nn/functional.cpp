@@ -150,6 +150,30 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return layer_norm_rows(x, product(normalized_shape), weight, bias, eps, false);
 }
 
+std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                                         const Tensor& weight, const Tensor& bias, double eps) {
+  EMBER_CHECK(x.sizes() == residual.sizes(), ShapeMismatch, "[add_layer_norm] x ", shape_str(x.sizes()),
+              " and residual ", shape_str(residual.sizes()), " must have one shape");
+  EMBER_CHECK(x.dtype() == residual.dtype(), DTypeMismatch, "[add_layer_norm] x is ", x.dtype(), " but residual ",
+              residual.dtype());
+  EMBER_CHECK(x.device() == residual.device(), DeviceMismatch, "[add_layer_norm] x is on ", x.device().str(),
+              ", residual on ", residual.device().str());
+  trailing_dims(x, normalized_shape, weight, bias, "add_layer_norm");
+  EMBER_CHECK(is_floating(x.dtype()), InvalidArgument, "[add_layer_norm] expected a floating input, got ", x.dtype());
+  auto records = [](const Tensor& t) { return t.defined() && t.requires_grad(); };
+  if (grad_enabled() && (records(x) || records(residual) || records(weight) || records(bias))) {
+    Tensor sum = add(x, residual);
+    return {layer_norm(sum, normalized_shape, weight, bias, eps), sum};
+  }
+  const int64_t m = product(normalized_shape);
+  const int64_t rows = m == 0 ? 0 : x.numel() / m;
+  auto row = [&](const Tensor& t) { return t.defined() ? reshape(t.to(x.dtype()), {m}).contiguous() : t; };
+  TensorList out = apply(std::make_shared<AddLayerNormOp>(eps),
+                         {reshape(x.contiguous(), {rows, m}), reshape(residual.contiguous(), {rows, m}), row(weight), row(bias)},
+                         {{{rows, m}, x.dtype()}, {{rows, m}, x.dtype()}});
+  return {reshape(out[0], x.sizes()), reshape(out[1], x.sizes())};
+}
+
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {
   trailing_dims(x, normalized_shape, weight, Tensor(), "rms_norm");
   EMBER_CHECK(is_floating(x.dtype()), InvalidArgument, "[rms_norm] expected a floating input, got ", x.dtype());

@@ -45,6 +45,13 @@ Tensor embedding(const Tensor& weight, const Tensor& indices, std::optional<int6
 /// normalised in float32 and rounded once at the end, as PyTorch does.
 Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),
                   const Tensor& bias = Tensor(), double eps = 1e-5);
+/// {layer_norm(x + residual), x + residual} with one kernel for both (a transformer's residual
+/// add and the norm after it; graph::fuse_add_layer_norm makes it from a loaded model). x and
+/// residual must have one shape and dtype. Where autograd records, the add and the norm run
+/// apart, so gradients flow as through the two ops.
+std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& residual, const Shape& normalized_shape,
+                                         const Tensor& weight = Tensor(), const Tensor& bias = Tensor(),
+                                         double eps = 1e-5);
 /// x / sqrt(mean(x²) + eps) · weight over the trailing dims (F.rms_norm); eps defaults to the
 /// dtype's machine epsilon, as PyTorch's. Half types computed in float32.
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight = Tensor(),

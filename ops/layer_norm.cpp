@@ -69,6 +69,7 @@ TensorList LayerNormOp::backward(const BackwardContext& ctx) const {
 void register_layer_norm_ops(OpRegistry& r) {
   r.add("norm", "layer_norm", kFloatingSet, {.cuda_kernel = true, .backward = true});
   r.add("norm", "rms_norm", kFloatingSet, {.cuda_kernel = true, .backward = true});
+  r.add("norm", "add_layer_norm", kFloatingSet, {.cuda_kernel = true, .backward = false});
 }
 
 }  // namespace ember

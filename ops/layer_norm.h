@@ -32,6 +32,19 @@ struct LayerNormBackwardOp final : Op {
   EMBER_OP_FORWARDS
 };
 
+/// x + residual and its layer norm in one pass, for inference (graph::fuse_add_layer_norm: a
+/// transformer's residual add and the norm after it, one kernel instead of two). Inputs: x and
+/// residual [rows, M] (contiguous, floating, one dtype), weight [M] and bias [M] (optional).
+/// Outputs: y, and the sum (both x's shape and dtype). The sum is rounded to x's dtype before it
+/// is normalised, as the separate add and norm round it. Not differentiable: nn::add_layer_norm
+/// runs the add and the norm apart where autograd records.
+struct AddLayerNormOp final : Op {
+  double eps;
+  explicit AddLayerNormOp(double e) : eps(e) {}
+  const char* name() const override { return "add_layer_norm"; }
+  EMBER_OP_FORWARDS
+};
+
 /// Normalises the last `normalized` elements of x (as nn::layer_norm and nn::rms_norm, which
 /// check the shapes and call this).
 Tensor layer_norm_rows(const Tensor& x, int64_t normalized, const Tensor& weight, const Tensor& bias, double eps,

@@ -293,6 +293,67 @@ DEVICE_TEST("inference passes: relu, clamp and a skip connection after a convolu
               ErrorCode::InvalidModel, "only a 2-d convolution takes a residual or activation");
 }
 
+DEVICE_TEST("inference passes: a residual add and the layer norm reading it become one add_layer_norm") {
+  // s1 = x + r → n1 = layer_norm(s1, w, b); s2 = s1 + n1 → n2 = layer_norm(s2) (s2 is an output
+  // too): both fuse. Not fused: an add that broadcasts (x + v), one with alpha 2, and one whose
+  // norm's weight is made after it.
+  graph::Graph g;
+  const std::vector<Dim> rows{{3, ""}, {5, ""}, {8, ""}}, row{{8, ""}};
+  auto add_value = [&](const std::string& name, ValueKind kind = ValueKind::Intermediate, std::vector<Dim> shape = {}) {
+    g.values.push_back(value("", kind, shape.empty() ? rows : shape));
+    g.values.back().name = name;
+    return static_cast<int32_t>(g.values.size() - 1);
+  };
+  const int32_t x = add_value("x", ValueKind::Input), r = add_value("r", ValueKind::Input),
+                w = add_value("w", ValueKind::Parameter, row), b = add_value("b", ValueKind::Parameter, row),
+                v = add_value("v", ValueKind::Parameter, row);
+  const int32_t s1 = add_value("s1"), n1 = add_value("n1"), s2 = add_value("s2", ValueKind::Output),
+                n2 = add_value("n2", ValueKind::Output), s3 = add_value("s3"), n3 = add_value("n3", ValueKind::Output),
+                s4 = add_value("s4"), n4 = add_value("n4", ValueKind::Output), s5 = add_value("s5"),
+                w5 = add_value("w5", ValueKind::Intermediate, row), n5 = add_value("n5", ValueKind::Output);
+  graph::Attributes norm, alpha2;
+  norm.values["normalized_shape"] = std::vector<int64_t>{8};
+  alpha2.values["alpha"] = 2.0;
+  auto u = [](int32_t id) { return static_cast<uint32_t>(id); };
+  g.nodes = {node("add", {x, r}, {u(s1)}),          node("layer_norm", {s1, w, b}, {u(n1)}, norm),
+             node("add", {s1, n1}, {u(s2)}),        node("layer_norm", {s2}, {u(n2)}, norm),
+             node("add", {x, v}, {u(s3)}),          node("layer_norm", {s3, w, b}, {u(n3)}, norm),
+             node("add", {x, r}, {u(s4)}, alpha2),  node("layer_norm", {s4}, {u(n4)}, norm),
+             node("add", {x, r}, {u(s5)}),          node("relu", {w}, {u(w5)}),
+             node("layer_norm", {s5, w5}, {u(n5)}, norm)};
+  g.inputs = {u(x), u(r)};
+  g.outputs = {u(n2), u(s2), u(n3), u(n4), u(n5)};
+  manual_seed(21);
+  std::vector<Tensor> stored(g.values.size());
+  stored[w] = randn({8}, {kFloat32, device});
+  stored[b] = randn({8}, {kFloat32, device});
+  stored[v] = randn({8}, {kFloat32, device});
+  const TensorList inputs = {randn({3, 5, 8}, {kFloat32, device}), randn({3, 5, 8}, {kFloat32, device})};
+  const TensorList before = run_graph(g, inputs, stored, device);
+  CHECK(graph::fuse_add_layer_norm(g) == 2);
+  graph::validate(g);
+  REQUIRE(g.nodes.size() == 9);
+  CHECK(g.nodes[0].op == "add_layer_norm");
+  CHECK(g.nodes[0].inputs == std::vector<int32_t>{x, r, w, b});
+  CHECK(g.nodes[0].outputs == std::vector<uint32_t>{u(n1), u(s1)});
+  CHECK(g.nodes[1].op == "add_layer_norm");
+  CHECK(g.nodes[1].inputs == std::vector<int32_t>{s1, n1, -1, -1});
+  CHECK(g.nodes[1].outputs == std::vector<uint32_t>{u(n2), u(s2)});
+  for (size_t k = 2; k < g.nodes.size(); ++k) CHECK(g.nodes[k].op != "add_layer_norm");
+  const TensorList after = run_graph(g, inputs, stored, device);
+  for (size_t i = 0; i < after.size(); ++i) {
+    INFO("output ", i);
+    CHECK(relative_difference(after[i], before[i]) < 1e-6);
+  }
+  CHECK(graph::fuse_add_layer_norm(g) == 0);
+
+  // The fused node in a model file with a residual of another shape is an error naming it.
+  graph::Graph bad = g;
+  bad.nodes[0].inputs[1] = w;
+  check_error([&] { run_graph(bad, inputs, stored, device); }, ErrorCode::ShapeMismatch,
+              "residual [8] must have one shape");
+}
+
 TEST_CASE("inference passes: clones are removed where they are not graph outputs") {
   // x → permute → clone → add(clone, x) → y, and y → clone → z (a graph output: kept).
   graph::Graph g;

@@ -142,6 +142,47 @@ DEVICE_TEST("transformer: layer_norm and rms_norm match float64 references, ever
               ErrorCode::ShapeMismatch, "expected weight of shape [8], got [4]");
 }
 
+DEVICE_TEST("transformer: add_layer_norm gives layer_norm(x + r) and x + r against float64, every float dtype") {
+  // Rows of 8 (a warp per row on CUDA) and of 1500 (a block per row).
+  for (int64_t m : {8, 1500}) {
+    const Ref x = random_ref({2, 3, m}, -2, 3, 31), r = random_ref({2, 3, m}, -3, 2, 32),
+              w = random_ref({m}, 0.5, 1.5, 33), b = random_ref({m}, -1, 1, 34);
+    for (DType dt : kFloatTypes) {
+      INFO(dt, ", rows of ", m);
+      const Ref xr = round_to(x, dt), rr = round_to(r, dt), wr = round_to(w, dt), br = round_to(b, dt);
+      Ref sum = xr;
+      for (size_t i = 0; i < sum.v.size(); ++i) sum.v[i] += rr.v[i];
+      const Ref sum_rounded = round_to(sum, dt);  // the op normalises the sum as stored
+      auto [y, s] = nn::add_layer_norm(from_ref(xr, dt, device), from_ref(rr, dt, device), {m},
+                                       from_ref(wr, dt, device), from_ref(br, dt, device));
+      CHECK(y.dtype() == dt);
+      CHECK(s.sizes() == Shape{2, 3, m});
+      check_close(s, sum, dt);
+      check_close(y, norm_ref(sum_rounded, m, &wr, &br, 1e-5, true), dt);
+      auto [y2, s2] = nn::add_layer_norm(from_ref(xr, dt, device), from_ref(rr, dt, device), {3, m}, Tensor(), Tensor(), 1e-3);
+      check_close(y2, norm_ref(sum_rounded, 3 * m, nullptr, nullptr, 1e-3, true), dt);
+      // The same values as the add and the norm run apart (the graph pass's promise).
+      const Tensor apart = add(from_ref(xr, dt, device), from_ref(rr, dt, device));
+      CHECK(equal(s, apart));
+      check_close(y, to_ref(nn::layer_norm(apart, {m}, from_ref(wr, dt, device), from_ref(br, dt, device))), dt);
+    }
+  }
+  // Where autograd records, gradients flow as through add and layer_norm.
+  check_gradcheck("add_layer_norm",
+                  [](const TensorList& in) {
+                    auto [y, s] = nn::add_layer_norm(in[0], in[1], {4}, in[2], in[3]);
+                    return TensorList{y, s};
+                  },
+                  {random_leaf({3, 4}, device, 35), random_leaf({3, 4}, device, 36), random_leaf({4}, device, 37),
+                   random_leaf({4}, device, 38)});
+  const Tensor a = zeros({2, 4}, {kFloat32, device});
+  check_error([&] { nn::add_layer_norm(a, zeros({4}, {kFloat32, device}), {4}); }, ErrorCode::ShapeMismatch,
+              "must have one shape");
+  check_error([&] { nn::add_layer_norm(a, zeros({2, 4}, {kFloat64, device}), {4}); }, ErrorCode::DTypeMismatch,
+              "but residual float64");
+  check_error([&] { nn::add_layer_norm(a, a, {3}); }, ErrorCode::ShapeMismatch, "does not match the trailing dims");
+}
+
 DEVICE_TEST("transformer: scaled_dot_product_attention matches a float64 reference (masks, causal, scale, GQA)") {
   const int64_t B = 2, H = 4, L = 3, S = 5, E = 6, Ev = 7;
   Ref q = random_ref({B, H, L, E}, -1, 1, 20), k = random_ref({B, H, S, E}, -1, 1, 21),
