@@ -257,7 +257,8 @@ def main():
             rows.append((f"{name} b{b}", t, e, e_eager))
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} (with input and output copies "
                   f"{t['graph_io']:.3f})" + (f" compile {t['compile']:.3f}" if compile_too else "") + " | ember graphs "
-                  f"{e['median_ms']:.3f} eager {e_eager['median_ms']:.3f} | peak MiB torch {t['peak_mib']:.1f} "
+                  f"{e['median_ms']:.3f} (host {e['host_ms']:.3f} per call) eager {e_eager['median_ms']:.3f} "
+                  f"(host {e_eager['host_ms']:.3f}) | peak MiB torch {t['peak_mib']:.1f} "
                   f"ember {e['activation_peak_mib']:.1f} (graphs {e['graph_memory_mib']:.1f}) | "
                   f"nodes {e['nodes_before']}->{e['nodes_after']} | {e['graph_replays']} replays, "
                   f"{e['graphs_dropped']} dropped | error vs fp32 {e['relative_error']:.2g}{unfused}", flush=True)

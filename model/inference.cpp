@@ -132,7 +132,8 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   std::unique_lock<std::mutex> lock(mutex_);
   ShapeState& shape = shapes_[*key];  // map references stay valid: shapes are never erased
   if (auto it = captured_.find(*key); it != captured_.end()) {
-    if (keeps_graph(*it->second, shape)) return replay(*it->second, inputs);
+    if (keeps_graph(*it->second, shape))
+      if (std::optional<TensorList> out = replay(*it->second, inputs)) return std::move(*out);
     captured_.erase(it);
     uncapturable_.insert(*key);
   }
@@ -181,7 +182,11 @@ TensorList InferencePlan::run(const TensorList& inputs) {
   ++stats_.graphs_captured;
   Captured& ref = *c;
   captured_[*key] = std::move(c);
-  return replay(ref, inputs);
+  if (std::optional<TensorList> out = replay(ref, inputs)) return std::move(*out);
+  captured_.erase(*key);
+  uncapturable_.insert(*key);
+  lock.unlock();
+  return run_eager(inputs, key);
 }
 
 // The second replay is timed (the first may still pay for the graph's first use); the call
@@ -200,16 +205,31 @@ bool InferencePlan::keeps_graph(Captured& c, ShapeState& shape) {
   return keep;
 }
 
+namespace {
+
+// A copy of `src` into `dst` (same size, both contiguous) recorded into the graph being captured.
+std::optional<cuda::Graph::Copy> record_copy(int device, const Tensor& dst, const Tensor& src) {
+  if (dst.nbytes() == 0) return std::nullopt;
+  return cuda::Graph::capture_copy(device, dst.data(), src.data(), dst.nbytes());
+}
+
+}  // namespace
+
 std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList& inputs,
                                                                 const std::vector<Layout>& outputs) {
   auto c = std::make_unique<Captured>();
-  for (const Tensor& t : inputs) c->inputs.push_back(t.clone());
+  TensorList sources;  // contiguous, as the graph's copies read them
+  for (const Tensor& t : inputs) {
+    sources.push_back(t.contiguous());
+    c->inputs.push_back(empty(t.sizes(), {t.dtype(), device_}));
+  }
   for (const Layout& l : outputs) c->outputs.push_back(l.defined ? empty(l.shape, {l.dtype, device_}) : Tensor());
   c->check_flag = zeros({}, {kInt32, device_});
   c->check_host = cuda::empty_pinned({}, kInt32);
   cuda::CaptureChecks checks(c->check_flag);
   cuda::Graph g = cuda::Graph::capture(device_.index, [&] {
     zero_(c->check_flag);
+    for (size_t i = 0; i < sources.size(); ++i) c->input_copies.push_back(record_copy(device_.index, c->inputs[i], sources[i]));
     const TensorList result = run_graph(c->inputs);
     EMBER_CHECK(result.size() == c->outputs.size(), Internal, "[cuda graph] the captured forward gave ",
                 result.size(), " outputs, its first run ", c->outputs.size());
@@ -219,32 +239,51 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
                        (result[i].sizes() == c->outputs[i].sizes() && result[i].dtype() == c->outputs[i].dtype())),
                   Unsupported, "[cuda graph] output ", i,
                   " changed shape or dtype between runs with the same input shapes; not capturable");
-      if (result[i].defined()) copy_(c->outputs[i], result[i]);
+      // An output that is a view is made contiguous inside the graph, then copied out.
+      const Tensor src = result[i].defined() ? result[i].contiguous() : Tensor();
+      c->output_copies.push_back(src.defined() ? record_copy(device_.index, c->outputs[i], src) : std::nullopt);
+      c->output_sources.push_back(src.defined() ? src.data() : nullptr);
     }
     if (!checks.checks().empty()) copy_(c->check_host, c->check_flag, /*non_blocking=*/true);
-  });  // `result` and every intermediate were freed inside the capture
+  });  // `result` and every intermediate were freed inside the capture: their memory is the graph's
   c->graph.emplace(std::move(g));
   c->checks = checks.checks();
   return c;
 }
 
-TensorList InferencePlan::replay(Captured& c, const TensorList& inputs) {
+std::optional<TensorList> InferencePlan::replay(Captured& c, const TensorList& inputs) {
   const cuda::Stream stream = cuda::Stream::current(device_.index);
+  auto refused = [&](const char* what) -> std::optional<TensorList> {
+    stats_.capture_failure = str_cat("[cuda graph] CUDA refused to point the graph's copy of ", what,
+                                     " at a call's tensor; this input shape runs eagerly from now on");
+    return std::nullopt;
+  };
+  // The graph's copies read this call's inputs and write its own new outputs.
+  TensorList sources(inputs.size());
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    if (!c.input_copies[i]) continue;
+    sources[i] = inputs[i].contiguous();
+    if (!c.graph->set_copy(*c.input_copies[i], c.inputs[i].data(), sources[i].data())) return refused("an input");
+  }
+  TensorList out(c.outputs.size());
+  for (size_t i = 0; i < c.outputs.size(); ++i) {
+    if (!c.outputs[i].defined()) continue;
+    out[i] = empty(c.outputs[i].sizes(), {c.outputs[i].dtype(), device_});
+    if (c.output_copies[i] && !c.graph->set_copy(*c.output_copies[i], out[i].data(), c.output_sources[i]))
+      return refused("an output");
+  }
   const bool timed = options_.measure_graphs && ++c.replays == 2;
   if (timed) {
     c.timed_start.emplace(device_.index);
     c.timed_end.emplace(device_.index);
     c.timed_start->record(stream);
   }
-  // Another thread's stream may still be copying the last replay's outputs.
-  if (c.done) c.done->wait(stream);
-  for (size_t i = 0; i < inputs.size(); ++i) copy_(c.inputs[i], inputs[i]);
+  // A replay on another stream waits for the last one, which may still be using the graph's memory.
+  if (c.done && !(*c.last_stream == stream)) c.done->wait(stream);
   c.graph->replay();
-  TensorList out;
-  out.reserve(c.outputs.size());
-  for (const Tensor& t : c.outputs) out.push_back(t.defined() ? t.clone() : Tensor());  // the next replay overwrites c.outputs
   if (!c.done) c.done.emplace(device_.index, false);
   c.done->record(stream);
+  c.last_stream = stream;
   if (timed) c.timed_end->record(stream);
   ++stats_.graph_replays;
   if (!c.checks.empty()) {

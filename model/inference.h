@@ -75,13 +75,18 @@ class InferencePlan {
   InferenceStats stats() const;
 
  private:
-  // A captured forward. Its inputs and outputs are ordinary tensors allocated outside the
-  // graph: the graph reads and writes these addresses on every replay, and every tensor it
-  // allocates itself is freed inside it (CUDA reuses that memory between values).
+  // A captured forward. It begins by copying its inputs into `inputs` and ends by copying its
+  // outputs out, copies recorded into the graph and pointed at each call's tensors before the
+  // replay (cuda::Graph::set_copy): one launch per call. Every other tensor the graph
+  // allocates is freed inside it (CUDA reuses that memory between values).
   struct Captured {
-    TensorList inputs, outputs;
+    TensorList inputs;   // the graph reads its inputs here
+    TensorList outputs;  // where the capture's output copies wrote (their first targets)
+    std::vector<std::optional<cuda::Graph::Copy>> input_copies, output_copies;  // none for 0 bytes
+    std::vector<const void*> output_sources;  // the graph's own memory each output is copied from
     std::optional<cuda::Graph> graph;
-    std::optional<cuda::Event> done;  // the last replay's outputs have been copied out
+    std::optional<cuda::Event> done;           // the last replay has finished with the graph's memory
+    std::optional<cuda::Stream> last_stream;  // where it ran
     // Checks recorded into the graph (index ranges, cuda::CaptureChecks): the code of the one
     // that failed, on the device and copied to pinned host memory by every replay.
     Tensor check_flag, check_host;
@@ -118,7 +123,8 @@ class InferencePlan {
   MemoryPlan* memory_plan_for(const std::optional<Key>& key);
   // The executor between the declared dtypes and the plan's (reduced precision).
   TensorList run_graph(const TensorList& inputs);
-  TensorList replay(Captured& c, const TensorList& inputs);
+  // nullopt where CUDA refused to point the graph's copies at this call's tensors.
+  std::optional<TensorList> replay(Captured& c, const TensorList& inputs);
   bool keeps_graph(Captured& c, ShapeState& shape);
   std::unique_ptr<Captured> capture(const TensorList& inputs, const std::vector<Layout>& outputs);
   std::optional<Key> key_of(const TensorList& inputs) const;

@@ -568,6 +568,13 @@ TEST_CASE("cuda graphs: replays compute what the eager run does, per input shape
       CHECK(relative_difference(y2, want_b) < 1e-6);
       CHECK(relative_difference(y3, want_a) < 1e-6);
       CHECK(relative_difference(y2, want_b) < 1e-6);  // the caller's outputs are its own
+      CHECK(y2.data() != y3.data());
+      // A strided view as the input: made contiguous before the graph's copy reads it.
+      const int64_t d0 = a.dim() - 2, d1 = a.dim() - 1;
+      const Tensor view = transpose(transpose(a, d0, d1).contiguous(), d0, d1);
+      CHECK(!view.is_contiguous());
+      CHECK(relative_difference(m.forward({view})[0], want_a) < 1e-6);
+      CHECK(m.inference_stats().graph_replays == 3);
       // Another batch size: its own warm-up run, then its own graph.
       const Tensor c = cat({a, b}, 0);
       const Tensor want_c = cat({want_a, want_b}, 0);

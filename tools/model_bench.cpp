@@ -60,14 +60,18 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   if (on_cuda) cuda::synchronize(device.index);
 
   // Device time per forward, queued back to back (CUDA), or wall-clock time (CPU).
-  std::vector<double> per_forward, latency;
+  std::vector<double> per_forward, latency, host;
   using Clock = std::chrono::steady_clock;
   if (on_cuda) {
     std::vector<cuda::Event> marks;
     for (int i = 0; i <= o.iterations; ++i) marks.emplace_back(device.index);
     marks[0].record();
     for (int i = 0; i < o.iterations; ++i) {
+      // The host's time in each call: where it is close to the device time per forward, the
+      // device waits on the host (launch-bound), and fewer or cheaper calls are what would help.
+      const auto t0 = Clock::now();
       m.forward(inputs);
+      host.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
       marks[i + 1].record();
     }
     marks.back().synchronize();
@@ -86,6 +90,7 @@ int model_bench(const std::string& path, const BenchOptions& o) {
       per_forward.push_back(std::chrono::duration<double, std::milli>(Clock::now() - t0).count());
     }
     latency = per_forward;
+    host = per_forward;
   }
   // Reduced precision: the largest difference from the float32 run, relative to its largest value.
   double relative_error = 0;
@@ -100,7 +105,7 @@ int model_bench(const std::string& path, const BenchOptions& o) {
       relative_error = std::max(relative_error, amax(abs(sub(g, w))).item<double>() / scale);
     }
   }
-  const Spread t = spread_of(per_forward), l = spread_of(latency);
+  const Spread t = spread_of(per_forward), l = spread_of(latency), h = spread_of(host);
   const InferenceStats s = m.inference_stats();
   const double weights = mib(static_cast<size_t>(m.parameter_bytes()));
   const double graph_memory = on_cuda ? mib(cuda::graph_memory_stats(device.index).used_peak) : 0;
@@ -109,13 +114,13 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   if (o.json) {
     std::printf(
         "{\"model\": \"%s\", \"device\": \"%s\", \"batch\": %lld, \"median_ms\": %.5f, \"p10_ms\": %.5f, "
-        "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
+        "\"p90_ms\": %.5f, \"latency_ms\": %.5f, \"host_ms\": %.5f, \"throughput\": %.2f, \"weights_mib\": %.3f, "
         "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
         "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d, "
         "\"dtype\": \"%s\", \"relative_error\": %.3g, \"arena_mib\": %.3f, \"planned_peak_mib\": %.3f, "
         "\"planned_runs\": %lld}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
-        throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
+        h.median, throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
         static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
         dtype ? dtype_name(*dtype) : "as exported", relative_error, mib(s.arena_bytes), mib(s.planned_peak),
         static_cast<long long>(s.planned_runs));
@@ -132,7 +137,11 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   }
   std::printf("time       median %.4f ms, p10 %.4f, p90 %.4f (%s, %d forwards after %d warm-up)\n", t.median, t.p10,
               t.p90, on_cuda ? "device events, queued back to back" : "wall clock", o.iterations, o.warmup);
-  if (on_cuda) std::printf("latency    median %.4f ms, p10 %.4f, p90 %.4f (call to outputs ready)\n", l.median, l.p10, l.p90);
+  if (on_cuda) {
+    std::printf("latency    median %.4f ms, p10 %.4f, p90 %.4f (call to outputs ready)\n", l.median, l.p10, l.p90);
+    std::printf("host       median %.4f ms in each call of the timed forwards%s\n", h.median,
+                h.median > 0.8 * t.median ? " (close to the device time: launch-bound)" : "");
+  }
   std::printf("throughput %.1f samples/s\n", throughput);
   if (dtype)
     std::printf("precision  %s: largest output difference from float32 %.3g of the largest value\n",

@@ -111,9 +111,25 @@ class Graph {
   void replay() const;
   int device() const { return device_; }
 
+  /// A device-to-device copy recorded into a graph while it is captured (capture_copy), whose
+  /// memory can be changed between replays (set_copy) without a launch of its own: how a
+  /// replay takes its inputs from, and gives its outputs to, tensors that change every call.
+  struct Copy {
+    void* node = nullptr;  // the cudaGraphNode_t of the captured graph, which the Graph keeps
+    size_t bytes = 0;
+  };
+  /// Records a copy of `bytes` (> 0) from `src` to `dst`, device memory of `device`, on its
+  /// current stream, which must be capturing. Throws Unsupported if CUDA does not report the
+  /// copy's node (the capture then fails cleanly).
+  static Copy capture_copy(int device, void* dst, const void* src, size_t bytes);
+  /// Points a copy of this graph at other device memory (contiguous, of the copy's size) for
+  /// the replays queued after this call; replays already queued keep what they had. False
+  /// where CUDA refuses: the copy keeps its old memory, and the graph must not be replayed.
+  bool set_copy(const Copy& copy, void* dst, const void* src) const;
+
  private:
   Graph(std::shared_ptr<void> exec, int device) : exec_(std::move(exec)), device_(device) {}
-  std::shared_ptr<void> exec_;
+  std::shared_ptr<void> exec_;  // the executable graph, owning the captured graph it came from
   int device_ = 0;
 };
 

@@ -45,10 +45,12 @@ Graph Graph::capture(int device, const std::function<void()>& work) {
   }
   cudaGraphExec_t exec = nullptr;
   const cudaError_t made = cudaGraphInstantiateWithFlags(&exec, g, cudaGraphInstantiateFlagAutoFreeOnLaunch);
-  cudaGraphDestroy(g);
+  if (made != cudaSuccess) cudaGraphDestroy(g);
   EMBER_CUDA_CHECK(made);
-  std::shared_ptr<void> owner(exec, [](void* e) {
+  // The captured graph stays as long as its executable one: set_copy names its nodes.
+  std::shared_ptr<void> owner(exec, [g](void* e) {
     if (cudaGraphExecDestroy(static_cast<cudaGraphExec_t>(e)) != cudaSuccess) cudaGetLastError();
+    if (cudaGraphDestroy(g) != cudaSuccess) cudaGetLastError();
   });
   // Uploaded now, so that the first launch is not slowed by it.
   EMBER_CUDA_CHECK(cudaGraphUpload(exec, s));
@@ -58,6 +60,37 @@ Graph Graph::capture(int device, const std::function<void()>& work) {
 void Graph::replay() const {
   DeviceGuard guard(device_);
   EMBER_CUDA_CHECK(cudaGraphLaunch(static_cast<cudaGraphExec_t>(exec_.get()), cuda_detail::stream(device_)));
+}
+
+Graph::Copy Graph::capture_copy(int device, void* dst, const void* src, size_t bytes) {
+  DeviceGuard guard(device);
+  cudaStream_t s = cuda_detail::stream(device);
+  EMBER_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, s));
+  // The node just recorded is the one the stream's next node would depend on.
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  const cudaGraphNode_t* deps = nullptr;
+  size_t count = 0;
+#if CUDART_VERSION >= 12030
+  EMBER_CUDA_CHECK(cudaStreamGetCaptureInfo(s, &status, nullptr, nullptr, &deps, nullptr, &count));
+#else
+  EMBER_CUDA_CHECK(cudaStreamGetCaptureInfo_v2(s, &status, nullptr, nullptr, &deps, &count));
+#endif
+  cudaGraphNodeType type = cudaGraphNodeTypeEmpty;
+  const bool found = status == cudaStreamCaptureStatusActive && count == 1 &&
+                     cudaGraphNodeGetType(deps[0], &type) == cudaSuccess && type == cudaGraphNodeTypeMemcpy;
+  EMBER_CHECK(found, Unsupported, "[cuda graph] the stream being captured on cuda:", device,
+              " did not report the copy just recorded (", count, " dependencies)");
+  return {static_cast<void*>(deps[0]), bytes};
+}
+
+bool Graph::set_copy(const Copy& copy, void* dst, const void* src) const {
+  DeviceGuard guard(device_);
+  const cudaError_t set = cudaGraphExecMemcpyNodeSetParams1D(static_cast<cudaGraphExec_t>(exec_.get()),
+                                                             static_cast<cudaGraphNode_t>(copy.node), dst, src,
+                                                             copy.bytes, cudaMemcpyDeviceToDevice);
+  if (set == cudaSuccess) return true;
+  cudaGetLastError();
+  return false;
 }
 
 bool is_capturing(int device) {
