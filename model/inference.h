@@ -84,6 +84,9 @@ class InferencePlan {
     TensorList outputs;  // where the capture's output copies wrote (their first targets)
     std::vector<std::optional<cuda::Graph::Copy>> input_copies, output_copies;  // none for 0 bytes
     std::vector<const void*> output_sources;  // the graph's own memory each output is copied from
+    // What each copy points at now (set_copy is skipped where a call's tensor is where it was).
+    std::vector<const void*> input_from;
+    std::vector<void*> output_to;
     std::optional<cuda::Graph> graph;
     std::optional<cuda::Event> done;           // the last replay has finished with the graph's memory
     std::optional<cuda::Stream> last_stream;  // where it ran
