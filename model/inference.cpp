@@ -118,9 +118,9 @@ TensorList InferencePlan::run_eager(const TensorList& inputs, const std::optiona
 
 InferencePlan::Captured::~Captured() {
   // The buffers are freed on the streams they were allocated on: wait for a replay still
-  // running on another stream first.
+  // running on another stream first (the whole device: the stream may be an app's, gone by now).
   try {
-    if (done) done->synchronize();
+    if (graph && last_stream) cuda::synchronize(graph->device());
   } catch (const Error&) {
   }
 }
@@ -285,17 +285,21 @@ std::optional<TensorList> InferencePlan::replay(Captured& c, const TensorList& i
     c.timed_end.emplace(device_.index);
     c.timed_start->record(stream);
   }
-  // A replay on another stream waits for the last one, which may still be using the graph's memory.
-  if (c.done && !(*c.last_stream == stream)) c.done->wait(stream);
+  // A replay on another stream waits for the last one, which may still be using the graph's
+  // memory: an event recorded now on that stream follows it. (Replays on one stream are in
+  // order already; no event is recorded per replay.)
+  if (c.last_stream && !(*c.last_stream == stream)) {
+    cuda::Event last(device_.index, false);
+    last.record(*c.last_stream);
+    last.wait(stream);
+  }
   c.graph->replay();
-  if (!c.done) c.done.emplace(device_.index, false);
-  c.done->record(stream);
   c.last_stream = stream;
   if (timed) c.timed_end->record(stream);
   ++stats_.graph_replays;
   if (!c.checks.empty()) {
     // The inputs' checks ran on the device: wait for them, as the eager run's checks do.
-    c.done->synchronize();
+    stream.synchronize();
     const int32_t failed = *static_cast<const int32_t*>(c.check_host.data());
     EMBER_CHECK(failed <= 0 || static_cast<size_t>(failed) > c.checks.size(), InvalidArgument,
                 c.checks[static_cast<size_t>(failed > 0 ? failed - 1 : 0)],

@@ -88,8 +88,7 @@ class InferencePlan {
     std::vector<const void*> input_from;
     std::vector<void*> output_to;
     std::optional<cuda::Graph> graph;
-    std::optional<cuda::Event> done;           // the last replay has finished with the graph's memory
-    std::optional<cuda::Stream> last_stream;  // where it ran
+    std::optional<cuda::Stream> last_stream;  // where the last replay ran
     // Checks recorded into the graph (index ranges, cuda::CaptureChecks): the code of the one
     // that failed, on the device and copied to pinned host memory by every replay.
     Tensor check_flag, check_host;
