@@ -224,6 +224,12 @@ bool same_layout(const Value& a, const Value& b) {
   return true;
 }
 
+// An add of two tensors with no scale (alpha 1): what a skip connection or residual stream writes.
+bool plain_add(const Node& n) {
+  return n.op == "add" && n.inputs.size() == 2 && n.outputs.size() == 1 && !n.attributes.has("other") &&
+         (!n.attributes.has("alpha") || n.attributes.get_float("alpha") == 1.0) && n.inputs[0] >= 0 && n.inputs[1] >= 0;
+}
+
 // A plain 2-d convolution with nothing fused into it yet.
 bool fusable_conv(const Graph& g, const Node& n) {
   return n.op == "convolution" && n.outputs.size() == 1 && n.inputs.size() >= 2 && n.inputs.size() <= 3 &&
@@ -268,10 +274,7 @@ struct ConvFusion {
   // after both of the add's inputs are made, before any reader of `out`.
   bool into_add(size_t a, std::optional<double> lo, std::optional<double> hi, uint32_t out) {
     const Node& add = g.nodes[a];
-    if (add.op != "add" || add.inputs.size() != 2 || add.outputs.size() != 1 || add.attributes.has("other") ||
-        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[0] < 0 ||
-        add.inputs[1] < 0)
-      return false;
+    if (!plain_add(add)) return false;
     for (int side = 0; side < 2; ++side) {
       const int32_t c = add.inputs[side], skip = add.inputs[1 - side];
       Node* conv = c == skip ? nullptr : sole_producer(c);
@@ -334,9 +337,7 @@ int fuse_add_layer_norm(Graph& g) {
     if (producer[sum] < 0 || removed[producer[sum]]) continue;
     const size_t a = static_cast<size_t>(producer[sum]);
     const Node& add = g.nodes[a];
-    if (add.op != "add" || add.inputs.size() != 2 || add.outputs.size() != 1 || add.attributes.has("other") ||
-        (add.attributes.has("alpha") && add.attributes.get_float("alpha") != 1.0) || add.inputs[0] < 0 ||
-        add.inputs[1] < 0 || !is_floating(g.values[sum].dtype) || !same_layout(g.values[add.inputs[0]], g.values[sum]) ||
+    if (!plain_add(add) || !is_floating(g.values[sum].dtype) || !same_layout(g.values[add.inputs[0]], g.values[sum]) ||
         !same_layout(g.values[add.inputs[1]], g.values[sum]))
       continue;  // a broadcasting or scaled add stays apart
     // The fused node takes the add's place: the norm's weight and bias must exist by then.

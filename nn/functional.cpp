@@ -165,13 +165,7 @@ std::pair<Tensor, Tensor> add_layer_norm(const Tensor& x, const Tensor& residual
     Tensor sum = add(x, residual);
     return {layer_norm(sum, normalized_shape, weight, bias, eps), sum};
   }
-  const int64_t m = product(normalized_shape);
-  const int64_t rows = m == 0 ? 0 : x.numel() / m;
-  auto row = [&](const Tensor& t) { return t.defined() ? reshape(t.to(x.dtype()), {m}).contiguous() : t; };
-  TensorList out = apply(std::make_shared<AddLayerNormOp>(eps),
-                         {reshape(x.contiguous(), {rows, m}), reshape(residual.contiguous(), {rows, m}), row(weight), row(bias)},
-                         {{{rows, m}, x.dtype()}, {{rows, m}, x.dtype()}});
-  return {reshape(out[0], x.sizes()), reshape(out[1], x.sizes())};
+  return add_layer_norm_rows(x, residual, product(normalized_shape), weight, bias, eps);
 }
 
 Tensor rms_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight, std::optional<double> eps) {

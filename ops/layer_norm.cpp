@@ -14,17 +14,33 @@ namespace {
 
 DType stats_dtype(DType x) { return x == kFloat64 ? kFloat64 : kFloat32; }
 
+// A weight or bias as the kernels read it: [normalized], contiguous, in x's dtype.
+Tensor as_row(const Tensor& t, const Tensor& x, int64_t normalized) {
+  return t.defined() ? reshape(t.to(x.dtype()), {normalized}).contiguous() : t;
+}
+
 }  // namespace
 
 Tensor layer_norm_rows(const Tensor& x, int64_t normalized, const Tensor& weight, const Tensor& bias, double eps,
                        bool rms) {
   const int64_t rows = normalized == 0 ? 0 : x.numel() / normalized;
   const DType acc = stats_dtype(x.dtype());
-  auto as_row = [&](const Tensor& t) { return t.defined() ? reshape(t.to(x.dtype()), {normalized}).contiguous() : t; };
   auto op = std::make_shared<LayerNormOp>(rms, eps);
-  TensorList out = apply(op, {reshape(x.contiguous(), {rows, normalized}), as_row(weight), as_row(bias)},
+  TensorList out = apply(op, {reshape(x.contiguous(), {rows, normalized}), as_row(weight, x, normalized),
+                              as_row(bias, x, normalized)},
                          {{{rows, normalized}, x.dtype()}, {{rows}, acc}, {{rows}, acc}});
   return reshape(out[0], x.sizes());
+}
+
+std::pair<Tensor, Tensor> add_layer_norm_rows(const Tensor& x, const Tensor& residual, int64_t normalized,
+                                              const Tensor& weight, const Tensor& bias, double eps) {
+  const int64_t rows = normalized == 0 ? 0 : x.numel() / normalized;
+  const Shape shape{rows, normalized};
+  TensorList out = apply(std::make_shared<AddLayerNormOp>(eps),
+                         {reshape(x.contiguous(), shape), reshape(residual.contiguous(), shape),
+                          as_row(weight, x, normalized), as_row(bias, x, normalized)},
+                         {{shape, x.dtype()}, {shape, x.dtype()}});
+  return {reshape(out[0], x.sizes()), reshape(out[1], x.sizes())};
 }
 
 bool LayerNormOp::differentiable() const { return true; }

@@ -4,6 +4,8 @@
 // The composite form took about ten launches forward and twenty back.
 #pragma once
 
+#include <utility>
+
 #include "ops/op.h"
 
 namespace ember {
@@ -49,5 +51,9 @@ struct AddLayerNormOp final : Op {
 /// check the shapes and call this).
 Tensor layer_norm_rows(const Tensor& x, int64_t normalized, const Tensor& weight, const Tensor& bias, double eps,
                        bool rms);
+/// {layer norm of x + residual, x + residual} over the last `normalized` elements, in one
+/// AddLayerNormOp (nn::add_layer_norm checks the shapes and calls this).
+std::pair<Tensor, Tensor> add_layer_norm_rows(const Tensor& x, const Tensor& residual, int64_t normalized,
+                                              const Tensor& weight, const Tensor& bias, double eps);
 
 }  // namespace ember
