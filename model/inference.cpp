@@ -229,10 +229,7 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
   cuda::CaptureChecks checks(c->check_flag);
   cuda::Graph g = cuda::Graph::capture(device_.index, [&] {
     zero_(c->check_flag);
-    for (size_t i = 0; i < sources.size(); ++i) {
-      c->input_copies.push_back(record_copy(device_.index, c->inputs[i], sources[i]));
-      c->input_from.push_back(sources[i].data());
-    }
+    for (size_t i = 0; i < sources.size(); ++i) c->input_copies.push_back(record_copy(device_.index, c->inputs[i], sources[i]));
     const TensorList result = run_graph(c->inputs);
     EMBER_CHECK(result.size() == c->outputs.size(), Internal, "[cuda graph] the captured forward gave ",
                 result.size(), " outputs, its first run ", c->outputs.size());
@@ -245,8 +242,6 @@ std::unique_ptr<InferencePlan::Captured> InferencePlan::capture(const TensorList
       // An output that is a view is made contiguous inside the graph, then copied out.
       const Tensor src = result[i].defined() ? result[i].contiguous() : Tensor();
       c->output_copies.push_back(src.defined() ? record_copy(device_.index, c->outputs[i], src) : std::nullopt);
-      c->output_sources.push_back(src.defined() ? src.data() : nullptr);
-      c->output_to.push_back(c->outputs[i].defined() ? c->outputs[i].data() : nullptr);
     }
     if (!checks.checks().empty()) copy_(c->check_host, c->check_flag, /*non_blocking=*/true);
   });  // `result` and every intermediate were freed inside the capture: their memory is the graph's
@@ -267,17 +262,14 @@ std::optional<TensorList> InferencePlan::replay(Captured& c, const TensorList& i
   for (size_t i = 0; i < inputs.size(); ++i) {
     if (!c.input_copies[i]) continue;
     sources[i] = inputs[i].contiguous();
-    if (sources[i].data() == c.input_from[i]) continue;
     if (!c.graph->set_copy(*c.input_copies[i], c.inputs[i].data(), sources[i].data())) return refused("an input");
-    c.input_from[i] = sources[i].data();
   }
   TensorList out(c.outputs.size());
   for (size_t i = 0; i < c.outputs.size(); ++i) {
     if (!c.outputs[i].defined()) continue;
     out[i] = empty(c.outputs[i].sizes(), {c.outputs[i].dtype(), device_});
-    if (!c.output_copies[i] || out[i].data() == c.output_to[i]) continue;
-    if (!c.graph->set_copy(*c.output_copies[i], out[i].data(), c.output_sources[i])) return refused("an output");
-    c.output_to[i] = out[i].data();
+    if (c.output_copies[i] && !c.graph->set_copy(*c.output_copies[i], out[i].data(), c.output_copies[i]->src))
+      return refused("an output");
   }
   const bool timed = options_.measure_graphs && ++c.replays == 2;
   if (timed) {

@@ -83,10 +83,6 @@ class InferencePlan {
     TensorList inputs;   // the graph reads its inputs here
     TensorList outputs;  // where the capture's output copies wrote (their first targets)
     std::vector<std::optional<cuda::Graph::Copy>> input_copies, output_copies;  // none for 0 bytes
-    std::vector<const void*> output_sources;  // the graph's own memory each output is copied from
-    // What each copy points at now (set_copy is skipped where a call's tensor is where it was).
-    std::vector<const void*> input_from;
-    std::vector<void*> output_to;
     std::optional<cuda::Graph> graph;
     std::optional<cuda::Stream> last_stream;  // where the last replay ran
     // Checks recorded into the graph (index ranges, cuda::CaptureChecks): the code of the one

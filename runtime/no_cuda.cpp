@@ -64,7 +64,7 @@ void Event::synchronize() const { no_cuda("event"); }
 Graph Graph::capture(int, const std::function<void()>&) { no_cuda("cuda graph"); }
 void Graph::replay() const { no_cuda("cuda graph"); }
 Graph::Copy Graph::capture_copy(int, void*, const void*, size_t) { no_cuda("cuda graph"); }
-bool Graph::set_copy(const Copy&, void*, const void*) const { no_cuda("cuda graph"); }
+bool Graph::set_copy(Copy&, void*, const void*) const { no_cuda("cuda graph"); }
 GraphMemoryStats graph_memory_stats(int) { no_cuda("cuda graph"); }
 bool is_capturing(int) { return false; }
 CaptureChecks::CaptureChecks(Tensor flag) : flag_(std::move(flag)), previous_(nullptr) {}

@@ -117,15 +117,18 @@ class Graph {
   struct Copy {
     void* node = nullptr;  // the cudaGraphNode_t of the captured graph, which the Graph keeps
     size_t bytes = 0;
+    void* dst = nullptr;   // the memory it copies now
+    const void* src = nullptr;
   };
   /// Records a copy of `bytes` (> 0) from `src` to `dst`, device memory of `device`, on its
   /// current stream, which must be capturing. Throws Unsupported if CUDA does not report the
   /// copy's node (the capture then fails cleanly).
   static Copy capture_copy(int device, void* dst, const void* src, size_t bytes);
   /// Points a copy of this graph at other device memory (contiguous, of the copy's size) for
-  /// the replays queued after this call; replays already queued keep what they had. False
-  /// where CUDA refuses: the copy keeps its old memory, and the graph must not be replayed.
-  bool set_copy(const Copy& copy, void* dst, const void* src) const;
+  /// the replays queued after this call; replays already queued keep what they had. Nothing to
+  /// do where it points there already. False where CUDA refuses: the copy keeps its old memory,
+  /// and the graph must not be replayed.
+  bool set_copy(Copy& copy, void* dst, const void* src) const;
 
  private:
   Graph(std::shared_ptr<void> exec, int device) : exec_(std::move(exec)), device_(device) {}

@@ -80,17 +80,22 @@ Graph::Copy Graph::capture_copy(int device, void* dst, const void* src, size_t b
                      cudaGraphNodeGetType(deps[0], &type) == cudaSuccess && type == cudaGraphNodeTypeMemcpy;
   EMBER_CHECK(found, Unsupported, "[cuda graph] the stream being captured on cuda:", device,
               " did not report the copy just recorded (", count, " dependencies)");
-  return {static_cast<void*>(deps[0]), bytes};
+  return {static_cast<void*>(deps[0]), bytes, dst, src};
 }
 
-bool Graph::set_copy(const Copy& copy, void* dst, const void* src) const {
+bool Graph::set_copy(Copy& copy, void* dst, const void* src) const {
+  if (dst == copy.dst && src == copy.src) return true;
   DeviceGuard guard(device_);
   const cudaError_t set = cudaGraphExecMemcpyNodeSetParams1D(static_cast<cudaGraphExec_t>(exec_.get()),
                                                              static_cast<cudaGraphNode_t>(copy.node), dst, src,
                                                              copy.bytes, cudaMemcpyDeviceToDevice);
-  if (set == cudaSuccess) return true;
-  cudaGetLastError();
-  return false;
+  if (set != cudaSuccess) {
+    cudaGetLastError();
+    return false;
+  }
+  copy.dst = dst;
+  copy.src = src;
+  return true;
 }
 
 bool is_capturing(int device) {
