@@ -17,13 +17,21 @@ fusions and cuBLASLt epilogues off (EMBER_FUSE_ATTENTION=0 EMBER_FUSE_ACTIVATION
 on each model's line: what those passes are worth.
 With --libtorch BINARY (tools/build-libtorch-bench.sh), a libtorch column: the model traced to
 TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same way.
+With --device-time TRACER (build-gpu/bench/libkernel_trace.so), a second table for the batch-1
+rows: the device time of one forward's kernels and copies, PyTorch eager's (torch.profiler) and
+ember's graph replay's (ember bench under the CUPTI tracer, run at two iteration counts so that
+warm-up and set-up cancel out). It tells a host-bound forward from a device-bound one: where
+ember's kernels alone take longer than half of PyTorch's eager forward, "0.5x eager" needs
+faster kernels, not fewer launches.
 Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
-                                        [--only NAME,...] [--cpu 16,2 [--also-env NAME=VALUE,...]]
+                                        [--device-time TRACER] [--only NAME,...]
+                                        [--cpu 16,2 [--also-env NAME=VALUE,...]]
 (--only: names as in MODELS, with underscores for spaces: resnet50_fp16.)"""
 import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 
 import torch
@@ -111,8 +119,36 @@ UNFUSED = {"EMBER_FUSE_ATTENTION": "0", "EMBER_FUSE_ACTIVATIONS": "0", "EMBER_GE
 FUSED = {"EMBER_GEMM_EPILOGUE": os.environ.get("EMBER_GEMM_EPILOGUE", "1")}
 
 
-def ember_times(cli, path, batch, graphs, half, env=None):
-    cmd = [cli, "bench", path, "--device", "cuda", "--batch", str(batch), "--json", "--iterations", "100"]
+def torch_device_ms(model, x, forwards=20):
+    """Device time of one eager forward: its kernels, copies and sets, from torch.profiler."""
+    from torch.profiler import ProfilerActivity, profile
+    with torch.no_grad():
+        model(x)
+        torch.cuda.synchronize()
+        with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+            for _ in range(forwards):
+                model(x)
+            torch.cuda.synchronize()
+    busy_us = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    return busy_us / forwards / 1e3
+
+
+def ember_device_ms(cli, path, batch, half, tracer, counts=(20, 120)):
+    """Device time of one replayed forward: `ember bench` (CUDA graphs on) under the CUPTI tracer at
+    two iteration counts; the difference over the extra forwards leaves out warm-up, capture and
+    the accuracy check."""
+    totals = []
+    for iterations in counts:
+        with tempfile.NamedTemporaryFile("r", suffix=".txt") as table:
+            ember_times(cli, path, batch, True, half, {"LD_PRELOAD": tracer, "EMBER_TRACE_OUT": table.name,
+                                                       "EMBER_TRACE_TOP": "0"}, iterations)
+            first = table.readline().split()  # "device time X ms in N kernel names"
+            totals.append(float(first[2]))
+    return (totals[1] - totals[0]) / (counts[1] - counts[0])
+
+
+def ember_times(cli, path, batch, graphs, half, env=None, iterations=100):
+    cmd = [cli, "bench", path, "--device", "cuda", "--batch", str(batch), "--json", "--iterations", str(iterations)]
     if half:
         cmd += ["--dtype", "float16"]
     if not graphs:
@@ -204,6 +240,7 @@ def main():
     compile_too = "--compile" in sys.argv
     ablate = "--ablate" in sys.argv
     libtorch = sys.argv[sys.argv.index("--libtorch") + 1] if "--libtorch" in sys.argv else None
+    tracer = sys.argv[sys.argv.index("--device-time") + 1] if "--device-time" in sys.argv else None
     only = None
     if "--only" in sys.argv:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))
@@ -217,6 +254,7 @@ def main():
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     rows = []
+    device_rows = []  # (case, torch eager ms, torch device ms, ember graph ms, ember device ms)
     for name, make, example, batches in MODELS:
         if only and not picked(name, only):
             continue
@@ -255,6 +293,9 @@ def main():
                 unfused = (f" | unfused (no graphs) {u['median_ms']:.3f} ms, nodes {u['nodes_after']}: fused / unfused "
                            f"{e_eager['median_ms'] / u['median_ms']:.3f}")
             rows.append((f"{name} b{b}", t, e, e_eager))
+            if tracer and b == 1:
+                device_rows.append((f"{name} b{b}", t["eager"], torch_device_ms(model, x), e["median_ms"],
+                                    ember_device_ms(cli, path, b, half, tracer)))
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} (with input and output copies "
                   f"{t['graph_io']:.3f})" + (f" compile {t['compile']:.3f}" if compile_too else "") + " | ember graphs "
                   f"{e['median_ms']:.3f} (host {e['host_ms']:.3f} per call) eager {e_eager['median_ms']:.3f} "
@@ -282,6 +323,14 @@ def main():
                  f"{t['peak_mib']:.1f} / {ee['activation_peak_mib']:.1f} / {e['graph_memory_mib']:.1f}"
                  + (" (graph dropped: slower)" if e.get("graphs_dropped") else "")]
         print("| " + " | ".join(cols) + " |")
+    if device_rows:
+        print()
+        print("| model | torch eager ms | torch eager device ms | half of eager ms | ember graph ms | ember device ms |"
+              " ember device / half of eager | ember graph - device ms |")
+        print("|---|---|---|---|---|---|---|---|")
+        for case, eager, torch_dev, graph, ember_dev in device_rows:
+            print(f"| {case} | {eager:.3f} | {torch_dev:.3f} | {eager / 2:.3f} | {graph:.3f} | {ember_dev:.3f} | "
+                  f"{ember_dev / (eager / 2):.2f} | {graph - ember_dev:.3f} |")
 
 
 if __name__ == "__main__":
