@@ -20,7 +20,7 @@ TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same wa
 With --device-time TRACER (build-gpu/bench/libkernel_trace.so), a second table for the batch-1
 rows: the device time of one forward's kernels and copies, PyTorch eager's (torch.profiler) and
 ember's graph replay's (ember bench under the CUPTI tracer, run at two iteration counts so that
-warm-up and set-up cancel out). It tells a host-bound forward from a device-bound one: where
+warm-up and set-up cancel out); both sides' kernel tables go to OUT_DIR/*_kernels.txt. It tells a host-bound forward from a device-bound one: where
 ember's kernels alone take longer than half of PyTorch's eager forward, "0.5x eager" needs
 faster kernels, not fewer launches.
 Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
@@ -125,8 +125,9 @@ UNFUSED = {"EMBER_FUSE_ATTENTION": "0", "EMBER_FUSE_ACTIVATIONS": "0", "EMBER_GE
 FUSED = {"EMBER_GEMM_EPILOGUE": os.environ.get("EMBER_GEMM_EPILOGUE", "1")}
 
 
-def torch_device_ms(model, x, forwards=20):
-    """Device time of one eager forward: its kernels, copies and sets, from torch.profiler."""
+def torch_device_ms(model, x, table_path, forwards=20):
+    """Device time of one eager forward: its kernels, copies and sets, from torch.profiler (whose
+    kernel table is written to table_path)."""
     from torch.profiler import ProfilerActivity, profile
     with torch.no_grad():
         model(x)
@@ -136,20 +137,28 @@ def torch_device_ms(model, x, forwards=20):
                 model(x)
             torch.cuda.synchronize()
     busy_us = sum(e.time_range.elapsed_us() for e in prof.events() if e.device_type == torch.autograd.DeviceType.CUDA)
+    try:
+        with open(table_path, "w") as f:
+            f.write(f"{forwards} forwards\n")
+            f.write(prof.key_averages().table(sort_by="self_device_time_total", row_limit=25))
+    except Exception as err:  # the table is for reading; the time above is what is reported
+        print(f"torch.profiler table not written: {err}", flush=True)
     return busy_us / forwards / 1e3
 
 
-def ember_device_ms(cli, path, batch, half, tracer, counts=(20, 120)):
+def ember_device_ms(cli, path, batch, half, tracer, table_path, counts=(20, 120)):
     """Device time of one replayed forward: `ember bench` (CUDA graphs on) under the CUPTI tracer at
     two iteration counts; the difference over the extra forwards leaves out warm-up, capture and
-    the accuracy check."""
+    the accuracy check. The longer run's kernel table is kept at table_path."""
     totals = []
     for iterations in counts:
         with tempfile.NamedTemporaryFile("r", suffix=".txt") as table:
             ember_times(cli, path, batch, True, half, {"LD_PRELOAD": tracer, "EMBER_TRACE_OUT": table.name,
-                                                       "EMBER_TRACE_TOP": "0"}, iterations)
-            first = table.readline().split()  # "device time X ms in N kernel names"
-            totals.append(float(first[2]))
+                                                       "EMBER_TRACE_TOP": "25"}, iterations)
+            text = table.read()
+        totals.append(float(text.split()[2]))  # "device time X ms in N kernel names"
+    with open(table_path, "w") as f:
+        f.write(f"ember bench, {counts[1]} forwards and its warm-up, capture and checks\n{text}")
     return (totals[1] - totals[0]) / (counts[1] - counts[0])
 
 
@@ -300,8 +309,10 @@ def main():
                            f"{e_eager['median_ms'] / u['median_ms']:.3f}")
             rows.append((f"{name} b{b}", t, e, e_eager))
             if tracer and b == 1:
-                device_rows.append((f"{name} b{b}", t["eager"], torch_device_ms(model, x), e["median_ms"],
-                                    ember_device_ms(cli, path, b, half, tracer)))
+                tag = os.path.join(out_dir, f"{name.replace(' ', '_')}_b{b}")
+                device_rows.append((f"{name} b{b}", t["eager"], torch_device_ms(model, x, tag + "_torch_kernels.txt"),
+                                    e["median_ms"],
+                                    ember_device_ms(cli, path, b, half, tracer, tag + "_ember_kernels.txt")))
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} (with input and output copies "
                   f"{t['graph_io']:.3f})" + (f" compile {t['compile']:.3f}" if compile_too else "") + " | ember graphs "
                   f"{e['median_ms']:.3f} (host {e['host_ms']:.3f} per call) eager {e_eager['median_ms']:.3f} "
