@@ -313,6 +313,8 @@ def main():
                 device_rows.append((f"{name} b{b}", t["eager"], torch_device_ms(model, x, tag + "_torch_kernels.txt"),
                                     e["median_ms"],
                                     ember_device_ms(cli, path, b, half, tracer, tag + "_ember_kernels.txt")))
+                print(f"{name} b{b}: device time per forward, torch eager {device_rows[-1][2]:.3f} ms, "
+                      f"ember replay {device_rows[-1][4]:.3f} ms", flush=True)
             print(f"{name} b{b}: torch eager {t['eager']:.3f} graph {t['graph']:.3f} (with input and output copies "
                   f"{t['graph_io']:.3f})" + (f" compile {t['compile']:.3f}" if compile_too else "") + " | ember graphs "
                   f"{e['median_ms']:.3f} (host {e['host_ms']:.3f} per call) eager {e_eager['median_ms']:.3f} "
