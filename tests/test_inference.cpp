@@ -1,5 +1,7 @@
 // The inference fast path (issue 9): each graph pass keeps a model's outputs, the plan follows
 // weight changes, and on CUDA captured graphs replay what the eager run computes.
+#include <cstdlib>
+
 #include "ember.h"
 #include "tests/harness.h"
 
@@ -592,16 +594,20 @@ TEST_CASE("cuda graphs: replays compute what the eager run does, per input shape
       }
       // Measured (the default): two eager runs, the second timed; a capture and replay; a
       // second, timed replay; the next call keeps the graph if that replay was faster. These
-      // small models are launch-bound: it is.
+      // small models are launch-bound: it is, except under compute-sanitizer, whose
+      // instrumented kernels can make the replay the slower (EMBER_UNDER_SANITIZER, set by the
+      // scripts that run it): there the counts must still follow the decision.
       m.set_inference_options({});
       for (int i = 0; i < 6; ++i) CHECK(relative_difference(m.forward({i % 2 ? b : a})[0], i % 2 ? want_b : want_a) < 1e-6);
       s = m.inference_stats();
       INFO(s.graph_timing);
-      CHECK(s.eager_runs == 2);
+      const bool kept = s.graph_timing.find("graph kept") != std::string::npos;
+      CHECK((kept || s.graph_timing.find("eager kept") != std::string::npos));
+      if (!std::getenv("EMBER_UNDER_SANITIZER")) CHECK(kept);
       CHECK(s.graphs_captured == 1);
-      CHECK(s.graphs_dropped == 0);
-      CHECK(s.graph_replays == 4);
-      CHECK(s.graph_timing.find("graph kept") != std::string::npos);
+      CHECK(s.eager_runs == (kept ? 2 : 4));
+      CHECK(s.graphs_dropped == (kept ? 0 : 1));
+      CHECK(s.graph_replays == (kept ? 4 : 2));
     }
     cuda::synchronize(0);
     CHECK(cuda::memory_stats(0).allocated == held_before);  // nothing kept after the model goes
