@@ -20,9 +20,9 @@ TorchScript here and run from C++ by bench/libtorch_bench.cpp, timed the same wa
 With --device-time TRACER (build-gpu/bench/libkernel_trace.so), a second table for the batch-1
 rows: the device time of one forward's kernels and copies, PyTorch eager's (torch.profiler) and
 ember's graph replay's (ember bench under the CUPTI tracer, run at two iteration counts so that
-warm-up and set-up cancel out); both sides' kernel tables go to OUT_DIR/*_kernels.txt. It tells a host-bound forward from a device-bound one: where
-ember's kernels alone take longer than half of PyTorch's eager forward, "0.5x eager" needs
-faster kernels, not fewer launches.
+warm-up and set-up cancel out); both sides' kernel tables go to OUT_DIR/*_kernels.txt. It tells
+a host-bound forward from a device-bound one: where ember's kernels alone take longer than half
+of PyTorch's eager forward, "0.5x eager" needs faster kernels, not fewer launches.
 Usage: python3 bench/inference_table.py EMBER_CLI OUT_DIR [--compile] [--ablate] [--libtorch BINARY]
                                         [--device-time TRACER] [--only NAME,...]
                                         [--cpu 16,2 [--also-env NAME=VALUE,...]]
@@ -156,6 +156,8 @@ def ember_device_ms(cli, path, batch, half, tracer, table_path, counts=(20, 120)
             ember_times(cli, path, batch, True, half, {"LD_PRELOAD": tracer, "EMBER_TRACE_OUT": table.name,
                                                        "EMBER_TRACE_TOP": "25"}, iterations)
             text = table.read()
+        if not text.startswith("device time"):
+            raise RuntimeError(f"the tracer {tracer} wrote no table for {path} (was it preloaded?)")
         totals.append(float(text.split()[2]))  # "device time X ms in N kernel names"
     with open(table_path, "w") as f:
         f.write(f"ember bench, {counts[1]} forwards and its warm-up, capture and checks\n{text}")
@@ -257,6 +259,9 @@ def main():
     ablate = "--ablate" in sys.argv
     libtorch = sys.argv[sys.argv.index("--libtorch") + 1] if "--libtorch" in sys.argv else None
     tracer = sys.argv[sys.argv.index("--device-time") + 1] if "--device-time" in sys.argv else None
+    if tracer and not os.path.isfile(tracer):
+        sys.exit(f"--device-time: no tracer at {tracer} (build it: ninja -C BUILD bench/libkernel_trace.so, "
+                 "where CUPTI is installed)")
     only = None
     if "--only" in sys.argv:
         only = set(sys.argv[sys.argv.index("--only") + 1].split(","))

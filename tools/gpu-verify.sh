@@ -41,6 +41,8 @@ if [ ! -f "$build/build.ninja" ]; then
 fi
 targets=(tests/ember_tests bench/bench_attention tools/ember)
 [ "${EMBER_VERIFY_TRAIN_GRAPHS:-0}" = 1 ] && targets+=(bench/bench_train)
+# The CUPTI tracer that inference_table.py --device-time preloads, where meson found CUPTI.
+ninja -C "$build" -t targets all 2>/dev/null | grep -q '^bench/libkernel_trace.so:' && targets+=(bench/libkernel_trace.so)
 ninja -C "$build" "${targets[@]}" >"$out/build.log" 2>&1 ||
   { grep -E "error" "$out/build.log" | sort -u | head -40; echo "build failed"; exit 1; }
 note "build: $(( $(date +%s) - start )) s"
