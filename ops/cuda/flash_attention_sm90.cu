@@ -25,6 +25,13 @@
 #include "runtime/cuda/runtime.h"
 #include "runtime/error.h"
 
+// The kernels' bodies compile only in the sm_90a device pass (EMBER_SM90A_DEVICE). In the other
+// passes (host, the portable PTX) the constants, members and helpers that only those bodies use
+// look unreferenced to nvcc, which would warn about each (#177).
+#ifndef EMBER_SM90A_DEVICE
+#pragma nv_diag_suppress 177
+#endif
+
 namespace ember::flash_sm90 {
 
 namespace {
