@@ -328,6 +328,11 @@ def main():
                   f"ember {e['activation_peak_mib']:.1f} (graphs {e['graph_memory_mib']:.1f}) | "
                   f"nodes {e['nodes_before']}->{e['nodes_after']} | {e['graph_replays']} replays, "
                   f"{e['graphs_dropped']} dropped | error vs fp32 {e['relative_error']:.2g}{unfused}", flush=True)
+            print(f"{name} b{b}: ember eager memory {e_eager['activation_peak_mib']:.2f} MiB after warm-up (arena "
+                  f"{e_eager['arena_mib']:.2f}, recorded peak {e_eager['planned_peak_mib']:.2f}, "
+                  f"{e_eager['planned_recordings']} recorded, {e_eager['planned_fallbacks']} fallbacks), second call "
+                  f"{e_eager['activation_second_call_mib']:.2f} MiB; at the recorded peak: "
+                  + ", ".join(f"{mib:.2f} {node}" for mib, node in e_eager["peak_blocks"]), flush=True)
         del model
         torch.cuda.empty_cache()
     header = ("| model | torch eager ms | torch graph ms (with input/output copies) |" + (" torch.compile ms |" if compile_too else "") +

@@ -7,6 +7,7 @@
 #include "graph/op_profile.h"
 #include "runtime/cuda_hooks.h"
 #include "runtime/error.h"
+#include "runtime/memory_plan.h"
 
 namespace ember::graph {
 
@@ -78,6 +79,7 @@ TensorList Executor::run(const TensorList& inputs, const std::vector<Tensor>& st
     TensorList out;
     try {
       const auto start = profile ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
+      const MemoryPlan::Site site(n.attributes.node);  // names its blocks in a recorded plan
       out = op->run(args, n.attributes, ctx);
       if (profile) {
         if (ctx.device.is_cuda()) cuda_hooks().synchronize(ctx.device);

@@ -50,9 +50,16 @@ InferenceStats InferencePlan::stats() const {
   InferenceStats s = stats_;
   s.eager_runs = eager_runs_.load();
   std::lock_guard<std::mutex> plans_lock(plans_mutex_);
+  size_t largest = 0;
   for (const auto& [key, p] : planned_) {
     const MemoryPlan::Stats m = p->plan.stats();
     s.arena_bytes += m.arena_bytes;
+    s.arena_held += m.arena_held;
+    s.planned_recordings += m.recordings;
+    if (m.recorded_peak >= largest) {
+      largest = m.recorded_peak;
+      s.peak_blocks = p->plan.peak_blocks();
+    }
     s.planned_peak += m.recorded_peak;
     s.planned_runs += m.replays;
     s.planned_fallbacks += m.fallbacks;
@@ -99,7 +106,11 @@ MemoryPlan* InferencePlan::memory_plan_for(const std::optional<Key>& key) {
     if (planned_.size() >= options_.max_graphs) return nullptr;
     auto p = std::make_unique<Planned>(device_);
     p->stream = stream;
-    it = planned_.emplace(*key, std::move(p)).first;
+    planned_.emplace(*key, std::move(p));
+    // The shape's first run is not recorded: libraries cache things on their first call (an
+    // algorithm, a descriptor, a buffer), and a recording of that call would stray at its first
+    // replay, which then holds the arena and every fallback allocation at once.
+    return nullptr;
   }
   // On CUDA the arena is reused in stream order: only the recording stream's runs use it.
   if (stream && !(*it->second->stream == *stream)) return nullptr;

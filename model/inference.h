@@ -40,8 +40,9 @@ struct InferenceOptions {
   /// Most CUDA graphs kept (one per input shape); past it the oldest is dropped.
   size_t max_graphs = 8;
   /// Eager runs of an input shape take their intermediate tensors from one arena laid out
-  /// from the first such run's lifetimes (runtime/memory_plan.h); on CUDA, runs on the stream
-  /// that recorded. The first max_graphs shapes get an arena; later ones run unplanned.
+  /// from the second such run's lifetimes (runtime/memory_plan.h; the first runs unplanned, as
+  /// libraries cache things on their first call); on CUDA, runs on the stream that recorded.
+  /// The first max_graphs shapes get an arena; later ones run unplanned.
   bool plan_memory = true;
 };
 
@@ -55,9 +56,14 @@ struct InferenceStats {
   std::string graph_timing;     // the last measured replay against its eager run
   // Planned memory of eager runs (plan_memory), summed over the input shapes that have a plan.
   size_t arena_bytes = 0;        // the arenas' sizes
+  size_t arena_held = 0;         // arena bytes held now, between runs (made by a run's first replay)
   size_t planned_peak = 0;       // the most bytes their recorded runs held at once
   int64_t planned_runs = 0;      // eager runs served from an arena
   int64_t planned_fallbacks = 0; // allocations of those runs that came from the allocator
+  int64_t planned_recordings = 0; // eager runs recorded (the first of a shape, and any after a replay strayed)
+  // The blocks alive at the peak of the largest recorded run, largest first, each named by
+  // the node that made it: what an eager forward's activation memory is made of.
+  std::vector<MemoryPlan::PeakBlock> peak_blocks;
 };
 
 class InferencePlan {

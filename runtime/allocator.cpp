@@ -1,5 +1,6 @@
 #include "runtime/allocator.h"
 
+#include <atomic>
 #include <cstdlib>
 #include <mutex>
 #include <unordered_map>
@@ -33,8 +34,20 @@ class CpuAllocator final : public Allocator {
     }
     if (!p) p = std::aligned_alloc(kCpuAlignment, size);
     EMBER_CHECK(p != nullptr, OutOfMemory, "[cpu allocator] failed to allocate ", nbytes, " bytes of host memory");
-    return std::shared_ptr<void>(p, [this, size](void* q) { release(q, size); });
+    const size_t now = allocated_.fetch_add(nbytes, std::memory_order_relaxed) + nbytes;
+    size_t peak = peak_.load(std::memory_order_relaxed);
+    while (now > peak && !peak_.compare_exchange_weak(peak, now, std::memory_order_relaxed)) {
+    }
+    return std::shared_ptr<void>(p, [this, size, nbytes](void* q) {
+      allocated_.fetch_sub(nbytes, std::memory_order_relaxed);
+      release(q, size);
+    });
   }
+
+  HostMemoryStats stats() {
+    return {allocated_.load(std::memory_order_relaxed), peak_.load(std::memory_order_relaxed), cached_bytes()};
+  }
+  void reset_peak() { peak_.store(allocated_.load(std::memory_order_relaxed), std::memory_order_relaxed); }
 
   void empty_cache() {
     std::lock_guard<std::mutex> lock(mutex_);
@@ -80,6 +93,7 @@ class CpuAllocator final : public Allocator {
   std::mutex mutex_;
   std::unordered_map<size_t, std::vector<void*>> free_;
   size_t cached_bytes_ = 0;
+  std::atomic<size_t> allocated_{0}, peak_{0};  // what tensors asked for, not the size classes
 };
 
 CpuAllocator& cpu_allocator() {
@@ -97,5 +111,7 @@ Allocator& allocator_for(Device device) {
 
 void cpu_empty_cache() { cpu_allocator().empty_cache(); }
 size_t cpu_cached_bytes() { return cpu_allocator().cached_bytes(); }
+HostMemoryStats cpu_memory_stats() { return cpu_allocator().stats(); }
+void cpu_reset_peak_memory_stats() { cpu_allocator().reset_peak(); }
 
 }  // namespace ember

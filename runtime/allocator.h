@@ -24,6 +24,17 @@ void cpu_empty_cache();
 /// Bytes of host memory ember keeps for reuse (large blocks released by tensors).
 size_t cpu_cached_bytes();
 
+/// Host memory held by tensors: the bytes they asked for (before the allocator's rounding), as
+/// cuda::memory_stats counts a device's.
+struct HostMemoryStats {
+  size_t allocated = 0;       // bytes held by live tensors
+  size_t peak_allocated = 0;  // since the last reset
+  size_t cached = 0;          // bytes kept for reuse (cpu_cached_bytes)
+};
+HostMemoryStats cpu_memory_stats();
+/// Starts a new peak from what is allocated now.
+void cpu_reset_peak_memory_stats();
+
 /// Alignment of every CPU allocation: a cache line, enough for any SIMD load.
 inline constexpr size_t kCpuAlignment = 64;
 

@@ -11,6 +11,7 @@ namespace ember {
 namespace {
 
 thread_local MemoryPlan* active_plan = nullptr;
+thread_local const std::string* active_site = nullptr;
 
 // Offsets in the arena are multiples of this: a cache line on the CPU, and what cudaMalloc
 // promises (and the vectorised CUDA kernels expect) on a GPU.
@@ -29,6 +30,7 @@ struct MemoryPlan::Shared {
     int64_t clock = 0;
     std::vector<size_t> sizes;
     std::vector<int64_t> made, freed;
+    std::vector<std::string> sites;
   };
   // One arena and which of its blocks are taken; kept alive by its blocks when the plan moves on.
   struct Arena {
@@ -48,6 +50,14 @@ MemoryPlan::~MemoryPlan() = default;
 MemoryPlan::Stats MemoryPlan::stats() const {
   std::lock_guard<std::mutex> lock(stats_mutex_);
   return stats_;
+}
+
+MemoryPlan::Site::Site(const std::string& name) : previous_(active_site) { active_site = &name; }
+MemoryPlan::Site::~Site() { active_site = previous_; }
+
+std::vector<MemoryPlan::PeakBlock> MemoryPlan::peak_blocks() const {
+  std::lock_guard<std::mutex> lock(stats_mutex_);
+  return peak_blocks_;
 }
 
 MemoryPlan::Run::Run(MemoryPlan& plan) : plan_(plan), previous_(active_plan) {
@@ -94,7 +104,11 @@ void MemoryPlan::begin(Run::Mode mode) {
   }
   // The first replay after a recording makes the arena.
   Shared::Arena& arena = *shared_->arena;
-  if (!arena.memory && stats_.arena_bytes > 0) arena.memory = allocator_for(device_).allocate(stats_.arena_bytes, device_);
+  if (!arena.memory && stats_.arena_bytes > 0) {
+    arena.memory = allocator_for(device_).allocate(stats_.arena_bytes, device_);
+    std::lock_guard<std::mutex> lock(stats_mutex_);
+    stats_.arena_held = stats_.arena_bytes;
+  }
 }
 
 std::shared_ptr<void> MemoryPlan::allocate(size_t nbytes) {
@@ -107,6 +121,7 @@ std::shared_ptr<void> MemoryPlan::allocate(size_t nbytes) {
       rec->sizes.push_back(nbytes);
       rec->made.push_back(++rec->clock);
       rec->freed.push_back(-1);
+      rec->sites.push_back(active_site ? *active_site : std::string());
     }
     void* data = memory.get();
     return std::shared_ptr<void>(data, [rec, index, memory](void*) mutable {
@@ -168,6 +183,7 @@ void MemoryPlan::end(bool failed) {
       blocks[i].size = rec->sizes[i];
       blocks[i].made = rec->made[i];
       blocks[i].freed = rec->freed[i];
+      blocks[i].site = std::move(rec->sites[i]);
     }
   }
   shared_->recording.reset();
@@ -181,6 +197,7 @@ void MemoryPlan::end(bool failed) {
   stray_ = false;
   std::lock_guard<std::mutex> lock(stats_mutex_);
   ++stats_.recordings;
+  stats_.arena_held = 0;  // the old arena goes (with its last block); the next replay makes one
 }
 
 // Offsets by the usual greedy rule for lifetime intervals: the largest blocks first, each at the
@@ -234,9 +251,15 @@ void MemoryPlan::make_offsets() {
       events.emplace_back(b.freed, -static_cast<int64_t>(b.size));
     }
   std::sort(events.begin(), events.end());
-  int64_t live = 0, peak = 0;
-  for (const auto& [time, delta] : events) peak = std::max(peak, live += delta);
+  int64_t live = 0, peak = 0, peak_time = -1;
+  for (const auto& [time, delta] : events)
+    if ((live += delta) > peak) peak = live, peak_time = time;
+  std::vector<PeakBlock> at_peak;
+  for (const Block& b : blocks_)
+    if (b.freed >= 0 && b.made <= peak_time && peak_time < b.freed) at_peak.push_back({b.size, b.site});
+  std::stable_sort(at_peak.begin(), at_peak.end(), [](const PeakBlock& a, const PeakBlock& b) { return a.bytes > b.bytes; });
   std::lock_guard<std::mutex> lock(stats_mutex_);
+  peak_blocks_ = std::move(at_peak);
   stats_.arena_bytes = arena;
   stats_.recorded_peak = static_cast<size_t>(peak);
   stats_.blocks = order.size();

@@ -20,6 +20,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "runtime/device.h"
@@ -31,6 +32,7 @@ class MemoryPlan {
   /// What the plan knows and did (for `ember bench` and InferenceStats).
   struct Stats {
     size_t arena_bytes = 0;       // the arena's size (0 before the first replay)
+    size_t arena_held = 0;        // bytes of arena the plan holds now (made at a replay, kept for the next)
     size_t recorded_peak = 0;     // the most bytes the recorded run's planned blocks held at once
     size_t blocks = 0;            // planned blocks per run
     size_t escaped_bytes = 0;     // bytes of blocks alive when the recorded run ended (outputs)
@@ -68,6 +70,28 @@ class MemoryPlan {
   Stats stats() const;
   Device device() const { return device_; }
 
+  /// Names what allocates on this thread while it lives (a graph executor names each node), so
+  /// that a recording can tell which blocks make its peak. Nests; costs one pointer store.
+  class Site {
+   public:
+    explicit Site(const std::string& name);
+    ~Site();
+    Site(const Site&) = delete;
+    Site& operator=(const Site&) = delete;
+
+   private:
+    const std::string* previous_;
+  };
+
+  /// One block of the recorded run: its bytes and the site that allocated it ("" when unnamed).
+  struct PeakBlock {
+    size_t bytes = 0;
+    std::string site;
+  };
+  /// The planned blocks alive at the recorded run's peak, largest first (their bytes sum to
+  /// Stats::recorded_peak); empty before a recording.
+  std::vector<PeakBlock> peak_blocks() const;
+
   /// The allocation `nbytes` on `device` of this thread's active Run, or null when there is none
   /// (or the Run is for another device): then the device's allocator serves it. Used by
   /// allocate_storage.
@@ -77,6 +101,7 @@ class MemoryPlan {
   struct Block {
     size_t size = 0;
     int64_t made = 0, freed = -1;  // event times in the recorded run; -1: alive at its end
+    std::string site;              // what allocated it (Site)
     size_t offset = 0;
     std::vector<uint32_t> shares;  // earlier blocks whose bytes overlap this one's
   };
@@ -96,6 +121,7 @@ class MemoryPlan {
   Run::Mode mode_ = Run::Mode::Idle;  // of the current run
   size_t next_ = 0;        // the next allocation's index in the current run
   Stats stats_;
+  std::vector<PeakBlock> peak_blocks_;  // of the last recording (stats_mutex_)
   mutable std::mutex stats_mutex_;
 };
 

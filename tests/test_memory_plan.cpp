@@ -53,6 +53,53 @@ DEVICE_TEST("memory plan: a recorded run's blocks are laid out by lifetime and r
   CHECK(s.recordings == 1);
 }
 
+DEVICE_TEST("memory plan: the blocks alive at the recorded peak, named by their sites; the arena held") {
+  MemoryPlan plan(device);
+  const std::string first = "first", second = "second", inner = "inner";
+  auto run_once = [&] {
+    Tensor a, b, c;
+    {
+      MemoryPlan::Site site(first);
+      a = empty({1000}, {kFloat32, device});  // 4000 bytes
+    }
+    {
+      MemoryPlan::Site site(second);
+      b = empty({300}, {kFloat32, device});
+      {
+        MemoryPlan::Site nested(inner);
+        c = empty({50}, {kFloat32, device});
+      }
+      Tensor after_nested = empty({10}, {kFloat32, device});  // "second" again: the nested site ended
+    }
+    a = Tensor();
+    Tensor late = empty({20}, {kFloat32, device});  // no site: after the peak, which was a + b + c + 10
+  };
+  CHECK(plan.peak_blocks().empty());
+  {
+    MemoryPlan::Run run(plan);
+    run_once();
+  }
+  const std::vector<MemoryPlan::PeakBlock> peak = plan.peak_blocks();
+  REQUIRE(peak.size() == 4);
+  CHECK(peak[0].bytes == 4000);
+  CHECK(peak[0].site == "first");
+  CHECK(peak[1].bytes == 1200);
+  CHECK(peak[1].site == "second");
+  CHECK(peak[2].bytes == 200);
+  CHECK(peak[2].site == "inner");
+  CHECK(peak[3].bytes == 40);
+  CHECK(peak[3].site == "second");
+  CHECK(plan.stats().recorded_peak == 5440);
+  CHECK(plan.stats().arena_held == 0);  // a recording makes no arena
+  {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    run_once();
+  }
+  CHECK(plan.stats().arena_held == plan.stats().arena_bytes);
+  CHECK(plan.stats().arena_held >= 5440);
+}
+
 DEVICE_TEST("memory plan: blocks alive at once never share bytes; replays hand out arena bytes") {
   MemoryPlan plan(device);
   const std::vector<int64_t> sizes = {1000, 70000, 333, 5000, 70000, 12, 4096, 333};
@@ -179,20 +226,35 @@ DEVICE_TEST("memory plan: loaded models' eager inference runs from an arena with
     m.set_inference_options({.cuda_graphs = false, .plan_memory = false});
     const TensorList want = m.forward(inputs);
     m.set_inference_options({.cuda_graphs = false, .plan_memory = true});
-    // The first run records; a replay that finds the run changed (a library caching something
-    // on its first call) records once more; from then on every run replays without strays.
+    // The first run is not planned (libraries cache on their first call), the second records,
+    // and from then on every run replays; a replay that still finds the run changed records
+    // once more.
     int64_t fallbacks = 0;
-    for (int i = 0; i < 5; ++i) {
+    for (int i = 0; i < 6; ++i) {
       const TensorList got = m.forward(inputs);
       REQUIRE(got.size() == want.size());
       for (size_t k = 0; k < got.size(); ++k) CHECK(relative_difference(got[k], want[k]) == 0);
-      if (i == 3) fallbacks = m.inference_stats().planned_fallbacks;
+      const InferenceStats now = m.inference_stats();
+      if (i == 0) CHECK(now.planned_recordings == 0);
+      if (i == 1) CHECK(now.planned_recordings == 1);
+      if (i == 1) CHECK(now.arena_held == 0);  // made by the first replay
+      if (i == 2) CHECK(now.arena_held == now.arena_bytes);
+      if (i == 4) fallbacks = now.planned_fallbacks;
     }
     const InferenceStats s = m.inference_stats();
     CHECK(s.planned_runs >= 2);
     CHECK(s.planned_fallbacks == fallbacks);
     CHECK(s.arena_bytes > 0);
     CHECK(s.arena_bytes >= s.planned_peak);
+    // What the peak is made of, each block named by the node that made it.
+    REQUIRE_FALSE(s.peak_blocks.empty());
+    size_t at_peak = 0;
+    for (const MemoryPlan::PeakBlock& b : s.peak_blocks) {
+      at_peak += b.bytes;
+      CHECK_FALSE(b.site.empty());  // "node 3 (add \"add\")", or a fused node's name
+    }
+    CHECK(at_peak == s.planned_peak);
+    for (size_t i = 1; i < s.peak_blocks.size(); ++i) CHECK(s.peak_blocks[i - 1].bytes >= s.peak_blocks[i].bytes);
     std::printf("memory plan, %s on %s: arena %zu bytes, recorded peak %zu bytes\n", name.c_str(),
                 device.is_cpu() ? "cpu" : "cuda", s.arena_bytes, s.planned_peak);
   }

@@ -236,6 +236,23 @@ TEST_CASE("the registry lists every op with cpu support") {
   CHECK(json.front() == '[');
 }
 
+TEST_CASE("the CPU allocator counts the bytes tensors hold and their peak") {
+  const HostMemoryStats before = cpu_memory_stats();
+  cpu_reset_peak_memory_stats();
+  CHECK(cpu_memory_stats().peak_allocated == before.allocated);
+  {
+    Tensor a = empty({1000});           // 4000 bytes: asked for, not the size class
+    Tensor b = empty({1 << 18}, {kUInt8});  // 256 KiB
+    CHECK(cpu_memory_stats().allocated == before.allocated + 4000 + (1 << 18));
+  }
+  CHECK(cpu_memory_stats().allocated == before.allocated);
+  CHECK(cpu_memory_stats().peak_allocated == before.allocated + 4000 + (1 << 18));
+  { Tensor c = empty({10}); }
+  CHECK(cpu_memory_stats().peak_allocated == before.allocated + 4000 + (1 << 18));  // a smaller block later
+  cpu_reset_peak_memory_stats();
+  CHECK(cpu_memory_stats().peak_allocated == before.allocated);
+}
+
 TEST_CASE("the CPU allocator reuses large blocks and gives them back on request") {
   cpu_empty_cache();
   CHECK(cpu_cached_bytes() == 0);

@@ -25,6 +25,61 @@ Spread spread_of(std::vector<double> v) {
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
 
+// A string as a JSON string literal.
+std::string json_string(const std::string& v) {
+  std::string out = "\"";
+  for (char c : v) {
+    if (c == '"' || c == '\\') out += '\\';
+    if (static_cast<unsigned char>(c) < 0x20) out += ' ';
+    else out += c;
+  }
+  return out + "\"";
+}
+
+// The largest blocks at the recorded peak: "[[MiB, node], ...]", or one line each.
+constexpr size_t kPeakBlocksShown = 8;
+
+std::string peak_blocks_json(const std::vector<MemoryPlan::PeakBlock>& blocks) {
+  std::string out = "[";
+  for (size_t i = 0; i < blocks.size() && i < kPeakBlocksShown; ++i) {
+    char size[32];
+    std::snprintf(size, sizeof size, "%.3f", mib(blocks[i].bytes));
+    out += str_cat(i ? ", " : "", "[", size, ", ", json_string(blocks[i].site), "]");
+  }
+  return out + "]";
+}
+
+// The most bytes tensors on one device held during a call, beyond what they held before it.
+class MemoryProbe {
+ public:
+  explicit MemoryProbe(Device device) : device_(device) {}
+  template <typename F>
+  size_t peak_of(F&& call) const {
+    sync();
+    const size_t base = allocated();
+    reset_peak();
+    call();
+    sync();
+    return peak() - base;
+  }
+
+ private:
+  void sync() const {
+    if (device_.is_cuda()) cuda::synchronize(device_.index);
+  }
+  size_t allocated() const {
+    return device_.is_cuda() ? cuda::memory_stats(device_.index).allocated : cpu_memory_stats().allocated;
+  }
+  size_t peak() const {
+    return device_.is_cuda() ? cuda::memory_stats(device_.index).peak_allocated : cpu_memory_stats().peak_allocated;
+  }
+  void reset_peak() const {
+    if (device_.is_cuda()) cuda::reset_peak_memory_stats(device_.index);
+    else cpu_reset_peak_memory_stats();
+  }
+  Device device_;
+};
+
 }  // namespace
 
 int model_bench(const std::string& path, const BenchOptions& o) {
@@ -43,21 +98,22 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   const TensorList inputs = random_inputs(m.graph(), device, o.batch);
   NoGradGuard no_grad;
 
-  // The first forward builds the plan (folded weights) and runs eagerly; the second runs
-  // eagerly again or is captured, which allocates as an eager run does: its peak over what
-  // is held before it is the activations' (and outputs') memory.
+  // The first forward records the memory plan (and lets the libraries pick their algorithms);
+  // the second replays the arena for the first time, or is timed before a capture: its peak
+  // over what was held before it is that call's activations (and outputs), the arena included.
   m.forward(inputs);
-  size_t activation_peak = 0;
-  if (on_cuda) {
-    cuda::synchronize(device.index);
-    const size_t base = cuda::memory_stats(device.index).allocated;
-    cuda::reset_peak_memory_stats(device.index);
-    m.forward(inputs);
-    cuda::synchronize(device.index);
-    activation_peak = cuda::memory_stats(device.index).peak_allocated - base;
-  }
+  const MemoryProbe memory(device);
+  const size_t second_call = memory.peak_of([&] { m.forward(inputs); });
   for (int i = 0; i < o.warmup; ++i) m.forward(inputs);
   if (on_cuda) cuda::synchronize(device.index);
+  // The steady state, where the eager path runs (no CUDA graph): one more forward after the
+  // warm-up, with the arena it keeps between calls counted as its own.
+  const bool eager_steady = !on_cuda || !o.cuda_graphs;
+  size_t activation_peak = second_call;
+  if (eager_steady) {
+    const size_t held = m.inference_stats().arena_held;
+    activation_peak = held + memory.peak_of([&] { m.forward(inputs); });
+  }
 
   // Device time per forward, queued back to back (CUDA), or wall-clock time (CPU).
   std::vector<double> per_forward, latency, host;
@@ -118,12 +174,15 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         "\"activation_peak_mib\": %.3f, \"graph_memory_mib\": %.3f, \"graphs_captured\": %d, "
         "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d, "
         "\"dtype\": \"%s\", \"relative_error\": %.3g, \"arena_mib\": %.3f, \"planned_peak_mib\": %.3f, "
-        "\"planned_runs\": %lld}\n",
+        "\"planned_runs\": %lld, \"planned_fallbacks\": %lld, \"planned_recordings\": %lld, "
+        "\"activation_second_call_mib\": %.3f, \"activation_steady_state\": %s, \"peak_blocks\": %s}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
         h.median, throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
         static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
         dtype ? dtype_name(*dtype) : "as exported", relative_error, mib(s.arena_bytes), mib(s.planned_peak),
-        static_cast<long long>(s.planned_runs));
+        static_cast<long long>(s.planned_runs), static_cast<long long>(s.planned_fallbacks),
+        static_cast<long long>(s.planned_recordings), mib(second_call), eager_steady ? "true" : "false",
+        peak_blocks_json(s.peak_blocks).c_str());
     return 0;
   }
   std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
@@ -146,20 +205,32 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   if (dtype)
     std::printf("precision  %s: largest output difference from float32 %.3g of the largest value\n",
                 dtype_name(*dtype), relative_error);
-  if (on_cuda)
-    std::printf("memory     weights %.2f MiB; activations peak %.2f MiB (eager run); CUDA graphs %.2f MiB\n", weights,
-                mib(activation_peak), graph_memory);
+  char activations[160];
+  if (eager_steady)
+    std::snprintf(activations, sizeof activations,
+                  "activations peak %.2f MiB (an eager forward after the warm-up, its arena included; the second call "
+                  "%.2f MiB)", mib(activation_peak), mib(second_call));
   else
-    std::printf("memory     weights %.2f MiB\n", weights);
+    std::snprintf(activations, sizeof activations,
+                  "activations peak %.2f MiB (the second call, eager, before the capture)", mib(activation_peak));
+  if (on_cuda)
+    std::printf("memory     weights %.2f MiB; %s; CUDA graphs %.2f MiB\n", weights, activations, graph_memory);
+  else
+    std::printf("memory     weights %.2f MiB; %s\n", weights, activations);
   if (!o.plan_memory)
     std::printf("planned    off (--no-memory-plan)\n");
   else if (s.planned_runs > 0)
     std::printf("planned    arena %.2f MiB for intermediates whose recorded peak was %.2f MiB; %lld eager forwards "
-                "from it, %lld allocations outside it\n",
+                "from it, %lld allocations outside it; %lld recorded\n",
                 mib(s.arena_bytes), mib(s.planned_peak), static_cast<long long>(s.planned_runs),
-                static_cast<long long>(s.planned_fallbacks));
+                static_cast<long long>(s.planned_fallbacks), static_cast<long long>(s.planned_recordings));
   else
     std::printf("planned    no eager forward ran from an arena (CUDA graphs took over)\n");
+  for (size_t i = 0; i < s.peak_blocks.size() && i < kPeakBlocksShown; ++i)
+    std::printf("%s %8.3f MiB from %s\n", i ? "          " : "at peak   ", mib(s.peak_blocks[i].bytes),
+                s.peak_blocks[i].site.empty() ? "(no node)" : s.peak_blocks[i].site.c_str());
+  if (s.peak_blocks.size() > kPeakBlocksShown)
+    std::printf("           and %zu smaller blocks\n", s.peak_blocks.size() - kPeakBlocksShown);
   return 0;
 }
 
