@@ -55,6 +55,7 @@ InferenceStats InferencePlan::stats() const {
     const MemoryPlan::Stats m = p->plan.stats();
     s.arena_bytes += m.arena_bytes;
     s.arena_held += m.arena_held;
+    s.outputs_in_arena = s.outputs_in_arena || m.outputs_in_arena;
     s.planned_recordings += m.recordings;
     if (m.recorded_peak >= largest) {
       largest = m.recorded_peak;

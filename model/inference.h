@@ -57,6 +57,7 @@ struct InferenceStats {
   // Planned memory of eager runs (plan_memory), summed over the input shapes that have a plan.
   size_t arena_bytes = 0;        // the arenas' sizes
   size_t arena_held = 0;         // arena bytes held now, between runs (made by a run's first replay)
+  bool outputs_in_arena = false; // a plan keeps the outputs in its arena too (runtime/memory_plan.h)
   size_t planned_peak = 0;       // the most bytes their recorded runs held at once
   int64_t planned_runs = 0;      // eager runs served from an arena
   int64_t planned_fallbacks = 0; // allocations of those runs that came from the allocator

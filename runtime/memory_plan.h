@@ -1,15 +1,19 @@
 // Planned memory for a computation repeated with the same shapes (a loaded model's forward at
-// fixed input shapes). The first run is recorded: every allocation the calling thread makes on
-// the plan's device, its size, and when it was made and freed. From those lifetimes the plan
-// gives each block an offset in one arena, so that blocks alive at the same time never share a
-// byte and the arena is about as large as the most memory the run ever held at once. Later runs
-// take their allocations, in the same order, from the arena: no allocator call, no fragmentation.
+// fixed input shapes). A run is recorded: every allocation the calling thread makes on the
+// plan's device, its size, and when it was made and freed. From those lifetimes the plan gives
+// each block an offset in one arena, so that blocks alive at the same time never share a byte
+// and the arena is as large as the most memory the run held at once, or close to it (layout()
+// tries several orders). Later runs take their allocations, in the same order, from the arena:
+// no allocator call, no fragmentation. The blocks that outlived the recorded run (its outputs)
+// come from the allocator in every run, beside the arena. Where they are most of the memory
+// (a language model's logits), they are laid out in the arena too. Then each run's outputs
+// keep that run's arena, and the next run makes a new one.
 //
 // A replay never trusts the recording blindly: a block is handed its arena bytes only if every
 // block that shares them has been freed by then, and only if its size is the recorded one; any
-// other allocation — a different size, bytes still taken, blocks that outlived the recorded run
-// (its outputs) — comes from the device's allocator as usual, and a replay that strayed from
-// the recording marks the plan for recording again. Memory is never handed out twice.
+// other allocation — a different size, bytes still taken — comes from the device's allocator as
+// usual, and a replay that strayed from the recording marks the plan for recording again.
+// Memory is never handed out twice.
 //
 // One run at a time uses a plan (a run that finds it busy allocates as usual). On CUDA the arena
 // is reused in stream order: the caller runs every planned run on one stream (model/inference.cpp
@@ -36,6 +40,7 @@ class MemoryPlan {
     size_t recorded_peak = 0;     // the most bytes the recorded run's planned blocks held at once
     size_t blocks = 0;            // planned blocks per run
     size_t escaped_bytes = 0;     // bytes of blocks alive when the recorded run ended (outputs)
+    bool outputs_in_arena = false;  // those are in the arena too, which each run's outputs then keep
     int64_t recordings = 0;       // runs recorded (a replay that strays is recorded again)
     int64_t replays = 0;          // runs served from the arena
     int64_t fallbacks = 0;        // allocations of replays that came from the allocator instead
@@ -102,6 +107,7 @@ class MemoryPlan {
     size_t size = 0;
     int64_t made = 0, freed = -1;  // event times in the recorded run; -1: alive at its end
     std::string site;              // what allocated it (Site)
+    bool in_arena = false;         // has bytes in the arena (freed in the recorded run, or outputs_in_arena_)
     size_t offset = 0;
     std::vector<uint32_t> shares;  // earlier blocks whose bytes overlap this one's
   };
@@ -111,6 +117,7 @@ class MemoryPlan {
   void begin(Run::Mode mode);
   void end(bool failed);
   void make_offsets();
+  size_t layout(bool outputs, std::vector<size_t>& offsets) const;
 
   Device device_;
   std::mutex busy_;  // held by the Run that uses the plan
@@ -118,6 +125,7 @@ class MemoryPlan {
   std::vector<Block> blocks_;
   bool planned_ = false;   // blocks_ hold a complete recording with offsets
   bool stray_ = false;     // a replay left the recording: record the next run
+  bool outputs_in_arena_ = false;  // the outputs have arena bytes: each replay makes a new arena
   Run::Mode mode_ = Run::Mode::Idle;  // of the current run
   size_t next_ = 0;        // the next allocation's index in the current run
   Stats stats_;

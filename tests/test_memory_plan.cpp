@@ -2,6 +2,8 @@
 // one arena by lifetime and served from it in later runs; a run that strays from the recording
 // never gets bytes another live block holds; loaded models' eager runs use it and compute the
 // same outputs.
+#include <algorithm>
+
 #include "ember.h"
 #include "runtime/memory_plan.h"
 #include "tests/harness.h"
@@ -98,6 +100,105 @@ DEVICE_TEST("memory plan: the blocks alive at the recorded peak, named by their 
   }
   CHECK(plan.stats().arena_held == plan.stats().arena_bytes);
   CHECK(plan.stats().arena_held >= 5440);
+}
+
+namespace {
+
+// A block's size in units and its lifetime in event times (all distinct): made, freed (-1: alive
+// at the end, an output).
+struct Life {
+  int64_t units, made, freed;
+};
+
+// Allocates and frees blocks in the order of their times; returns the outputs.
+std::vector<Tensor> live_through(const std::vector<Life>& lives, int64_t unit, Device device, double fill = 0) {
+  std::vector<std::pair<int64_t, int64_t>> events;  // (time, k + 1 to make block k, -(k + 1) to free it)
+  for (size_t k = 0; k < lives.size(); ++k) {
+    events.emplace_back(lives[k].made, static_cast<int64_t>(k) + 1);
+    if (lives[k].freed >= 0) events.emplace_back(lives[k].freed, -static_cast<int64_t>(k) - 1);
+  }
+  std::sort(events.begin(), events.end());
+  std::vector<Tensor> held(lives.size());
+  for (const auto& [time, what] : events) {
+    if (what > 0) held[what - 1] = full({lives[what - 1].units * unit}, fill, {kUInt8, device});
+    else held[-what - 1] = Tensor();
+  }
+  std::vector<Tensor> outputs;
+  for (size_t k = 0; k < lives.size(); ++k)
+    if (lives[k].freed < 0) outputs.push_back(held[k]);
+  return outputs;
+}
+
+}  // namespace
+
+DEVICE_TEST("memory plan: the arena reaches the most bytes alive at once where largest-first would not") {
+  // Placed largest first, first made first or longest lived first, these need 20 units; 19 are
+  // alive at once at most, and one order fits them in 19.
+  const std::vector<Life> lives = {{4, 2, 33}, {6, 7, 40}, {4, 26, 44}, {4, 27, 34}, {1, 31, 38}, {6, 39, 45}};
+  const int64_t unit = 4096;
+  MemoryPlan plan(device);
+  {
+    MemoryPlan::Run run(plan);
+    live_through(lives, unit, device);
+  }
+  CHECK(plan.stats().recorded_peak == static_cast<size_t>(19 * unit));
+  CHECK(plan.stats().arena_bytes == static_cast<size_t>(19 * unit));
+  for (int i = 0; i < 2; ++i) {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    live_through(lives, unit, device);
+  }
+  CHECK(plan.stats().fallbacks == 0);
+}
+
+DEVICE_TEST("memory plan: outputs that are most of the memory are in the arena, which each run's outputs keep") {
+  // Intermediates of 2 + 3 units, then a 20-unit output made while one of them is alive: beside
+  // an arena it would take 25 units at its peak, in it 23.
+  const std::vector<Life> lives = {{2, 1, 4}, {3, 2, 6}, {20, 5, -1}};
+  const int64_t unit = 4096;
+  MemoryPlan plan(device);
+  std::vector<Tensor> recorded;  // kept past the run: its output
+  {
+    MemoryPlan::Run run(plan);
+    recorded = live_through(lives, unit, device);
+  }
+  recorded.clear();
+  MemoryPlan::Stats s = plan.stats();
+  CHECK(s.outputs_in_arena);
+  CHECK(s.arena_bytes == static_cast<size_t>(23 * unit));
+  CHECK(s.recorded_peak == static_cast<size_t>(23 * unit));
+  CHECK(s.escaped_bytes == static_cast<size_t>(20 * unit));
+  // Each replay's output lives in that run's arena; a kept output is never overwritten.
+  std::vector<Tensor> first, second;
+  {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    first = live_through(lives, unit, device, 1);
+  }
+  CHECK(plan.stats().arena_held == 0);  // the output keeps it, not the plan
+  {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());  // a fresh arena: the kept output does not stop the replay
+    second = live_through(lives, unit, device, 2);
+  }
+  REQUIRE(first.size() == 1);
+  REQUIRE(second.size() == 1);
+  CHECK(min(first[0]).item<int64_t>() == 1);
+  CHECK(max(first[0]).item<int64_t>() == 1);
+  CHECK(min(second[0]).item<int64_t>() == 2);
+  CHECK(first[0].data() != second[0].data());
+  CHECK(plan.stats().fallbacks == 0);
+  CHECK(plan.stats().replays == 2);
+
+  // A small output stays beside the arena: 2 units of output, 5 of intermediates.
+  MemoryPlan small(device);
+  {
+    MemoryPlan::Run run(small);
+    recorded = live_through({{2, 1, 4}, {3, 2, 6}, {2, 5, -1}}, unit, device);
+  }
+  CHECK(small.stats().escaped_bytes == static_cast<size_t>(2 * unit));
+  CHECK_FALSE(small.stats().outputs_in_arena);
+  CHECK(small.stats().arena_bytes == static_cast<size_t>(5 * unit));
 }
 
 DEVICE_TEST("memory plan: blocks alive at once never share bytes; replays hand out arena bytes") {

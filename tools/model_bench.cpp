@@ -175,13 +175,14 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         "\"graph_replays\": %lld, \"graphs_dropped\": %d, \"nodes_before\": %d, \"nodes_after\": %d, "
         "\"dtype\": \"%s\", \"relative_error\": %.3g, \"arena_mib\": %.3f, \"planned_peak_mib\": %.3f, "
         "\"planned_runs\": %lld, \"planned_fallbacks\": %lld, \"planned_recordings\": %lld, "
-        "\"activation_second_call_mib\": %.3f, \"activation_steady_state\": %s, \"peak_blocks\": %s}\n",
+        "\"activation_second_call_mib\": %.3f, \"activation_steady_state\": %s, \"outputs_in_arena\": %s, "
+        "\"peak_blocks\": %s}\n",
         path.c_str(), device.str().c_str(), static_cast<long long>(o.batch), t.median, t.p10, t.p90, l.median,
         h.median, throughput, weights, mib(activation_peak), graph_memory, s.graphs_captured,
         static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
         dtype ? dtype_name(*dtype) : "as exported", relative_error, mib(s.arena_bytes), mib(s.planned_peak),
         static_cast<long long>(s.planned_runs), static_cast<long long>(s.planned_fallbacks),
-        static_cast<long long>(s.planned_recordings), mib(second_call), eager_steady ? "true" : "false",
+        static_cast<long long>(s.planned_recordings), mib(second_call), eager_steady ? "true" : "false", s.outputs_in_arena ? "true" : "false",
         peak_blocks_json(s.peak_blocks).c_str());
     return 0;
   }
@@ -220,9 +221,10 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   if (!o.plan_memory)
     std::printf("planned    off (--no-memory-plan)\n");
   else if (s.planned_runs > 0)
-    std::printf("planned    arena %.2f MiB for intermediates whose recorded peak was %.2f MiB; %lld eager forwards "
+    std::printf("planned    arena %.2f MiB for intermediates%s whose recorded peak was %.2f MiB; %lld eager forwards "
                 "from it, %lld allocations outside it; %lld recorded\n",
-                mib(s.arena_bytes), mib(s.planned_peak), static_cast<long long>(s.planned_runs),
+                mib(s.arena_bytes), s.outputs_in_arena ? " and outputs" : "", mib(s.planned_peak),
+                static_cast<long long>(s.planned_runs),
                 static_cast<long long>(s.planned_fallbacks), static_cast<long long>(s.planned_recordings));
   else
     std::printf("planned    no eager forward ran from an arena (CUDA graphs took over)\n");
