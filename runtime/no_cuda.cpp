@@ -90,6 +90,8 @@ void set_deterministic(bool) {}
 bool deterministic() { return false; }
 void set_gemm_epilogues(bool) {}
 bool gemm_epilogues() { return false; }
+void set_gemm_autotune(bool) {}
+bool gemm_autotune() { return false; }
 Tensor pin_memory(const Tensor&) { no_cuda("pin_memory"); }
 Tensor empty_pinned(const Shape&, DType) { no_cuda("empty_pinned"); }
 bool is_pinned(const Tensor&) { return false; }

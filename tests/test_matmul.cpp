@@ -112,14 +112,19 @@ DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: t
   // are not multiples of any tile; a bias that is absent, contiguous, or a view at an odd offset
   // (under the 16 bytes cuBLASLt's epilogue reads, so the plain path runs); weights as stored
   // and transposed.
-  // On CUDA both paths: cuBLASLt's epilogues and the plain cuBLAS product with the bias copied
-  // in and the activation applied after.
-  const std::vector<Shape> xs = {{1, 6}, {7, 1}, {4, 6}, {33, 40}, {2, 3, 6}};
-  const std::vector<int64_t> outs = {5, 3, 1, 24, 5};
+  // On CUDA three paths: cuBLASLt's epilogues, the plain cuBLAS product with the bias copied
+  // in and the activation applied after, and cuBLASLt with its algorithm timed (autotune, with
+  // or without an epilogue).
+  const std::vector<Shape> xs = {{1, 6}, {7, 1}, {4, 6}, {33, 40}, {2, 3, 6}, {197, 64}};
+  const std::vector<int64_t> outs = {5, 3, 1, 24, 5, 72};
   uint64_t seed = 700;
-  const bool epilogues_before = cuda::gemm_epilogues();
-  for (bool epilogues : device.is_cuda() ? std::vector<bool>{true, false} : std::vector<bool>{false}) {
+  const bool epilogues_before = cuda::gemm_epilogues(), autotune_before = cuda::gemm_autotune();
+  enum class Path { Epilogues, Plain, Autotuned };
+  for (Path path : device.is_cuda() ? std::vector<Path>{Path::Epilogues, Path::Plain, Path::Autotuned}
+                                    : std::vector<Path>{Path::Plain}) {
+    const bool epilogues = path == Path::Epilogues;
     cuda::set_gemm_epilogues(epilogues);
+    cuda::set_gemm_autotune(path == Path::Autotuned);
     for (DType dtype : {kFloat32, kFloat64, kFloat16, kBFloat16}) {
       for (size_t c = 0; c < xs.size(); ++c) {
         const int64_t in = xs[c].back(), out = outs[c];
@@ -148,7 +153,7 @@ DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: t
               Ref want = act == GemmActivation::kRelu       ? map_ref(pre, [](double v) { return v > 0 ? v : 0; })
                          : act == GemmActivation::kGeluTanh ? map_ref(pre, ref_gelu_tanh)
                                                             : pre;
-              INFO("cuBLASLt epilogues ", epilogues);
+              INFO("cuBLASLt epilogues ", epilogues, ", autotuned ", path == Path::Autotuned);
               // cuBLAS and cuBLASLt round a half product to its type before adding the bias
               // (PyTorch's addmm, on the same libraries, does too): where the bias cancels the
               // product, the error follows the product's magnitude, not the result's. Allowed:
@@ -163,6 +168,7 @@ DEVICE_TEST("linear with a fused activation (relu, tanh gelu) against float64: t
     }
   }
   cuda::set_gemm_epilogues(epilogues_before);
+  cuda::set_gemm_autotune(autotune_before);
   // Integer layers take relu (in place after the product); gelu needs a floating type.
   Tensor xi = tensor({1, -2, 3, 4}, {kInt64, device}).reshape({2, 2});
   Tensor wi = tensor({1, 1, -1, 0}, {kInt64, device}).reshape({2, 2});

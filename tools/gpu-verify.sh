@@ -17,7 +17,9 @@
 # "THREADS:MODEL,..." runs bench/cpu_threads.py (OpenMP and allocator settings, page faults and
 # context switches) at THREADS on those of the table's models (e.g. "16:resnet18,mobilenet_v2").
 # EMBER_VERIFY_TRAIN_GRAPHS=1 adds bench/train_graph_table.py (training steps as CUDA graphs, beside
-# PyTorch's) after the GPU inference table.
+# PyTorch's) after the GPU inference table. EMBER_VERIFY_ABLATE: "VAR=VALUE ROUNDS MODEL:BATCH ..."
+# runs bench/env_ablation.sh after it on the table's exports (MODEL as /tmp/ember_infer names them
+# without .ember: "mlp", "gpt", "vit_b_16_b1"), e.g. "EMBER_GEMM_AUTOTUNE=1 3 vit_b_16_b1:1 gpt:1".
 # tools/gpu-check.sh stays the full check (fixtures, every benchmark).
 # Usage: tools/gpu-verify.sh [--bench | --bench-only]
 set -uo pipefail -f  # -f: the doctest filters hold * and [ ]
@@ -114,6 +116,14 @@ if [ "$mode" = "--bench" ] || [ "$mode" = "--bench-only" ]; then
     "${libtorch[@]}" ${EMBER_VERIFY_INFER_ARGS:---ablate --only mlp,gpt,vit_b_16} 2>&1 | tee "$out/inference.txt" |
     grep -v -i "warn"  # progress as it comes: a call cut short still shows the rows it finished
   [ "${PIPESTATUS[0]}" = 0 ] || note "inference_table.py stopped: $(tail -2 "$out/inference.txt")"
+  if [ -n "${EMBER_VERIFY_ABLATE:-}" ]; then
+    echo "=== switch ablation ==="
+    read -r -a words <<<"$EMBER_VERIFY_ABLATE"
+    specs=()
+    for spec in "${words[@]:2}"; do specs+=("/tmp/ember_infer/${spec%:*}.ember:${spec##*:}"); done
+    timeout 300 bench/env_ablation.sh "$build/tools/ember" "${words[0]}" "${words[1]}" "${specs[@]}" 2>&1 |
+      tee "$out/ablation.txt"
+  fi
   if [ "${EMBER_VERIFY_TRAIN_GRAPHS:-0}" = 1 ]; then
     echo "=== training steps as CUDA graphs ==="
     timeout 200 python3 bench/train_graph_table.py "$build/bench/bench_train" 2>&1 | tee "$out/train_graphs.txt"
@@ -143,6 +153,7 @@ echo "=== summary ==="
 printf '%s\n' "${summary[@]}"
 if [ -n "${OUT:-}" ]; then
   cp "$out"/ember_tests.log "$out"/sanitize_summary.txt "$out"/attn_table.md "$out"/inference.txt \
-    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$out"/cpu_threads.txt "$out"/train_graphs.txt "$OUT"/ 2>/dev/null
+    "$out"/inference_cpu.txt "$out"/cpu_profile.txt "$out"/cpu_threads.txt "$out"/train_graphs.txt "$out"/ablation.txt \
+    "$OUT"/ 2>/dev/null
   tar -czf "$OUT/verify_logs.tar.gz" -C "$out" .
 fi

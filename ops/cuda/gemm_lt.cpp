@@ -4,15 +4,20 @@
 // cublasLtMatmul call. The heuristic is told each pointer's real alignment, because it
 // otherwise assumes 256 bytes and may pick a kernel that faults on a view's offset; the bias,
 // which it is not told about, must be 16-byte aligned (else the caller's plain path).
+// With cuda::gemm_autotune() the plan times the heuristic's first candidates on the call's own
+// operands (outside a capture) and keeps the fastest: at shapes with few output tiles, such as a
+// vision transformer's 197 tokens, the first guess need not be the fastest split.
 #include "ops/cuda/gemm_lt.h"
 
 #include <algorithm>
 #include <array>
 #include <memory>
 #include <unordered_map>
+#include <vector>
 
 #include "ops/creation.h"
 #include "runtime/cuda/check.h"
+#include "runtime/cuda/cuda.h"
 #include "runtime/cuda/handles.h"
 #include "runtime/cuda/runtime.h"
 
@@ -45,7 +50,7 @@ struct Plan {
   size_t workspace = 0;
 };
 
-using Key = std::array<int64_t, 15>;
+using Key = std::array<int64_t, 16>;
 struct KeyHash {
   size_t operator()(const Key& k) const {
     size_t h = 0;
@@ -58,6 +63,10 @@ struct KeyHash {
 // stream-ordered pool (most picks need none).
 constexpr uint64_t kMaxWorkspace = 32u << 20;
 
+// Candidates timed under gemm_autotune, and the timed calls of each after one untimed.
+constexpr int kCandidates = 8;
+constexpr int kTimedCalls = 3;
+
 Layout make_layout(cudaDataType_t type, int64_t rows, int64_t cols, int64_t ld) {
   cublasLtMatrixLayout_t l = nullptr;
   EMBER_CUBLAS_CHECK(cublasLtMatrixLayoutCreate(&l, type, static_cast<uint64_t>(rows), static_cast<uint64_t>(cols), ld));
@@ -69,7 +78,39 @@ void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const
   EMBER_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)));
 }
 
-std::unique_ptr<Plan> make_plan(const LtGemm& g, cublasLtHandle_t handle) {
+// The fastest of the heuristic's candidates on these operands: each run once, then timed over
+// kTimedCalls calls with events (the host waits, once per shape). Writing D is harmless: the
+// call that follows writes it again. A candidate cuBLASLt refuses to run is passed over.
+int fastest(const LtGemm& g, cublasLtHandle_t handle, const Plan& plan,
+            const std::vector<cublasLtMatmulHeuristicResult_t>& results) {
+  size_t bytes = 0;
+  for (const auto& r : results) bytes = std::max(bytes, r.workspaceSize);
+  Tensor workspace = bytes > 0 ? empty({static_cast<int64_t>(bytes)}, {kUInt8, Device::cuda(g.device)}) : Tensor();
+  void* ws = workspace.defined() ? workspace.data() : nullptr;
+  int best = 0;
+  float best_ms = 0;
+  bool timed = false;
+  for (size_t i = 0; i < results.size(); ++i) {
+    const float beta = 0;
+    const cudaStream_t stream = cuda_detail::stream(g.device);
+    auto call = [&] {
+      return cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
+                            plan.d.get(), g.d, plan.d.get(), &results[i].algo, ws, results[i].workspaceSize, stream);
+    };
+    if (call() != CUBLAS_STATUS_SUCCESS) continue;
+    cuda::Event start(g.device), stop(g.device);
+    start.record();
+    for (int t = 0; t < kTimedCalls; ++t) EMBER_CUBLAS_CHECK(call());
+    stop.record();
+    stop.synchronize();
+    const float ms = cuda::Event::elapsed_ms(start, stop);
+    if (!timed || ms < best_ms) best = static_cast<int>(i), best_ms = ms;
+    timed = true;
+  }
+  return best;  // none ran: the heuristic's first, whose real call then reports cuBLASLt's error
+}
+
+std::unique_ptr<Plan> make_plan(const LtGemm& g, cublasLtHandle_t handle, bool tune) {
   auto plan = std::make_unique<Plan>();
   cublasLtMatmulDesc_t desc = nullptr;
   EMBER_CUBLAS_CHECK(cublasLtMatmulDescCreate(&desc, g.compute, CUDA_R_32F));
@@ -96,15 +137,18 @@ std::unique_ptr<Plan> make_plan(const LtGemm& g, cublasLtHandle_t handle) {
   set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_C_BYTES, static_cast<uint32_t>(alignment(g.d)));
   set_pref(CUBLASLT_MATMUL_PREF_MIN_ALIGNMENT_D_BYTES, static_cast<uint32_t>(alignment(g.d)));
 
-  cublasLtMatmulHeuristicResult_t result{};
+  std::vector<cublasLtMatmulHeuristicResult_t> results(tune ? kCandidates : 1);
   int returned = 0;
-  const cublasStatus_t status = cublasLtMatmulAlgoGetHeuristic(handle, desc, plan->a.get(), plan->b.get(), plan->d.get(),
-                                                               plan->d.get(), pref, 1, &result, &returned);
+  const cublasStatus_t status =
+      cublasLtMatmulAlgoGetHeuristic(handle, desc, plan->a.get(), plan->b.get(), plan->d.get(), plan->d.get(), pref,
+                                     static_cast<int>(results.size()), results.data(), &returned);
   if (status == CUBLAS_STATUS_NOT_SUPPORTED || (status == CUBLAS_STATUS_SUCCESS && returned == 0)) return plan;
   EMBER_CUBLAS_CHECK(status);
+  results.resize(static_cast<size_t>(returned));
+  const cublasLtMatmulHeuristicResult_t& chosen = results[results.size() > 1 ? fastest(g, handle, *plan, results) : 0];
   plan->found = true;
-  plan->algo = result.algo;
-  plan->workspace = result.workspaceSize;
+  plan->algo = chosen.algo;
+  plan->workspace = chosen.workspaceSize;
   return plan;
 }
 
@@ -119,12 +163,15 @@ bool gemm_lt(const LtGemm& g) {
   if ((tb ? g.k : g.n) == 1) fixed.ldb = std::max<int64_t>(fixed.ldb, tb ? g.n : g.k);
   if (fixed.lda < (ta ? g.k : g.m) || fixed.ldb < (tb ? g.n : g.k)) return false;
 
+  // Timing needs the host to wait, which a capture cannot; a shape first seen while capturing
+  // keeps the heuristic's choice. Under cuda::deterministic() the choice must not depend on timing.
+  const bool tune = cuda::gemm_autotune() && !cuda::deterministic() && !cuda::is_capturing(g.device);
   const Key key{g.device, g.type, g.compute, g.op_a, g.op_b, g.m, g.n, g.k, fixed.lda, fixed.ldb, g.epilogue,
-                alignment(g.a), alignment(g.b), alignment(g.d), g.bias != nullptr};
+                alignment(g.a), alignment(g.b), alignment(g.d), g.bias != nullptr, cuda::gemm_autotune()};
   thread_local std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
   cublasLtHandle_t handle = cuda_detail::cublaslt_handle(g.device);
   auto it = plans.find(key);
-  if (it == plans.end()) it = plans.emplace(key, make_plan(fixed, handle)).first;
+  if (it == plans.end()) it = plans.emplace(key, make_plan(fixed, handle, tune)).first;
   Plan& plan = *it->second;
   if (!plan.found) return false;
 

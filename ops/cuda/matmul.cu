@@ -73,7 +73,10 @@ cublasComputeType_t blas_compute(DType dt) {
 // half or float32 product whose bias (if any) is one value per output column. False when it
 // is not, or cuBLASLt has no algorithm for it.
 bool try_epilogue(const GemmOp& op, const TensorList& inputs, const Tensor& out) {
-  if (!cuda::gemm_epilogues()) return false;  // cuda::set_gemm_epilogues, EMBER_GEMM_EPILOGUE
+  // cuda::set_gemm_epilogues (EMBER_GEMM_EPILOGUE); with cuda::set_gemm_autotune
+  // (EMBER_GEMM_AUTOTUNE) every single float product goes here, to have its algorithm timed.
+  const bool autotune = cuda::gemm_autotune();
+  if (!cuda::gemm_epilogues() && !autotune) return false;
   const Tensor& a = inputs[0];
   const Tensor& b = inputs[1];
   const DType dt = a.dtype();
@@ -81,7 +84,7 @@ bool try_epilogue(const GemmOp& op, const TensorList& inputs, const Tensor& out)
   const int64_t n = a.sizes()[1], k = a.sizes()[2], m = b.sizes()[2];
   const Tensor* bias = op.has_bias ? &inputs[2] : nullptr;
   if (bias && !(op.beta == 1 && (m == 1 || bias->strides()[2] == 1) && (n == 1 || bias->strides()[1] == 0))) return false;
-  if (!bias && op.activation == GemmActivation::kNone) return false;  // plain cuBLAS does that
+  if (!bias && op.activation == GemmActivation::kNone && !autotune) return false;  // plain cuBLAS does that
   if (k == 0 || std::max({m, n, k}) > INT32_MAX) return false;
   const Tensor ar = gemm_ready(a), br = gemm_ready(b);
   const BlasOperand bt = transposed_view(k, m, br.strides()[1], br.strides()[2]);
@@ -99,7 +102,7 @@ bool try_epilogue(const GemmOp& op, const TensorList& inputs, const Tensor& out)
   g.d = out.data();
   g.bias = bias ? bias->data() : nullptr;
   g.epilogue = bias ? (relu ? CUBLASLT_EPILOGUE_RELU_BIAS : gelu ? CUBLASLT_EPILOGUE_GELU_BIAS : CUBLASLT_EPILOGUE_BIAS)
-                    : (relu ? CUBLASLT_EPILOGUE_RELU : CUBLASLT_EPILOGUE_GELU);
+                    : (relu ? CUBLASLT_EPILOGUE_RELU : gelu ? CUBLASLT_EPILOGUE_GELU : CUBLASLT_EPILOGUE_DEFAULT);
   g.alpha = static_cast<float>(op.alpha);
   cuda::DeviceGuard guard(g.device);
   return cuda_ops::gemm_lt(g);

@@ -208,6 +208,15 @@ bool deterministic();
 void set_gemm_epilogues(bool on);
 bool gemm_epilogues();
 
+/// Single float products (a linear layer's, with or without its bias and activation) run
+/// through cuBLASLt, which times up to 8 of its heuristic's algorithms on the first call of each
+/// shape and keeps the fastest (ops/cuda/gemm_lt.cpp), like cudnn_benchmark for convolutions.
+/// Off by default: not yet measured on a GPU. Never under deterministic(), since the choice may
+/// differ from run to run; a shape first met while a CUDA graph is captured keeps the
+/// heuristic's first choice. The environment variable EMBER_GEMM_AUTOTUNE=1 turns it on.
+void set_gemm_autotune(bool on);
+bool gemm_autotune();
+
 /// Convolutions time cuDNN's candidate algorithms on the first call of each shape and keep the
 /// fastest (like torch.backends.cudnn.benchmark; off by default: the first call of each shape is
 /// then slower, and the choice may differ from run to run). Off, cuDNN's heuristics choose, as

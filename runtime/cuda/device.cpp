@@ -195,6 +195,10 @@ EnvFlag& gemm_epilogue_flag() {
   static EnvFlag flag("EMBER_GEMM_EPILOGUE");
   return flag;
 }
+EnvFlag& gemm_autotune_flag() {
+  static EnvFlag flag("EMBER_GEMM_AUTOTUNE");
+  return flag;
+}
 }  // namespace
 
 void set_cudnn_benchmark(bool on) { cudnn_benchmark_flag().on.store(on); }
@@ -205,5 +209,7 @@ void set_deterministic(bool on) { deterministic_flag().on.store(on); }
 bool deterministic() { return deterministic_flag().on.load(); }
 void set_gemm_epilogues(bool on) { gemm_epilogue_flag().on.store(on); }
 bool gemm_epilogues() { return gemm_epilogue_flag().on.load(); }
+void set_gemm_autotune(bool on) { gemm_autotune_flag().on.store(on); }
+bool gemm_autotune() { return gemm_autotune_flag().on.load(); }
 
 }  // namespace ember::cuda
