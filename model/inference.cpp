@@ -59,7 +59,7 @@ InferenceStats InferencePlan::stats() const {
     s.planned_recordings += m.recordings;
     if (m.recorded_peak >= largest) {
       largest = m.recorded_peak;
-      s.peak_blocks = p->plan.peak_blocks();
+      s.peak_blocks = m.peak_blocks;
     }
     s.planned_peak += m.recorded_peak;
     s.planned_runs += m.replays;

@@ -61,7 +61,7 @@ struct InferenceStats {
   size_t planned_peak = 0;       // the most bytes their recorded runs held at once
   int64_t planned_runs = 0;      // eager runs served from an arena
   int64_t planned_fallbacks = 0; // allocations of those runs that came from the allocator
-  int64_t planned_recordings = 0; // eager runs recorded (the first of a shape, and any after a replay strayed)
+  int64_t planned_recordings = 0; // eager runs recorded (the second of a shape, and any after a replay strayed)
   // The blocks alive at the peak of the largest recorded run, largest first, each named by
   // the node that made it: what an eager forward's activation memory is made of.
   std::vector<MemoryPlan::PeakBlock> peak_blocks;

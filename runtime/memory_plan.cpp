@@ -53,13 +53,12 @@ MemoryPlan::Stats MemoryPlan::stats() const {
   return stats_;
 }
 
+MemoryPlan::Outside::Outside() : previous_(active_plan) { active_plan = nullptr; }
+MemoryPlan::Outside::~Outside() { active_plan = previous_; }
+
 MemoryPlan::Site::Site(const std::string& name) : previous_(active_site) { active_site = &name; }
 MemoryPlan::Site::~Site() { active_site = previous_; }
 
-std::vector<MemoryPlan::PeakBlock> MemoryPlan::peak_blocks() const {
-  std::lock_guard<std::mutex> lock(stats_mutex_);
-  return peak_blocks_;
-}
 
 MemoryPlan::Run::Run(MemoryPlan& plan) : plan_(plan), previous_(active_plan) {
   if (!plan.busy_.try_lock()) return;  // another run uses the plan: this one allocates as usual
@@ -173,6 +172,14 @@ void MemoryPlan::end(bool failed) {
     if (next_ != blocks_.size()) stray_ = true;
     if (outputs_in_arena_) {
       // This run's outputs keep its arena (until the caller frees them); the next gets its own.
+      // A block the recording freed but this run still holds (an intermediate the caller kept)
+      // means the run no longer frees what the recording did: record the next.
+      {
+        Shared::Arena& arena = *shared_->arena;
+        std::lock_guard<std::mutex> lock(arena.mutex);
+        for (size_t i = 0; i < blocks_.size(); ++i)
+          if (blocks_[i].freed >= 0 && arena.taken[i]) stray_ = true;
+      }
       shared_->arena = std::make_shared<Shared::Arena>();
       shared_->arena->taken.assign(blocks_.size(), 0);
     }
@@ -216,26 +223,37 @@ void MemoryPlan::end(bool failed) {
 // convolution scratch blocks and long residual ones end up interleaved. So it tries largest
 // first, first made first, longest lived first, then largest first with each size scaled by a
 // random factor in [0.5, 1.5) (a fixed seed: the same plan every time), until an arena reaches
-// that bound or the work budget is spent; on the inference table's models it reaches the bound
-// within 50 orders. Returns the smallest arena.
-size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
-  const size_t align = alignment_for(device_);
+// that bound (lower_bound) or the work budget is spent; on the inference table's models it
+// reaches the bound within 50 orders. Returns the smallest arena, its offsets in `offsets`.
+std::vector<uint32_t> MemoryPlan::arena_blocks(bool outputs) const {
   std::vector<uint32_t> in;
   for (uint32_t i = 0; i < blocks_.size(); ++i)
     if (blocks_[i].freed >= 0 || outputs) in.push_back(i);
-  if (in.empty()) return 0;
-  auto end_of = [&](uint32_t i) { return blocks_[i].freed >= 0 ? blocks_[i].freed : INT64_MAX; };
-  auto size_of = [&](uint32_t i) { return round_up(blocks_[i].size, align); };
+  return in;
+}
 
-  // No arena is smaller than the most bytes alive at once.
-  std::vector<std::pair<int64_t, int64_t>> events;
-  for (uint32_t i : in) {
-    events.emplace_back(blocks_[i].made, static_cast<int64_t>(size_of(i)));
-    if (blocks_[i].freed >= 0) events.emplace_back(blocks_[i].freed, -static_cast<int64_t>(size_of(i)));
+// The most bytes of the arena's blocks alive at once (sizes as placed): no arena is smaller.
+size_t MemoryPlan::lower_bound(bool outputs) const {
+  const size_t align = alignment_for(device_);
+  std::vector<std::pair<int64_t, int64_t>> events;  // (time, +size or -size)
+  for (uint32_t i : arena_blocks(outputs)) {
+    const auto size = static_cast<int64_t>(round_up(blocks_[i].size, align));
+    events.emplace_back(blocks_[i].made, size);
+    if (blocks_[i].freed >= 0) events.emplace_back(blocks_[i].freed, -size);
   }
   std::sort(events.begin(), events.end());
   int64_t live = 0, bound = 0;
   for (const auto& [time, delta] : events) bound = std::max(bound, live += delta);
+  return static_cast<size_t>(bound);
+}
+
+size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
+  const size_t align = alignment_for(device_);
+  const std::vector<uint32_t> in = arena_blocks(outputs);
+  if (in.empty()) return 0;
+  auto end_of = [&](uint32_t i) { return blocks_[i].freed >= 0 ? blocks_[i].freed : INT64_MAX; };
+  auto size_of = [&](uint32_t i) { return round_up(blocks_[i].size, align); };
+  const size_t bound = lower_bound(outputs);
 
   std::vector<size_t> at(blocks_.size(), 0);
   std::vector<uint32_t> placed;
@@ -261,38 +279,36 @@ size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
     return arena;
   };
 
-  size_t best = SIZE_MAX;
-  auto try_order = [&](const std::vector<uint32_t>& order) {
-    const size_t arena = place(order);
-    if (arena < best) {
-      best = arena;
-      offsets = at;
-    }
-    return best <= static_cast<size_t>(bound);
-  };
-  std::vector<uint32_t> order = in;
-  auto by_key = [&](const std::vector<double>& key) {
-    std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return key[a] > key[b]; });
-    return try_order(order);
-  };
-  std::vector<double> key(blocks_.size(), 0);
-  for (uint32_t i : in) key[i] = static_cast<double>(blocks_[i].size);
-  if (by_key(key)) return best;
-  order = in;  // as made: the blocks are in allocation order already
-  if (try_order(order)) return best;
-  for (uint32_t i : in) key[i] = static_cast<double>(end_of(i) - blocks_[i].made) + 1e-30 * static_cast<double>(blocks_[i].size);
-  if (by_key(key)) return best;
-  // Each order costs up to n² overlap tests: at most 256 orders, and about 5·10⁷ tests in all.
+  // Each order costs up to n² overlap tests: about 2.5·10⁷ tests for this layout in all (the
+  // plan makes at most two), at least one order and at most 259.
   const double n = static_cast<double>(in.size());
-  const int budget = static_cast<int>(std::clamp(5e7 / (n * n), 1.0, 256.0));
+  const int orders = static_cast<int>(std::clamp(2.5e7 / (n * n), 1.0, 259.0));
+  size_t best = SIZE_MAX;
+  std::vector<uint32_t> order = in;
   uint64_t state = 0x9e3779b97f4a7c15ull;
   auto uniform = [&] {  // xorshift64*: [0, 1)
     state ^= state >> 12, state ^= state << 25, state ^= state >> 27;
     return static_cast<double>((state * 0x2545f4914f6cdd1dull) >> 11) * 0x1.0p-53;
   };
-  for (int t = 0; t < budget; ++t) {
-    for (uint32_t i : in) key[i] = static_cast<double>(blocks_[i].size) * (0.5 + uniform());
-    if (by_key(key)) break;
+  std::vector<double> key(blocks_.size(), 0);
+  for (int t = 0; t < orders && best > bound; ++t) {
+    order = in;  // t == 1: as made (the blocks are in allocation order already)
+    if (t == 0) {
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return blocks_[a].size > blocks_[b].size; });
+    } else if (t == 2) {
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const int64_t la = end_of(a) - blocks_[a].made, lb = end_of(b) - blocks_[b].made;
+        return la != lb ? la > lb : blocks_[a].size > blocks_[b].size;
+      });
+    } else if (t > 2) {
+      for (uint32_t i : in) key[i] = static_cast<double>(blocks_[i].size) * (0.5 + uniform());
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return key[a] > key[b]; });
+    }
+    const size_t arena = place(order);
+    if (arena < best) {
+      best = arena;
+      offsets = at;
+    }
   }
   return best;
 }
@@ -310,8 +326,9 @@ void MemoryPlan::make_offsets() {
     // outputs beside it (a language model's logits are made while the arena's other bytes lie
     // idle). But each call's outputs then keep their whole arena, and the next call makes
     // another: worth it only where the outputs are most of the arena.
+    // (No layout with outputs when even the smallest such arena would fail the test.)
     std::vector<size_t> with_outputs;
-    const size_t both = layout(true, with_outputs);
+    const size_t both = lower_bound(true) * 4 <= escaped * 5 ? layout(true, with_outputs) : SIZE_MAX;
     if (both < arena + escaped && both * 4 <= escaped * 5) {
       arena = both;
       offsets = std::move(with_outputs);
@@ -353,7 +370,7 @@ void MemoryPlan::make_offsets() {
     if (b.in_arena && b.made <= peak_time && peak_time < end_of(b)) at_peak.push_back({b.size, b.site});
   std::stable_sort(at_peak.begin(), at_peak.end(), [](const PeakBlock& a, const PeakBlock& b) { return a.bytes > b.bytes; });
   std::lock_guard<std::mutex> lock(stats_mutex_);
-  peak_blocks_ = std::move(at_peak);
+  stats_.peak_blocks = std::move(at_peak);
   stats_.arena_bytes = arena;
   stats_.recorded_peak = static_cast<size_t>(peak);
   stats_.blocks = count;

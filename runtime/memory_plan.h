@@ -33,6 +33,12 @@ namespace ember {
 
 class MemoryPlan {
  public:
+  /// One block of the recorded run: its bytes and the site that allocated it ("" when unnamed).
+  struct PeakBlock {
+    size_t bytes = 0;
+    std::string site;
+  };
+
   /// What the plan knows and did (for `ember bench` and InferenceStats).
   struct Stats {
     size_t arena_bytes = 0;       // the arena's size (0 before the first replay)
@@ -44,6 +50,9 @@ class MemoryPlan {
     int64_t recordings = 0;       // runs recorded (a replay that strays is recorded again)
     int64_t replays = 0;          // runs served from the arena
     int64_t fallbacks = 0;        // allocations of replays that came from the allocator instead
+    // The arena's blocks alive at the recorded run's peak, largest first (their bytes sum to
+    // recorded_peak), each named by its Site; empty before a recording.
+    std::vector<PeakBlock> peak_blocks;
   };
 
   explicit MemoryPlan(Device device);
@@ -88,14 +97,20 @@ class MemoryPlan {
     const std::string* previous_;
   };
 
-  /// One block of the recorded run: its bytes and the site that allocated it ("" when unnamed).
-  struct PeakBlock {
-    size_t bytes = 0;
-    std::string site;
+  /// While it lives, this thread's allocations bypass any active Run: for memory held past the
+  /// run on purpose (a library's workspace kept for later calls), which a recording would take
+  /// for an output and a replay would not ask for again.
+  class Outside {
+   public:
+    Outside();
+    ~Outside();
+    Outside(const Outside&) = delete;
+    Outside& operator=(const Outside&) = delete;
+
+   private:
+    MemoryPlan* previous_;
   };
-  /// The planned blocks alive at the recorded run's peak, largest first (their bytes sum to
-  /// Stats::recorded_peak); empty before a recording.
-  std::vector<PeakBlock> peak_blocks() const;
+
 
   /// The allocation `nbytes` on `device` of this thread's active Run, or null when there is none
   /// (or the Run is for another device): then the device's allocator serves it. Used by
@@ -117,6 +132,8 @@ class MemoryPlan {
   void begin(Run::Mode mode);
   void end(bool failed);
   void make_offsets();
+  std::vector<uint32_t> arena_blocks(bool outputs) const;
+  size_t lower_bound(bool outputs) const;
   size_t layout(bool outputs, std::vector<size_t>& offsets) const;
 
   Device device_;
@@ -129,7 +146,6 @@ class MemoryPlan {
   Run::Mode mode_ = Run::Mode::Idle;  // of the current run
   size_t next_ = 0;        // the next allocation's index in the current run
   Stats stats_;
-  std::vector<PeakBlock> peak_blocks_;  // of the last recording (stats_mutex_)
   mutable std::mutex stats_mutex_;
 };
 

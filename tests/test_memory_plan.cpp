@@ -76,12 +76,12 @@ DEVICE_TEST("memory plan: the blocks alive at the recorded peak, named by their 
     a = Tensor();
     Tensor late = empty({20}, {kFloat32, device});  // no site: after the peak, which was a + b + c + 10
   };
-  CHECK(plan.peak_blocks().empty());
+  CHECK(plan.stats().peak_blocks.empty());
   {
     MemoryPlan::Run run(plan);
     run_once();
   }
-  const std::vector<MemoryPlan::PeakBlock> peak = plan.peak_blocks();
+  const std::vector<MemoryPlan::PeakBlock> peak = plan.stats().peak_blocks;
   REQUIRE(peak.size() == 4);
   CHECK(peak[0].bytes == 4000);
   CHECK(peak[0].site == "first");
@@ -110,8 +110,10 @@ struct Life {
   int64_t units, made, freed;
 };
 
-// Allocates and frees blocks in the order of their times; returns the outputs.
-std::vector<Tensor> live_through(const std::vector<Life>& lives, int64_t unit, Device device, double fill = 0) {
+// Allocates and frees blocks in the order of their times; returns the outputs (and block `keep`,
+// an intermediate the caller keeps past its recorded lifetime, last).
+std::vector<Tensor> live_through(const std::vector<Life>& lives, int64_t unit, Device device, double fill = 0,
+                                 int keep = -1) {
   std::vector<std::pair<int64_t, int64_t>> events;  // (time, k + 1 to make block k, -(k + 1) to free it)
   for (size_t k = 0; k < lives.size(); ++k) {
     events.emplace_back(lives[k].made, static_cast<int64_t>(k) + 1);
@@ -121,11 +123,12 @@ std::vector<Tensor> live_through(const std::vector<Life>& lives, int64_t unit, D
   std::vector<Tensor> held(lives.size());
   for (const auto& [time, what] : events) {
     if (what > 0) held[what - 1] = full({lives[what - 1].units * unit}, fill, {kUInt8, device});
-    else held[-what - 1] = Tensor();
+    else if (-what - 1 != keep) held[-what - 1] = Tensor();
   }
   std::vector<Tensor> outputs;
   for (size_t k = 0; k < lives.size(); ++k)
     if (lives[k].freed < 0) outputs.push_back(held[k]);
+  if (keep >= 0) outputs.push_back(held[keep]);
   return outputs;
 }
 
@@ -189,6 +192,22 @@ DEVICE_TEST("memory plan: outputs that are most of the memory are in the arena, 
   CHECK(first[0].data() != second[0].data());
   CHECK(plan.stats().fallbacks == 0);
   CHECK(plan.stats().replays == 2);
+  // An intermediate kept past a replay makes the next run record again, as beside the arena.
+  std::vector<Tensor> kept;
+  {
+    MemoryPlan::Run run(plan);
+    REQUIRE(run.replaying());
+    kept = live_through(lives, unit, device, 3, /*keep=*/0);
+  }
+  {
+    MemoryPlan::Run run(plan);
+    CHECK_FALSE(run.replaying());
+    live_through(lives, unit, device, 4);
+  }
+  CHECK(plan.stats().recordings == 2);
+  REQUIRE(kept.size() == 2);
+  CHECK(min(kept[1]).item<int64_t>() == 3);  // the kept intermediate, untouched by the recording run
+  CHECK(max(kept[1]).item<int64_t>() == 3);
 
   // A small output stays beside the arena: 2 units of output, 5 of intermediates.
   MemoryPlan small(device);
@@ -339,7 +358,8 @@ DEVICE_TEST("memory plan: loaded models' eager inference runs from an arena with
       if (i == 0) CHECK(now.planned_recordings == 0);
       if (i == 1) CHECK(now.planned_recordings == 1);
       if (i == 1) CHECK(now.arena_held == 0);  // made by the first replay
-      if (i == 2) CHECK(now.arena_held == now.arena_bytes);
+      // Kept for the next run, unless the outputs keep each run's arena.
+      if (i == 2) CHECK(now.arena_held == (now.outputs_in_arena ? 0 : now.arena_bytes));
       if (i == 4) fallbacks = now.planned_fallbacks;
     }
     const InferenceStats s = m.inference_stats();

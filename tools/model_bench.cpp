@@ -98,9 +98,10 @@ int model_bench(const std::string& path, const BenchOptions& o) {
   const TensorList inputs = random_inputs(m.graph(), device, o.batch);
   NoGradGuard no_grad;
 
-  // The first forward records the memory plan (and lets the libraries pick their algorithms);
-  // the second replays the arena for the first time, or is timed before a capture: its peak
-  // over what was held before it is that call's activations (and outputs), the arena included.
+  // The first forward lets the libraries pick their algorithms and cache what they keep; the
+  // second records the memory plan (allocating as an unplanned run does), and is timed before a
+  // capture when CUDA graphs are on: its peak over what was held before it is that call's
+  // activations (and outputs).
   m.forward(inputs);
   const MemoryProbe memory(device);
   const size_t second_call = memory.peak_of([&] { m.forward(inputs); });

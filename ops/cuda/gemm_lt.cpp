@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <array>
+#include <map>
 #include <memory>
 #include <unordered_map>
 #include <vector>
@@ -20,6 +21,7 @@
 #include "runtime/cuda/cuda.h"
 #include "runtime/cuda/handles.h"
 #include "runtime/cuda/runtime.h"
+#include "runtime/memory_plan.h"
 
 namespace ember::cuda_ops {
 
@@ -59,9 +61,31 @@ struct KeyHash {
   }
 };
 
-// How much scratch the heuristic may ask for; what it picks is allocated per call from the
-// stream-ordered pool (most picks need none).
+// How much scratch the heuristic may ask for (most picks need none; split-K ones do).
 constexpr uint64_t kMaxWorkspace = 32u << 20;
+
+// Scratch of `bytes` for a product on the device's current stream. Outside a capture, one
+// buffer per device and stream, held and grown as the plans need. A split-K product's scratch
+// is then allocated once, as cuBLAS holds its own, not on every call and in every forward's
+// peak (outside any memory plan: it outlives the run). Inside a capture, the graph's memory
+// serves each call (`per_call`). A held buffer could later be replaced while a graph still
+// points at it.
+void* workspace_for(int device, size_t bytes, Tensor& per_call) {
+  if (bytes == 0) return nullptr;
+  const Device d = Device::cuda(device);
+  if (cuda::is_capturing(device)) {
+    per_call = empty({static_cast<int64_t>(bytes)}, {kUInt8, d});
+    return per_call.data();
+  }
+  thread_local std::map<std::pair<int, cudaStream_t>, Tensor> held;
+  Tensor& buffer = held[{device, cuda_detail::stream(device)}];
+  if (!buffer.defined() || buffer.nbytes() < bytes) {
+    MemoryPlan::Outside unplanned;
+    buffer = Tensor();  // freed in stream order: the products that used it run first
+    buffer = empty({static_cast<int64_t>(bytes)}, {kUInt8, d});
+  }
+  return buffer.data();
+}
 
 // Candidates timed under gemm_autotune, and the timed calls of each after one untimed.
 constexpr int kCandidates = 8;
@@ -85,8 +109,8 @@ int fastest(const LtGemm& g, cublasLtHandle_t handle, const Plan& plan,
             const std::vector<cublasLtMatmulHeuristicResult_t>& results) {
   size_t bytes = 0;
   for (const auto& r : results) bytes = std::max(bytes, r.workspaceSize);
-  Tensor workspace = bytes > 0 ? empty({static_cast<int64_t>(bytes)}, {kUInt8, Device::cuda(g.device)}) : Tensor();
-  void* ws = workspace.defined() ? workspace.data() : nullptr;
+  Tensor per_call;
+  void* ws = workspace_for(g.device, bytes, per_call);
   int best = 0;
   float best_ms = 0;
   bool timed = false;
@@ -100,8 +124,10 @@ int fastest(const LtGemm& g, cublasLtHandle_t handle, const Plan& plan,
     if (call() != CUBLAS_STATUS_SUCCESS) continue;
     cuda::Event start(g.device), stop(g.device);
     start.record();
-    for (int t = 0; t < kTimedCalls; ++t) EMBER_CUBLAS_CHECK(call());
+    bool ran = true;
+    for (int t = 0; t < kTimedCalls && ran; ++t) ran = call() == CUBLAS_STATUS_SUCCESS;
     stop.record();
+    if (!ran) continue;
     stop.synchronize();
     const float ms = cuda::Event::elapsed_ms(start, stop);
     if (!timed || ms < best_ms) best = static_cast<int>(i), best_ms = ms;
@@ -165,9 +191,10 @@ bool gemm_lt(const LtGemm& g) {
 
   // Timing needs the host to wait, which a capture cannot; a shape first seen while capturing
   // keeps the heuristic's choice. Under cuda::deterministic() the choice must not depend on timing.
-  const bool tune = cuda::gemm_autotune() && !cuda::deterministic() && !cuda::is_capturing(g.device);
+  const bool timed = cuda::gemm_autotune() && !cuda::deterministic();
   const Key key{g.device, g.type, g.compute, g.op_a, g.op_b, g.m, g.n, g.k, fixed.lda, fixed.ldb, g.epilogue,
-                alignment(g.a), alignment(g.b), alignment(g.d), g.bias != nullptr, cuda::gemm_autotune()};
+                alignment(g.a), alignment(g.b), alignment(g.d), g.bias != nullptr, timed};
+  const bool tune = timed && !cuda::is_capturing(g.device);
   thread_local std::unordered_map<Key, std::unique_ptr<Plan>, KeyHash> plans;
   cublasLtHandle_t handle = cuda_detail::cublaslt_handle(g.device);
   auto it = plans.find(key);
@@ -176,12 +203,11 @@ bool gemm_lt(const LtGemm& g) {
   if (!plan.found) return false;
 
   if (g.bias) set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
-  Tensor workspace;
-  if (plan.workspace > 0) workspace = empty({static_cast<int64_t>(plan.workspace)}, {kUInt8, Device::cuda(g.device)});
+  Tensor per_call;
+  void* workspace = workspace_for(g.device, plan.workspace, per_call);
   const float beta = 0;
   EMBER_CUBLAS_CHECK(cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
-                                    plan.d.get(), g.d, plan.d.get(), &plan.algo,
-                                    workspace.defined() ? workspace.data() : nullptr, plan.workspace,
+                                    plan.d.get(), g.d, plan.d.get(), &plan.algo, workspace, plan.workspace,
                                     cuda_detail::stream(g.device)));
   return true;
 }

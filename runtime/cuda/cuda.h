@@ -211,6 +211,7 @@ bool gemm_epilogues();
 /// Single float products (a linear layer's, with or without its bias and activation) run
 /// through cuBLASLt, which times up to 8 of its heuristic's algorithms on the first call of each
 /// shape and keeps the fastest (ops/cuda/gemm_lt.cpp), like cudnn_benchmark for convolutions.
+/// A bias and a fused activation then go in cuBLASLt's epilogue, as with gemm_epilogues().
 /// Off by default: not yet measured on a GPU. Never under deterministic(), since the choice may
 /// differ from run to run; a shape first met while a CUDA graph is captured keeps the
 /// heuristic's first choice. The environment variable EMBER_GEMM_AUTOTUNE=1 turns it on.
