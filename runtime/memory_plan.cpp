@@ -251,7 +251,7 @@ size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
   const size_t align = alignment_for(device_);
   const std::vector<uint32_t> in = arena_blocks(outputs);
   if (in.empty()) return 0;
-  auto end_of = [&](uint32_t i) { return blocks_[i].freed >= 0 ? blocks_[i].freed : INT64_MAX; };
+  auto end_of = [&](uint32_t i) { return blocks_[i].end(); };
   auto size_of = [&](uint32_t i) { return round_up(blocks_[i].size, align); };
   const size_t bound = lower_bound(outputs);
 
@@ -340,7 +340,6 @@ void MemoryPlan::make_offsets() {
     blocks_[i].in_arena = blocks_[i].freed >= 0 || outputs;
     blocks_[i].offset = offsets.empty() ? 0 : offsets[i];
   }
-  auto end_of = [](const Block& b) { return b.freed >= 0 ? b.freed : INT64_MAX; };
   // Which earlier blocks share each block's bytes (necessarily ones freed before it is made).
   size_t count = 0;
   for (uint32_t i = 0; i < blocks_.size(); ++i) {
@@ -367,7 +366,7 @@ void MemoryPlan::make_offsets() {
     if ((live += delta) > peak) peak = live, peak_time = time;
   std::vector<PeakBlock> at_peak;
   for (const Block& b : blocks_)
-    if (b.in_arena && b.made <= peak_time && peak_time < end_of(b)) at_peak.push_back({b.size, b.site});
+    if (b.in_arena && b.made <= peak_time && peak_time < b.end()) at_peak.push_back({b.size, b.site});
   std::stable_sort(at_peak.begin(), at_peak.end(), [](const PeakBlock& a, const PeakBlock& b) { return a.bytes > b.bytes; });
   std::lock_guard<std::mutex> lock(stats_mutex_);
   stats_.peak_blocks = std::move(at_peak);

@@ -123,6 +123,7 @@ class MemoryPlan {
     int64_t made = 0, freed = -1;  // event times in the recorded run; -1: alive at its end
     std::string site;              // what allocated it (Site)
     bool in_arena = false;         // has bytes in the arena (freed in the recorded run, or outputs_in_arena_)
+    int64_t end() const { return freed >= 0 ? freed : INT64_MAX; }  // an output's lifetime runs on
     size_t offset = 0;
     std::vector<uint32_t> shares;  // earlier blocks whose bytes overlap this one's
   };
