@@ -59,7 +59,6 @@ MemoryPlan::Outside::~Outside() { active_plan = previous_; }
 MemoryPlan::Site::Site(const std::string& name) : previous_(active_site) { active_site = &name; }
 MemoryPlan::Site::~Site() { active_site = previous_; }
 
-
 MemoryPlan::Run::Run(MemoryPlan& plan) : plan_(plan), previous_(active_plan) {
   if (!plan.busy_.try_lock()) return;  // another run uses the plan: this one allocates as usual
   mode_ = plan.planned_ && !plan.stray_ ? Mode::Replay : Mode::Record;
@@ -215,16 +214,8 @@ void MemoryPlan::end(bool failed) {
   stats_.arena_held = 0;  // the old arena goes (with its last block); the next replay makes one
 }
 
-// Offsets for the blocks the arena holds: every block freed in the recorded run, and with
-// `outputs` the ones alive at its end too (their lifetime then runs past the end). Each block is
-// placed by the usual greedy rule for lifetime intervals, at the lowest offset where it overlaps
-// no placed block alive at the same time. The order matters, and no one order is best: largest
-// first leaves resnet50's arena 20% above the most its blocks hold at once, since its short
-// convolution scratch blocks and long residual ones end up interleaved. So it tries largest
-// first, first made first, longest lived first, then largest first with each size scaled by a
-// random factor in [0.5, 1.5) (a fixed seed: the same plan every time), until an arena reaches
-// that bound (lower_bound) or the work budget is spent; on the inference table's models it
-// reaches the bound within 50 orders. Returns the smallest arena, its offsets in `offsets`.
+// The blocks the arena holds: every block freed in the recorded run, and with `outputs` the ones
+// alive at its end too (their lifetime then runs past the end).
 std::vector<uint32_t> MemoryPlan::arena_blocks(bool outputs) const {
   std::vector<uint32_t> in;
   for (uint32_t i = 0; i < blocks_.size(); ++i)
@@ -247,6 +238,14 @@ size_t MemoryPlan::lower_bound(bool outputs) const {
   return static_cast<size_t>(bound);
 }
 
+// Offsets for the arena's blocks. Each block is placed by the usual greedy rule for lifetime
+// intervals, at the lowest offset where it overlaps no placed block alive at the same time. The
+// order matters, and no one order is best: largest first leaves resnet50's arena 20% above the most its blocks hold at once, since its short
+// convolution scratch blocks and long residual ones end up interleaved. So it tries largest
+// first, first made first, longest lived first, then largest first with each size scaled by a
+// random factor in [0.5, 1.5) (a fixed seed: the same plan every time), until an arena reaches
+// that bound (lower_bound) or the work budget is spent; on the inference table's models it
+// reaches the bound within 50 orders. Returns the smallest arena, its offsets in `offsets`.
 size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
   const size_t align = alignment_for(device_);
   const std::vector<uint32_t> in = arena_blocks(outputs);
