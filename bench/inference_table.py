@@ -234,11 +234,12 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env, export_only=Fa
                 torch.set_num_threads(threads)
                 reps = 20 if threads > 2 else 10
                 t = torch_cpu_ms(model, x, reps)
-                e = ember_cpu(cli, path, b, threads, reps)["median_ms"]
+                ej = ember_cpu(cli, path, b, threads, reps)
+                e, mem = ej["median_ms"], ej["activation_peak_mib"]
                 u = ember_cpu(cli, path, b, threads, reps, {"EMBER_GEMM_BLOCKS": "0"})["median_ms"] if ablate else None
                 a = ember_cpu(cli, path, b, threads, reps, also_env)["median_ms"] if also_env else None
-                rows.append((f"{name} b{b}", threads, t, e, u, a))
-                print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e:.3f} ms"
+                rows.append((f"{name} b{b}", threads, t, e, u, a, mem))
+                print(f"{name} b{b}, {threads} threads: torch {t:.3f} ms, ember {e:.3f} ms ({mem:.2f} MiB of activations)"
                       + (f", with Eigen's threading {u:.3f} ms" if ablate else "")
                       + (f", with {also_env} {a:.3f} ms" if also_env else ""), flush=True)
     if export_only:
@@ -246,11 +247,11 @@ def main_cpu(cli, out_dir, thread_counts, only, ablate, also_env, export_only=Fa
     print()
     extra = (" ember, Eigen's GEMM threading ms |" if ablate else "") + (
         f" ember with {' '.join(f'{k}={v}' for k, v in also_env.items())} ms | ember / that |" if also_env else "")
-    print(f"| model | threads | torch CPU ms | ember CPU ms | ember / torch |{extra}")
-    print("|---|---|---|---|---|" + ("---|" if ablate else "") + ("---|---|" if also_env else ""))
-    for case, threads, t, e, u, a in rows:
+    print(f"| model | threads | torch CPU ms | ember CPU ms | ember / torch |{extra} ember activations MiB |")
+    print("|---|---|---|---|---|" + ("---|" if ablate else "") + ("---|---|" if also_env else "") + "---|")
+    for case, threads, t, e, u, a, mem in rows:
         print(f"| {case} | {threads} | {t:.3f} | {e:.3f} | {e / t:.2f} |" + (f" {u:.3f} |" if ablate else "")
-              + (f" {a:.3f} | {e / a:.2f} |" if also_env else ""))
+              + (f" {a:.3f} | {e / a:.2f} |" if also_env else "") + f" {mem:.2f} |")
 
 
 def main():
