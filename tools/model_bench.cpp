@@ -183,8 +183,8 @@ int model_bench(const std::string& path, const BenchOptions& o) {
         static_cast<long long>(s.graph_replays), s.graphs_dropped, s.passes.nodes_before, s.passes.nodes_after,
         dtype ? dtype_name(*dtype) : "as exported", relative_error, mib(s.arena_bytes), mib(s.planned_peak),
         static_cast<long long>(s.planned_runs), static_cast<long long>(s.planned_fallbacks),
-        static_cast<long long>(s.planned_recordings), mib(second_call), eager_steady ? "true" : "false", s.outputs_in_arena ? "true" : "false",
-        peak_blocks_json(s.peak_blocks).c_str());
+        static_cast<long long>(s.planned_recordings), mib(second_call), eager_steady ? "true" : "false",
+        s.outputs_in_arena ? "true" : "false", peak_blocks_json(s.peak_blocks).c_str());
     return 0;
   }
   std::printf("model      %s on %s, batch %lld\n", path.c_str(), device.str().c_str(), static_cast<long long>(o.batch));
