@@ -223,9 +223,10 @@ std::vector<uint32_t> MemoryPlan::arena_blocks(bool outputs) const {
   return in;
 }
 
-// The most bytes of the arena's blocks alive at once (sizes as placed): no arena is smaller.
-size_t MemoryPlan::lower_bound(bool outputs) const {
-  const size_t align = alignment_for(device_);
+// The most bytes the arena's blocks held at once, and when: sizes as placed (`rounded`; no arena
+// is smaller than that) or as asked for.
+MemoryPlan::LivePeak MemoryPlan::live_peak(bool outputs, bool rounded) const {
+  const size_t align = rounded ? alignment_for(device_) : 1;
   std::vector<std::pair<int64_t, int64_t>> events;  // (time, +size or -size)
   for (uint32_t i : arena_blocks(outputs)) {
     const auto size = static_cast<int64_t>(round_up(blocks_[i].size, align));
@@ -233,9 +234,11 @@ size_t MemoryPlan::lower_bound(bool outputs) const {
     if (blocks_[i].freed >= 0) events.emplace_back(blocks_[i].freed, -size);
   }
   std::sort(events.begin(), events.end());
-  int64_t live = 0, bound = 0;
-  for (const auto& [time, delta] : events) bound = std::max(bound, live += delta);
-  return static_cast<size_t>(bound);
+  LivePeak peak;
+  int64_t live = 0;
+  for (const auto& [time, delta] : events)
+    if ((live += delta) > static_cast<int64_t>(peak.bytes)) peak = {static_cast<size_t>(live), time};
+  return peak;
 }
 
 // Offsets for the arena's blocks. Each block is placed by the usual greedy rule for lifetime
@@ -244,7 +247,7 @@ size_t MemoryPlan::lower_bound(bool outputs) const {
 // convolution scratch blocks and long residual ones end up interleaved. So it tries largest
 // first, first made first, longest lived first, then largest first with each size scaled by a
 // random factor in [0.5, 1.5) (a fixed seed: the same plan every time), until an arena reaches
-// that bound (lower_bound) or the work budget is spent; on the inference table's models it
+// that bound (live_peak) or the work budget is spent; on the inference table's models it
 // reaches the bound within 50 orders. Returns the smallest arena, its offsets in `offsets`.
 size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
   const size_t align = alignment_for(device_);
@@ -252,7 +255,7 @@ size_t MemoryPlan::layout(bool outputs, std::vector<size_t>& offsets) const {
   if (in.empty()) return 0;
   auto end_of = [&](uint32_t i) { return blocks_[i].end(); };
   auto size_of = [&](uint32_t i) { return round_up(blocks_[i].size, align); };
-  const size_t bound = lower_bound(outputs);
+  const size_t bound = live_peak(outputs, true).bytes;
 
   std::vector<size_t> at(blocks_.size(), 0);
   std::vector<uint32_t> placed;
@@ -327,7 +330,7 @@ void MemoryPlan::make_offsets() {
     // another: worth it only where the outputs are most of the arena.
     // (No layout with outputs when even the smallest such arena would fail the test.)
     std::vector<size_t> with_outputs;
-    const size_t both = lower_bound(true) * 4 <= escaped * 5 ? layout(true, with_outputs) : SIZE_MAX;
+    const size_t both = live_peak(true, true).bytes * 4 <= escaped * 5 ? layout(true, with_outputs) : SIZE_MAX;
     if (both < arena + escaped && both * 4 <= escaped * 5) {
       arena = both;
       offsets = std::move(with_outputs);
@@ -353,24 +356,15 @@ void MemoryPlan::make_offsets() {
     }
   }
   // The most bytes the arena's blocks held at once (the arena is at least this large), and which.
-  std::vector<std::pair<int64_t, int64_t>> events;  // (time, +size or -size)
-  for (const Block& b : blocks_)
-    if (b.in_arena) {
-      events.emplace_back(b.made, static_cast<int64_t>(b.size));
-      if (b.freed >= 0) events.emplace_back(b.freed, -static_cast<int64_t>(b.size));
-    }
-  std::sort(events.begin(), events.end());
-  int64_t live = 0, peak = 0, peak_time = -1;
-  for (const auto& [time, delta] : events)
-    if ((live += delta) > peak) peak = live, peak_time = time;
+  const LivePeak peak = live_peak(outputs, false);
   std::vector<PeakBlock> at_peak;
   for (const Block& b : blocks_)
-    if (b.in_arena && b.made <= peak_time && peak_time < b.end()) at_peak.push_back({b.size, b.site});
+    if (b.in_arena && b.made <= peak.time && peak.time < b.end()) at_peak.push_back({b.size, b.site});
   std::stable_sort(at_peak.begin(), at_peak.end(), [](const PeakBlock& a, const PeakBlock& b) { return a.bytes > b.bytes; });
   std::lock_guard<std::mutex> lock(stats_mutex_);
   stats_.peak_blocks = std::move(at_peak);
   stats_.arena_bytes = arena;
-  stats_.recorded_peak = static_cast<size_t>(peak);
+  stats_.recorded_peak = peak.bytes;
   stats_.blocks = count;
   stats_.escaped_bytes = escaped;
   stats_.outputs_in_arena = outputs;

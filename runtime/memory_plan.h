@@ -134,7 +134,11 @@ class MemoryPlan {
   void end(bool failed);
   void make_offsets();
   std::vector<uint32_t> arena_blocks(bool outputs) const;
-  size_t lower_bound(bool outputs) const;
+  struct LivePeak {
+    size_t bytes = 0;
+    int64_t time = -1;
+  };
+  LivePeak live_peak(bool outputs, bool rounded) const;
   size_t layout(bool outputs, std::vector<size_t>& offsets) const;
 
   Device device_;

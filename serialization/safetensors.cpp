@@ -3,6 +3,7 @@
 #include "ops/copy.h"
 #include "runtime/error.h"
 #include "serialization/atomic_file.h"
+#include "serialization/json.h"
 
 namespace ember {
 
@@ -21,23 +22,6 @@ const char* safetensors_dtype(DType t) {
     case kFloat64: return "F64";
   }
   return "?";
-}
-
-std::string json_string(const std::string& s) {
-  std::string out = "\"";
-  for (char c : s) {
-    if (c == '"' || c == '\\') {
-      out += '\\';
-      out += c;
-    } else if (static_cast<unsigned char>(c) < 0x20) {
-      char buf[8];
-      std::snprintf(buf, sizeof buf, "\\u%04x", c);
-      out += buf;
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
 }
 
 }  // namespace

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "ember.h"
+#include "serialization/json.h"
 #include "tools/model_commands.h"
 
 namespace ember::tools {
@@ -24,17 +25,6 @@ Spread spread_of(std::vector<double> v) {
 }
 
 double mib(size_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
-
-// A string as a JSON string literal.
-std::string json_string(const std::string& v) {
-  std::string out = "\"";
-  for (char c : v) {
-    if (c == '"' || c == '\\') out += '\\';
-    if (static_cast<unsigned char>(c) < 0x20) out += ' ';
-    else out += c;
-  }
-  return out + "\"";
-}
 
 // The largest blocks at the recorded peak: "[[MiB, node], ...]", or one line each.
 constexpr size_t kPeakBlocksShown = 8;

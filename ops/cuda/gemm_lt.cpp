@@ -102,6 +102,15 @@ void set_desc(cublasLtMatmulDesc_t d, cublasLtMatmulDescAttributes_t attr, const
   EMBER_CUBLAS_CHECK(cublasLtMatmulDescSetAttribute(d, attr, &value, sizeof(value)));
 }
 
+// D = epilogue(alpha · A · B) with one algorithm, on the device's current stream.
+cublasStatus_t matmul(const LtGemm& g, cublasLtHandle_t handle, const Plan& plan, const cublasLtMatmulAlgo_t& algo,
+                      void* workspace, size_t workspace_bytes) {
+  const float beta = 0;
+  return cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
+                        plan.d.get(), g.d, plan.d.get(), &algo, workspace, workspace_bytes,
+                        cuda_detail::stream(g.device));
+}
+
 // The fastest of the heuristic's candidates on these operands: each run once, then timed over
 // kTimedCalls calls with events (the host waits, once per shape). Writing D is harmless: the
 // call that follows writes it again. A candidate cuBLASLt refuses to run is passed over.
@@ -115,12 +124,7 @@ int fastest(const LtGemm& g, cublasLtHandle_t handle, const Plan& plan,
   float best_ms = 0;
   bool timed = false;
   for (size_t i = 0; i < results.size(); ++i) {
-    const float beta = 0;
-    const cudaStream_t stream = cuda_detail::stream(g.device);
-    auto call = [&] {
-      return cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
-                            plan.d.get(), g.d, plan.d.get(), &results[i].algo, ws, results[i].workspaceSize, stream);
-    };
+    auto call = [&] { return matmul(g, handle, plan, results[i].algo, ws, results[i].workspaceSize); };
     if (call() != CUBLAS_STATUS_SUCCESS) continue;
     cuda::Event start(g.device), stop(g.device);
     start.record();
@@ -205,10 +209,7 @@ bool gemm_lt(const LtGemm& g) {
   if (g.bias) set_desc(plan.desc.get(), CUBLASLT_MATMUL_DESC_BIAS_POINTER, g.bias);
   Tensor per_call;
   void* workspace = workspace_for(g.device, plan.workspace, per_call);
-  const float beta = 0;
-  EMBER_CUBLAS_CHECK(cublasLtMatmul(handle, plan.desc.get(), &g.alpha, g.a, plan.a.get(), g.b, plan.b.get(), &beta, g.d,
-                                    plan.d.get(), g.d, plan.d.get(), &plan.algo, workspace, plan.workspace,
-                                    cuda_detail::stream(g.device)));
+  EMBER_CUBLAS_CHECK(matmul(fixed, handle, plan, plan.algo, workspace, plan.workspace));
   return true;
 }
 
